@@ -1,0 +1,3 @@
+//! Lab 5 (alignment): SFT, expert iteration, GRPO and DPO (issue 10).
+
+pub use lm_core;

@@ -1,0 +1,118 @@
+use burn::module::Module;
+use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+
+use super::{Linear, Rope, expect_last_dim};
+use crate::functional::softmax;
+use crate::init::Initializer;
+
+/// `softmax(q kᵀ / √d_k + M) v` with `M = −∞` where `mask` is false (true = attend).
+///
+/// `q [..., n_q, d_k]`, `k [..., n_k, d_k]`, `v [..., n_k, d_v]`, `mask [..., n_q, n_k]` with the
+/// same leading dims (or dims of 1 that broadcast). A fully masked row gives NaN.
+pub fn scaled_dot_product_attention<B: Backend, const D: usize>(
+    q: Tensor<B, D>,
+    k: Tensor<B, D>,
+    v: Tensor<B, D>,
+    mask: Option<Tensor<B, D, Bool>>,
+) -> Tensor<B, D> {
+    let d_k = q.dims()[D - 1];
+    expect_last_dim("scaled_dot_product_attention", "k", &k.dims(), d_k);
+    let scores = q
+        .matmul(k.swap_dims(D - 2, D - 1))
+        .div_scalar((d_k as f64).sqrt());
+    let scores = match mask {
+        Some(mask) => {
+            let mask = mask.expand(scores.shape());
+            scores.mask_fill(mask.bool_not(), f32::NEG_INFINITY)
+        }
+        None => scores,
+    };
+    softmax(scores, D - 1).matmul(v)
+}
+
+/// `[seq, seq]` mask, true where query `i` may attend key `j` (`j ≤ i`).
+pub fn causal_mask<B: Backend>(seq: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
+    let rows = Tensor::<B, 1, Int>::arange(0..seq as i64, device).reshape([seq, 1]);
+    let cols = Tensor::<B, 1, Int>::arange(0..seq as i64, device).reshape([1, seq]);
+    rows.expand([seq, seq])
+        .greater_equal(cols.expand([seq, seq]))
+}
+
+/// Causal multi-head self-attention; heads are contiguous slices of the feature dim.
+#[derive(Module, Debug)]
+pub struct MultiHeadSelfAttention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub output_proj: Linear<B>,
+    pub num_heads: usize,
+    /// Applied to every head of Q and K when present.
+    pub rope: Option<Rope<B>>,
+}
+
+impl<B: Backend> MultiHeadSelfAttention<B> {
+    pub fn new(
+        d_model: usize,
+        num_heads: usize,
+        rope: Option<Rope<B>>,
+        init: &mut Initializer,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            q_proj: Linear::new(d_model, d_model, init, device),
+            k_proj: Linear::new(d_model, d_model, init, device),
+            v_proj: Linear::new(d_model, d_model, init, device),
+            output_proj: Linear::new(d_model, d_model, init, device),
+            num_heads,
+            rope,
+        }
+    }
+
+    /// `x [..., seq, d_model]`; `positions [..., seq]` (or `[seq]`) are the token positions for
+    /// RoPE, `0..seq` when `None`. Ignored without RoPE.
+    pub fn forward<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        positions: Option<Tensor<B, 2, Int>>,
+    ) -> Tensor<B, D> {
+        let dims = x.dims();
+        let d_model = self.q_proj.d_in();
+        expect_last_dim("MultiHeadSelfAttention", "x", &dims, d_model);
+        assert!(D >= 2, "MultiHeadSelfAttention: x needs a sequence dim");
+        let seq = dims[D - 2];
+        let batch: usize = dims[..D - 2].iter().product();
+        let (heads, d_head) = (self.num_heads, d_model / self.num_heads);
+        let device = x.device();
+
+        // [..., seq, d_model] -> [batch, heads, seq, d_head]
+        let split = |t: Tensor<B, D>| -> Tensor<B, 4> {
+            t.reshape([batch, seq, heads, d_head]).swap_dims(1, 2)
+        };
+        let mut q = split(self.q_proj.forward(x.clone()));
+        let mut k = split(self.k_proj.forward(x.clone()));
+        let v = split(self.v_proj.forward(x));
+
+        if let Some(rope) = &self.rope {
+            let positions = match positions {
+                Some(p) => {
+                    let p_dims = p.dims();
+                    assert!(
+                        p_dims[1] == seq && (p_dims[0] == batch || p_dims[0] == 1),
+                        "MultiHeadSelfAttention: positions {p_dims:?} do not fit x {dims:?}"
+                    );
+                    p
+                }
+                None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]),
+            };
+            // Same rotation for every head: [batch|1, 1, seq] broadcasts over heads.
+            let positions: Tensor<B, 3, Int> = positions.unsqueeze_dim(1);
+            q = rope.forward(q, positions.clone());
+            k = rope.forward(k, positions);
+        }
+
+        let mask: Tensor<B, 4, Bool> = causal_mask::<B>(seq, &device).unsqueeze();
+        let heads_out = scaled_dot_product_attention(q, k, v, Some(mask));
+        let concat: Tensor<B, D> = heads_out.swap_dims(1, 2).reshape(dims);
+        self.output_proj.forward(concat)
+    }
+}

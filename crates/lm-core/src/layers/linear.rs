@@ -1,0 +1,47 @@
+use burn::module::{Module, Param};
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::expect_last_dim;
+use crate::init::Initializer;
+
+/// `y = x Wᵀ`, no bias; `weight` is `[d_out, d_in]` as in PyTorch.
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Linear<B> {
+    /// Truncated normal with σ² = 2/(d_in + d_out), cut at ±3σ (the handout's init).
+    pub fn new(d_in: usize, d_out: usize, init: &mut Initializer, device: &B::Device) -> Self {
+        let std = (2.0 / (d_in + d_out) as f64).sqrt();
+        Self {
+            weight: init.param([d_out, d_in], std, 3.0, device),
+        }
+    }
+
+    pub fn from_weight(weight: Tensor<B, 2>) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+        }
+    }
+
+    pub fn d_in(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    pub fn d_out(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Applies the map over the last dim of `x` (any number of leading dims).
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dims = x.dims();
+        expect_last_dim("Linear", "x", &dims, self.d_in());
+        let rows: usize = dims[..D - 1].iter().product();
+        let mut out_dims = dims;
+        out_dims[D - 1] = self.d_out();
+        // One 2-D GEMM over all leading positions: x [rows, d_in] @ Wᵀ [d_in, d_out].
+        let x2: Tensor<B, 2> = x.reshape([rows, self.d_in()]);
+        x2.matmul(self.weight.val().transpose()).reshape(out_dims)
+    }
+}

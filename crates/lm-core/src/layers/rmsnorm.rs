@@ -1,0 +1,37 @@
+use burn::module::{Module, Param};
+use burn::tensor::{DType, Tensor, backend::Backend};
+
+use super::expect_last_dim;
+
+/// `y = x / sqrt(mean(x²) + eps) · weight`, computed in f32 and cast back to x's dtype.
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// Gain initialised to ones.
+    pub fn new(d_model: usize, eps: f64, device: &B::Device) -> Self {
+        Self::from_weight(Tensor::ones([d_model], device), eps)
+    }
+
+    pub fn from_weight(weight: Tensor<B, 1>, eps: f64) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+            eps,
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dims = x.dims();
+        expect_last_dim("RmsNorm", "x", &dims, self.weight.dims()[0]);
+        let in_dtype = x.dtype();
+        // Squares of bf16 activations lose too much precision: normalise in f32.
+        let x = x.cast(DType::F32);
+        let mean_sq = x.clone().square().mean_dim(D - 1);
+        let inv_rms = mean_sq.add_scalar(self.eps).sqrt().recip();
+        let gain = self.weight.val().cast(DType::F32).unsqueeze::<D>();
+        (x * inv_rms * gain).cast(in_dtype)
+    }
+}

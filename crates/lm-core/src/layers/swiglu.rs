@@ -1,0 +1,29 @@
+use burn::module::Module;
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::Linear;
+use crate::functional::silu;
+use crate::init::Initializer;
+
+/// Position-wise feed-forward `W2(silu(W1 x) ⊙ W3 x)`.
+#[derive(Module, Debug)]
+pub struct SwiGlu<B: Backend> {
+    pub w1: Linear<B>,
+    pub w2: Linear<B>,
+    pub w3: Linear<B>,
+}
+
+impl<B: Backend> SwiGlu<B> {
+    pub fn new(d_model: usize, d_ff: usize, init: &mut Initializer, device: &B::Device) -> Self {
+        Self {
+            w1: Linear::new(d_model, d_ff, init, device),
+            w2: Linear::new(d_ff, d_model, init, device),
+            w3: Linear::new(d_model, d_ff, init, device),
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let gate = silu(self.w1.forward(x.clone()));
+        self.w2.forward(gate * self.w3.forward(x))
+    }
+}

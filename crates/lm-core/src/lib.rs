@@ -1,0 +1,36 @@
+//! The CS336 Transformer language model, generic over any burn [`Backend`](burn::tensor::backend::Backend).
+//!
+//! Every layer is built from tensor ops and `Param`s (the course forbids `nn.Linear` and
+//! friends); parameter paths are the course's state-dict names, so safetensors files are
+//! interchangeable with a PyTorch implementation of the handout.
+
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod functional;
+pub mod init;
+pub mod layers;
+pub mod model;
+pub mod optim;
+pub mod params;
+pub mod summary;
+
+pub use config::TransformerConfig;
+pub use error::{LmError, Result};
+pub use model::TransformerLm;
+
+/// Backends this build was compiled with, for tests and tools.
+pub mod backends {
+    #[cfg(feature = "ndarray")]
+    pub type NdArray = burn::backend::NdArray<f32>;
+    #[cfg(feature = "ndarray")]
+    pub type NdArrayAutodiff = burn::backend::Autodiff<NdArray>;
+    #[cfg(feature = "wgpu")]
+    pub type Wgpu = burn::backend::Wgpu<f32, i32>;
+    #[cfg(feature = "wgpu")]
+    pub type WgpuAutodiff = burn::backend::Autodiff<Wgpu>;
+    #[cfg(feature = "cuda")]
+    pub type Cuda = burn::backend::Cuda<f32, i32>;
+    #[cfg(feature = "cuda")]
+    pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
+}

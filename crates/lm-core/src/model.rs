@@ -1,0 +1,67 @@
+//! The CS336 Transformer language model.
+
+use burn::module::Module;
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use crate::config::TransformerConfig;
+use crate::error::{LmError, Result};
+use crate::init::Initializer;
+use crate::layers::{Embedding, Linear, RmsNorm, TransformerBlock};
+
+/// `token_embeddings → layers → ln_final → lm_head`, returning unnormalised logits.
+///
+/// Field names are the course's state-dict names, so parameter paths read
+/// `layers.0.attn.q_proj.weight` etc. (see [`crate::params`]).
+#[derive(Module, Debug)]
+pub struct TransformerLm<B: Backend> {
+    pub token_embeddings: Embedding<B>,
+    pub layers: Vec<TransformerBlock<B>>,
+    pub ln_final: RmsNorm<B>,
+    pub lm_head: Linear<B>,
+    pub context_length: usize,
+}
+
+impl<B: Backend> TransformerLm<B> {
+    /// A freshly initialised model; the seed fixes every weight on every backend.
+    pub fn new(cfg: &TransformerConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        cfg.validate()?;
+        let mut init = Initializer::new(seed);
+        let token_embeddings = Embedding::new(cfg.vocab_size, cfg.d_model, &mut init, device);
+        let layers = (0..cfg.num_layers)
+            .map(|_| TransformerBlock::new(cfg, &mut init, device))
+            .collect();
+        Ok(Self {
+            token_embeddings,
+            layers,
+            ln_final: RmsNorm::new(cfg.d_model, cfg.eps, device),
+            lm_head: Linear::new(cfg.d_model, cfg.vocab_size, &mut init, device),
+            context_length: cfg.context_length,
+        })
+    }
+
+    /// `input_ids [batch, seq]` → logits `[batch, seq, vocab]`, positions `0..seq`.
+    ///
+    /// Panics (with our message) when `seq > context_length`; use [`Self::try_forward`] on
+    /// untrusted input.
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.try_forward(input_ids)
+            .unwrap_or_else(|e| panic!("TransformerLm: {e}"))
+    }
+
+    /// [`Self::forward`] returning an error for a sequence longer than the context.
+    pub fn try_forward(&self, input_ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        let dims = input_ids.dims();
+        if dims[1] > self.context_length {
+            return Err(LmError::shape(
+                "input_ids",
+                format!("[batch, seq ≤ context_length = {}]", self.context_length),
+                &dims,
+            ));
+        }
+        let mut h = self.token_embeddings.forward::<2, 3>(input_ids);
+        for layer in &self.layers {
+            h = layer.forward(h, None);
+        }
+        Ok(self.lm_head.forward(self.ln_final.forward(h)))
+    }
+}

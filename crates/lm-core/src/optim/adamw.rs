@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use serde::{Deserialize, Serialize};
+
+use crate::params::{FlatTensor, NamedTensors, map_named_params};
+
+/// AdamW hyper-parameters (handout defaults: betas (0.9, 0.95)… set per run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdamWConfig {
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            betas: (0.9, 0.95),
+            eps: 1e-8,
+            weight_decay: 0.1,
+        }
+    }
+}
+
+/// First and second moments of one parameter, flattened.
+#[derive(Debug, Clone)]
+pub struct Moments<B: Backend> {
+    pub m: Tensor<B, 1>,
+    pub v: Tensor<B, 1>,
+}
+
+/// The handout's AdamW (Algorithm 1): bias correction folded into the step size
+/// `α_t = α·√(1−β₂ᵗ)/(1−β₁ᵗ)`, eps added to `√v`, and weight decay applied after the Adam
+/// update with the base rate. This is not `torch.optim.AdamW` (see the golden README §6).
+///
+/// State is keyed by parameter name, so it can be saved and resumed by name.
+#[derive(Debug, Clone)]
+pub struct AdamW<B: Backend> {
+    pub config: AdamWConfig,
+    /// Number of steps taken so far (t of the last step).
+    pub step: u64,
+    pub moments: BTreeMap<String, Moments<B>>,
+}
+
+impl<B: Backend> AdamW<B> {
+    pub fn new(config: AdamWConfig) -> Self {
+        Self {
+            config,
+            step: 0,
+            moments: BTreeMap::new(),
+        }
+    }
+
+    /// Starts step `t = step + 1`; call once per step before [`Self::update`].
+    pub fn begin_step(&mut self) {
+        self.step += 1;
+    }
+
+    /// Updates one parameter at the current step with learning rate `lr`.
+    pub fn update(
+        &mut self,
+        name: &str,
+        param: Tensor<B, 1>,
+        grad: Tensor<B, 1>,
+        lr: f64,
+    ) -> Tensor<B, 1> {
+        assert!(self.step > 0, "AdamW::update called before begin_step");
+        let AdamWConfig {
+            betas: (b1, b2),
+            eps,
+            weight_decay,
+            ..
+        } = self.config;
+        let state = self.moments.remove(name).unwrap_or_else(|| Moments {
+            m: param.zeros_like(),
+            v: param.zeros_like(),
+        });
+        let m = state.m.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+        let v = state.v.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
+        let t = self.step as i32;
+        let alpha_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+        let stepped = param - (m.clone() / v.clone().sqrt().add_scalar(eps)).mul_scalar(alpha_t);
+        let decayed = stepped.clone() - stepped.mul_scalar(lr * weight_decay);
+        self.moments.insert(name.to_string(), Moments { m, v });
+        decayed
+    }
+
+    /// One optimiser step over every parameter of `module` that has a gradient.
+    pub fn step_module<AB, M>(&mut self, module: M, grads: &NamedTensors<B>, lr: f64) -> M
+    where
+        AB: AutodiffBackend<InnerBackend = B>,
+        M: Module<AB>,
+    {
+        self.begin_step();
+        map_named_params(module, &mut |name, param| match grads.get(name) {
+            Some(grad) => {
+                let inner = param.values.inner();
+                let updated = self.update(name, inner, grad.values.clone(), lr);
+                FlatTensor {
+                    values: Tensor::from_inner(updated),
+                    shape: param.shape,
+                }
+            }
+            None => param,
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! Optimisation: the handout's AdamW, global-norm clipping and the cosine schedule.
+
+mod adamw;
+mod clip;
+mod schedule;
+
+pub use adamw::{AdamW, AdamWConfig, Moments};
+pub use clip::{clip_gradients, global_l2_norm};
+pub use schedule::lr_cosine_schedule;

@@ -1,0 +1,290 @@
+//! Parameters by name: listing, gradient collection, and safetensors load/save with the
+//! course's state-dict names (so PyTorch users can exchange weights with us).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{LmError, Result};
+
+/// Tracks the dotted path of the module being visited (`layers.0.attn.q_proj.weight`).
+#[derive(Default)]
+struct PathStack(Vec<String>);
+
+impl PathStack {
+    fn enter(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+    fn name(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+/// A tensor flattened to 1-D with its real shape, so maps can hold tensors of any rank.
+#[derive(Debug, Clone)]
+pub struct FlatTensor<B: Backend> {
+    pub values: Tensor<B, 1>,
+    pub shape: Vec<usize>,
+}
+
+impl<B: Backend> FlatTensor<B> {
+    pub fn from_tensor<const D: usize>(t: Tensor<B, D>) -> Self {
+        let shape = t.dims().to_vec();
+        Self {
+            values: t.reshape([shape.iter().product::<usize>()]),
+            shape,
+        }
+    }
+
+    pub fn to_tensor<const D: usize>(&self) -> Tensor<B, D> {
+        let dims: [usize; D] = self
+            .shape
+            .clone()
+            .try_into()
+            .expect("rank checked by caller");
+        self.values.clone().reshape(dims)
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Name → tensor map of a module's parameters or of their gradients.
+pub type NamedTensors<B> = BTreeMap<String, FlatTensor<B>>;
+
+/// Every float parameter of `module` by course name, in a stable (sorted) order.
+pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedTensors<B> {
+    struct Collect<B: Backend> {
+        path: PathStack,
+        out: NamedTensors<B>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.out
+                .insert(self.path.name(), FlatTensor::from_tensor(param.val()));
+        }
+    }
+    let mut v = Collect {
+        path: PathStack::default(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Gradients of every float parameter of `module` after `loss.backward()`, by course name.
+/// Parameters the loss does not depend on are absent.
+pub fn named_grads<B: AutodiffBackend, M: Module<B>>(
+    module: &M,
+    grads: &B::Gradients,
+) -> NamedTensors<B::InnerBackend> {
+    struct Collect<'a, B: AutodiffBackend> {
+        path: PathStack,
+        grads: &'a B::Gradients,
+        out: NamedTensors<B::InnerBackend>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_, B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = param.val().grad(self.grads) {
+                self.out
+                    .insert(self.path.name(), FlatTensor::from_tensor(g));
+            }
+        }
+    }
+    let mut v = Collect {
+        path: PathStack::default(),
+        grads,
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Rewrites every float parameter through `f(name, tensor)`, keeping ids and grad flags.
+pub fn map_named_params<B: Backend, M: Module<B>>(
+    module: M,
+    f: &mut dyn FnMut(&str, FlatTensor<B>) -> FlatTensor<B>,
+) -> M {
+    struct Map<'a, B: Backend> {
+        path: PathStack,
+        f: &'a mut dyn FnMut(&str, FlatTensor<B>) -> FlatTensor<B>,
+    }
+    impl<B: Backend> ModuleMapper<B> for Map<'_, B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, tensor, mapper): (ParamId, _, _) = param.consume();
+            let require_grad = tensor.is_require_grad();
+            let updated = (self.f)(&self.path.name(), FlatTensor::from_tensor(tensor));
+            let mut tensor = updated.to_tensor::<D>();
+            if require_grad {
+                tensor = tensor.require_grad();
+            }
+            Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    module.map(&mut Map {
+        path: PathStack::default(),
+        f,
+    })
+}
+
+/// Writes every parameter as f32 under its course name, atomically (temp file + rename).
+pub fn save_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<()> {
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = named_params(module)
+        .into_iter()
+        .map(|(name, t)| {
+            let values = t.values.into_data().convert::<f32>();
+            (name, t.shape, values.as_bytes().to_vec())
+        })
+        .collect();
+    write_safetensors_f32(&tensors, path)
+}
+
+/// Writes `(name, shape, little-endian f32 bytes)` triples as one safetensors file, atomically.
+pub fn write_safetensors_f32(tensors: &[(String, Vec<usize>, Vec<u8>)], path: &Path) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map_err(|e| LmError::BadFile {
+                    file: path.to_path_buf(),
+                    reason: format!("tensor `{name}`: {e}"),
+                })?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| LmError::BadFile {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    crate::fsutil::write_atomic(path, &bytes)
+}
+
+/// Supplies a parameter's values given its name and expected shape.
+pub type ParamSource<'a> = dyn FnMut(&str, &[usize]) -> Result<Vec<f32>> + 'a;
+
+/// Replaces every float parameter of `module` with values from `source(name, shape)`.
+///
+/// All values are fetched and checked before the module is touched, so an error (a missing
+/// or mis-shaped tensor) leaves no half-loaded model behind. Values are cast to each
+/// parameter's current dtype.
+pub fn assign_params<B: Backend, M: Module<B>>(
+    module: M,
+    source: &mut ParamSource<'_>,
+) -> Result<M> {
+    let mut loaded = BTreeMap::new();
+    for (name, param) in named_params(&module) {
+        let values = source(&name, &param.shape)?;
+        if values.len() != param.numel() {
+            return Err(LmError::shape(
+                name,
+                format!("{:?} ({} values)", param.shape, param.numel()),
+                &[values.len()],
+            ));
+        }
+        loaded.insert(name, values);
+    }
+    Ok(map_named_params(module, &mut |name, current| {
+        let values = loaded.remove(name).expect("every parameter was read above");
+        let device = current.values.device();
+        let dtype = current.values.dtype();
+        let data = TensorData::new(values, [current.numel()]);
+        FlatTensor {
+            values: Tensor::<B, 1>::from_data(data, &device).cast(dtype),
+            shape: current.shape,
+        }
+    }))
+}
+
+/// Loads every parameter of `module` from a safetensors file by course name.
+///
+/// Each tensor must be present with the parameter's exact shape, as F32, F16, BF16 or F64;
+/// extra tensors in the file are an error too (they usually mean a config mismatch).
+pub fn load_safetensors<B: Backend, M: Module<B>>(module: M, path: &Path) -> Result<M> {
+    let bad = |reason: String| LmError::BadFile {
+        file: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let expected = named_params(&module);
+    if let Some(extra) = file
+        .names()
+        .into_iter()
+        .find(|n| !expected.contains_key(*n))
+    {
+        return Err(bad(format!(
+            "unexpected tensor `{extra}` (not a parameter of this model)"
+        )));
+    }
+    assign_params(module, &mut |name, shape| {
+        let view = file.tensor(name).map_err(|_| LmError::MissingTensor {
+            file: path.to_path_buf(),
+            tensor: name.to_string(),
+        })?;
+        if view.shape() != shape {
+            return Err(bad(format!(
+                "tensor `{name}` has shape {:?}, the model expects {shape:?}",
+                view.shape()
+            )));
+        }
+        view_to_f32(name, &view).map_err(|e| bad(e.to_string()))
+    })
+}
+
+/// Decodes a float tensor view (F32/F16/BF16/F64) to f32 values.
+pub fn view_to_f32(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
+    let data = view.data();
+    let values = match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(LmError::Dtype {
+                tensor: name.to_string(),
+                dtype: format!("{other:?}"),
+                reason: "expected a float tensor (F32, F16, BF16 or F64)".into(),
+            });
+        }
+    };
+    Ok(values)
+}

@@ -1,0 +1,3 @@
+//! Lab 3 (scaling laws): IsoFLOP and Chinchilla fits, the training-API client (issue 7).
+
+pub use lm_core;

@@ -1,0 +1,4 @@
+//! Project automation behind `cargo xtask`; the conformance runner is a library so the test
+//! suite runs it too.
+
+pub mod conformance;
