@@ -1,4 +1,9 @@
-//! Lab 1 (basics): the byte-level BPE tokenizer and the pretraining loop (issues 3 and 4).
-//! The model, layers and optimiser it trains live in `lm-core`.
+//! Lab 1 (basics): the byte-level BPE tokenizer (training and encoding) and, with issue 4, the
+//! pretraining loop. The model, layers and optimiser live in `lm-core`.
 
+pub mod error;
+pub mod tokenizer;
+
+pub use error::{BasicsError, Result};
 pub use lm_core;
+pub use tokenizer::{Tokenizer, TrainOptions, train_bpe};
