@@ -1,4 +1,5 @@
 //! Project automation behind `cargo xtask`; the conformance runner is a library so the test
 //! suite runs it too.
 
+pub mod bench;
 pub mod conformance;

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use xtask::bench;
 use xtask::conformance::{self, BackendKind, Options, report};
 
 #[derive(Parser)]
@@ -31,11 +32,66 @@ enum Task {
         #[arg(long, default_value_t = 1.0)]
         tol_factor: f64,
     },
+    /// Benchmarks: ours and the peers in one run, with ratios (see docs/PERF.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchTarget,
+    },
+    /// (internal) one BPE training run in a child process, for per-trainer peak RSS.
+    #[command(hide = true)]
+    BenchTrainWorker {
+        #[arg(long, value_enum)]
+        trainer: bench::tokenizer::Trainer,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        vocab_size: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// BPE training vs HF tokenizers; encoding vs tiktoken-rs and HF tokenizers.
+    Tokenizer {
+        /// Repetitions per measurement (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+}
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("LM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared"))
+}
+
+fn assets_dir() -> Option<PathBuf> {
+    std::env::var_os("LM_ASSETS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.task {
+        Task::Bench {
+            what: BenchTarget::Tokenizer { reps },
+        } => finish(bench::tokenizer::run(&shared_dir(), assets_dir(), reps)),
+        Task::BenchTrainWorker {
+            trainer,
+            input,
+            vocab_size,
+        } => finish(bench::tokenizer::train_worker(trainer, &input, vocab_size)),
         Task::Conformance {
             golden,
             backend,

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BasicsError {
-    #[error("{path}: {source}")]
+    // The io::Error is shown inline, not as a `source`, so `{:#}` chains don't repeat it.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not valid UTF-8 at byte {offset}")]
     NotUtf8 { path: PathBuf, offset: u64 },
@@ -30,7 +30,7 @@ impl BasicsError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 

@@ -261,3 +261,42 @@ fn bad_tokenizer_files_are_clear_errors() {
         .to_string();
     assert!(err.contains("merge 1"), "{err}");
 }
+
+#[test]
+fn encode_file_writes_little_endian_uint16_equal_to_encode() {
+    use lm_basics::tokenizer::encode_file::{TokenDtype, encode_file, encode_parallel};
+    let tok = gpt2(&[EOT]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::fixtures().join("tinystories_sample.txt");
+    let out = dir.path().join("ids.bin");
+    let stats = encode_file(&tok, &input, &out, false).unwrap();
+    let text = std::fs::read_to_string(&input).unwrap();
+    let expected = tok.encode(&text);
+    let bytes = std::fs::read(&out).unwrap();
+    let ids: Vec<u32> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(stats.tokens as usize, expected.len());
+    assert_eq!(stats.dtype, TokenDtype::U16);
+    assert_eq!(encode_parallel(&tok, &text), expected);
+    assert_eq!(TokenDtype::for_vocab(65_536), TokenDtype::U16);
+    assert_eq!(TokenDtype::for_vocab(65_537), TokenDtype::U32);
+    // Only the output file is left in the directory (the temp file was renamed).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let bad = dir.path().join("latin1.txt");
+    std::fs::write(&bad, b"ok \xff").unwrap();
+    let err = encode_file(&tok, &bad, &dir.path().join("x.bin"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("latin1.txt") && err.contains("byte 3"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("x.bin").exists(),
+        "no partial output on error"
+    );
+}

@@ -1,13 +1,11 @@
 //! `lm`: the project's command line. Each lab adds its subcommands here.
 
-use std::path::PathBuf;
+mod model_cmd;
+mod tokenizer_cmd;
+
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lm_core::backends::NdArray;
-use lm_core::summary::ModelSummary;
-use lm_core::{TransformerConfig, TransformerLm};
 
 #[derive(Parser)]
 #[command(name = "lm", version, about = "CS336 language-model stack in Rust")]
@@ -19,67 +17,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Parameter counts, FLOPs per token and memory of a model config.
-    Summary {
-        /// A JSON file with the model's fields (vocab_size, context_length, d_model, num_layers,
-        /// num_heads, d_ff[, rope_theta, eps]); default: the handout's TinyStories model.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        batch_size: usize,
-        /// Sequence length for FLOPs and activations; default: the context length.
-        #[arg(long)]
-        seq_len: Option<usize>,
-    },
+    Summary(model_cmd::SummaryArgs),
     /// Initialise a model from a config and seed and save it as safetensors (course names).
-    Init {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
-
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<TransformerConfig> {
-    let cfg = match path {
-        None => TransformerConfig::tiny_stories(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a model config", p.display()))?
-        }
-    };
-    cfg.validate()?;
-    Ok(cfg)
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let device = Default::default();
-    match cli.command {
-        Command::Summary {
-            config,
-            batch_size,
-            seq_len,
-        } => {
-            let cfg = load_config(config.as_ref())?;
-            let model = TransformerLm::<NdArray>::new(&cfg, 0, &device)?;
-            let seq = seq_len.unwrap_or(cfg.context_length);
-            print!("{}", ModelSummary::new(&model, &cfg, batch_size, seq));
-        }
-        Command::Init { config, seed, out } => {
-            let cfg = load_config(config.as_ref())?;
-            let model = TransformerLm::<NdArray>::new(&cfg, seed, &device)?;
-            lm_core::params::save_safetensors(&model, &out)?;
-            println!("wrote {}", out.display());
-        }
-    }
-    Ok(())
+    Init(model_cmd::InitArgs),
+    /// Byte-level BPE: train, encode files, stats.
+    #[command(subcommand)]
+    Tokenizer(tokenizer_cmd::TokenizerCommand),
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let result = match Cli::parse().command {
+        Command::Summary(args) => model_cmd::summary(args),
+        Command::Init(args) => model_cmd::init(args),
+        Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -33,11 +33,11 @@ pub enum LmError {
     #[error("{file}: {reason}")]
     BadFile { file: PathBuf, reason: String },
 
-    #[error("{file}: {source}")]
+    // The io::Error is shown inline, not as a `source`, so `{:#}` chains don't repeat it.
+    #[error("{file}: {error}")]
     Io {
         file: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -62,7 +62,7 @@ impl LmError {
     pub fn io(file: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             file: file.into(),
-            source,
+            error: source,
         }
     }
 }

@@ -91,20 +91,12 @@ pub fn count_pretokens(
     let mut eof = false;
     while !eof || !buf.is_empty() {
         if !eof {
-            let old = buf.len();
-            buf.resize(old + batch_bytes, 0);
-            let mut filled = old;
-            while filled < buf.len() {
-                let n = input
-                    .read(&mut buf[filled..])
-                    .map_err(|e| BasicsError::io(name, e))?;
-                if n == 0 {
-                    eof = true;
-                    break;
-                }
-                filled += n;
-            }
-            buf.truncate(filled);
+            // `take` + `read_to_end` grows the buffer only as far as the input goes.
+            let n = (&mut input)
+                .take(batch_bytes as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| BasicsError::io(name, e))?;
+            eof = n == 0 || n < batch_bytes;
         }
         let valid = match std::str::from_utf8(&buf) {
             Ok(_) => buf.len(),

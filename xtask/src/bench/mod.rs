@@ -1,0 +1,31 @@
+//! `cargo xtask bench …`: ours and the peers in one run on the same input, reporting ratios.
+
+pub mod tokenizer;
+
+use std::time::Instant;
+
+/// Best wall time of `reps` runs of `f` (seconds), with the last result.
+pub fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let out = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(out);
+    }
+    (best, last.expect("at least one run"))
+}
+
+/// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
