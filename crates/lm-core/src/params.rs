@@ -153,20 +153,31 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
     })
 }
 
-/// Writes every parameter as f32 under its course name, atomically (temp file + rename).
-pub fn save_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<()> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = named_params(module)
+/// `(prefix + name, shape, f32 bytes)` for every tensor of a map, ready for
+/// [`write_safetensors_f32`].
+pub fn f32_entries<B: Backend>(tensors: NamedTensors<B>, prefix: &str) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    tensors
         .into_iter()
         .map(|(name, t)| {
             let values = t.values.into_data().convert::<f32>();
-            (name, t.shape, values.as_bytes().to_vec())
+            (format!("{prefix}{name}"), t.shape, values.as_bytes().to_vec())
         })
-        .collect();
-    write_safetensors_f32(&tensors, path)
+        .collect()
 }
 
-/// Writes `(name, shape, little-endian f32 bytes)` triples as one safetensors file, atomically.
-pub fn write_safetensors_f32(tensors: &[(String, Vec<usize>, Vec<u8>)], path: &Path) -> Result<()> {
+/// Writes every parameter as f32 under its course name, atomically (temp file + rename).
+pub fn save_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<()> {
+    let tensors = f32_entries(named_params(module), "");
+    write_safetensors_f32(&tensors, None, path)
+}
+
+/// Writes `(name, shape, little-endian f32 bytes)` triples, and optional string metadata, as
+/// one safetensors file, atomically.
+pub fn write_safetensors_f32(
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+    path: &Path,
+) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(name, shape, bytes)| {
@@ -178,7 +189,7 @@ pub fn write_safetensors_f32(tensors: &[(String, Vec<usize>, Vec<u8>)], path: &P
             Ok((name.clone(), view))
         })
         .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| LmError::BadFile {
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| LmError::BadFile {
         file: path.to_path_buf(),
         reason: e.to_string(),
     })?;

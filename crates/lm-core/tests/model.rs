@@ -117,7 +117,7 @@ fn write_edited(path: &std::path::Path, edit: impl Fn(&str, Vec<usize>) -> Optio
             Some((name, shape, vec![0u8; 4 * n]))
         })
         .collect();
-    write_safetensors_f32(&tensors, path).unwrap();
+    write_safetensors_f32(&tensors, None, path).unwrap();
 }
 
 #[test]

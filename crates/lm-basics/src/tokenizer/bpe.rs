@@ -98,6 +98,15 @@ impl Tokenizer {
         })
     }
 
+    /// From GPT-2 style `vocab.json` and `merges.txt` (see [`super::files`]).
+    pub fn from_files(
+        vocab: &std::path::Path,
+        merges: &std::path::Path,
+        special_tokens: &[String],
+    ) -> Result<Self> {
+        super::files::from_files(vocab, merges, special_tokens)
+    }
+
     /// The tokenizer of a trained model.
     pub fn from_model(model: &BpeModel) -> Result<Self> {
         let vocab = model

@@ -1,0 +1,9 @@
+//! The lab-1 pretraining loop: config, checkpoints, metrics, the loop itself.
+
+pub mod checkpoint;
+pub mod config;
+pub mod metrics;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use trainer::{RunOutcome, evaluate, train};
