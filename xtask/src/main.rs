@@ -37,6 +37,20 @@ enum Task {
         #[command(subcommand)]
         what: BenchTarget,
     },
+    /// Lab 1 end to end on generated data: corpus, tokenizer, training, evaluation, samples.
+    Lab1 {
+        /// Run directory [default: runs/lab1-<unix time>].
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Size of the generated training corpus in MB.
+        #[arg(long, default_value_t = 3.0)]
+        corpus_mb: f64,
+        /// Training steps (batch 16 × 128 tokens; about 1 s each on 2 cores).
+        #[arg(long, default_value_t = 160)]
+        steps: u64,
+    },
     /// (internal) one BPE training run in a child process, for per-trainer peak RSS.
     #[command(hide = true)]
     BenchTrainWorker {
@@ -87,6 +101,17 @@ fn main() -> ExitCode {
         Task::Bench {
             what: BenchTarget::Tokenizer { reps },
         } => finish(bench::tokenizer::run(&shared_dir(), assets_dir(), reps)),
+        Task::Lab1 {
+            run_dir,
+            seed,
+            corpus_mb,
+            steps,
+        } => finish(xtask::lab1::run(xtask::lab1::Lab1Options {
+            run_dir,
+            seed,
+            corpus_mb,
+            steps,
+        })),
         Task::BenchTrainWorker {
             trainer,
             input,

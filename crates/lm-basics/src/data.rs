@@ -24,10 +24,18 @@ impl TokenFile {
         if map.len() % dtype.bytes() != 0 {
             return Err(BasicsError::BadFile {
                 path: path.to_path_buf(),
-                reason: format!("{} bytes is not a whole number of {} tokens", map.len(), dtype.name()),
+                reason: format!(
+                    "{} bytes is not a whole number of {} tokens",
+                    map.len(),
+                    dtype.name()
+                ),
             });
         }
-        Ok(Self { path: path.to_path_buf(), map, dtype })
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            dtype,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -84,16 +92,27 @@ pub fn get_batch<B: Backend>(
             reason: format!("{n} tokens is too short for context length {context}"),
         });
     }
-    let (mut x, mut y) = (Vec::with_capacity(batch * context), Vec::with_capacity(batch * context));
+    let (mut x, mut y) = (
+        Vec::with_capacity(batch * context),
+        Vec::with_capacity(batch * context),
+    );
     for _ in 0..batch {
         let s = rng.random_range(0..=n - context - 1);
         tokens.window(s, context, &mut x);
         tokens.window(s + 1, context, &mut y);
     }
-    Ok((to_tensor(x, batch, context, device), to_tensor(y, batch, context, device)))
+    Ok((
+        to_tensor(x, batch, context, device),
+        to_tensor(y, batch, context, device),
+    ))
 }
 
-fn to_tensor<B: Backend>(v: Vec<i64>, batch: usize, context: usize, device: &B::Device) -> Tensor<B, 2, Int> {
+fn to_tensor<B: Backend>(
+    v: Vec<i64>,
+    batch: usize,
+    context: usize,
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(v, [batch, context]), device)
 }
 
@@ -108,11 +127,17 @@ pub fn sequential_batches<'a, B: Backend>(
     let windows = tokens.len().saturating_sub(1) / context.max(1);
     (0..windows).step_by(batch.max(1)).map(move |first| {
         let rows = batch.min(windows - first);
-        let (mut x, mut y) = (Vec::with_capacity(rows * context), Vec::with_capacity(rows * context));
+        let (mut x, mut y) = (
+            Vec::with_capacity(rows * context),
+            Vec::with_capacity(rows * context),
+        );
         for w in first..first + rows {
             tokens.window(w * context, context, &mut x);
             tokens.window(w * context + 1, context, &mut y);
         }
-        (to_tensor(x, rows, context, device), to_tensor(y, rows, context, device))
+        (
+            to_tensor(x, rows, context, device),
+            to_tensor(y, rows, context, device),
+        )
     })
 }

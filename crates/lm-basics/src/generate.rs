@@ -19,11 +19,19 @@ pub struct SampleOptions {
 /// Picks the next id from `logits` under the options.
 pub fn sample_next(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u32 {
     if opts.temperature <= 0.0 {
-        return logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap_or(0);
+        return logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i as u32)
+            .unwrap_or(0);
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let mut probs: Vec<(u32, f64)> =
-        logits.iter().enumerate().map(|(i, &l)| (i as u32, ((l as f64 - max) / opts.temperature).exp())).collect();
+    let mut probs: Vec<(u32, f64)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, ((l as f64 - max) / opts.temperature).exp()))
+        .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.iter_mut().for_each(|p| p.1 /= total);
     probs.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -63,7 +71,12 @@ pub fn generate<B: Backend>(
         let x = Tensor::<B, 2, Int>::from_data(TensorData::new(input, [1, window.len()]), device);
         let logits = model.forward(x);
         let [_, t, v] = logits.dims();
-        let last: Vec<f32> = logits.slice([0..1, t - 1..t, 0..v]).into_data().convert::<f32>().to_vec().expect("f32");
+        let last: Vec<f32> = logits
+            .slice([0..1, t - 1..t, 0..v])
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32");
         let next = sample_next(&last, opts, rng);
         ids.push(next);
         out.push(next);
@@ -83,19 +96,40 @@ mod tests {
     fn greedy_top_p_and_temperature() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let logits = [0.0f32, 5.0, 1.0, 4.9];
-        let greedy = SampleOptions { max_tokens: 1, temperature: 0.0, top_p: 1.0, stop: None };
+        let greedy = SampleOptions {
+            max_tokens: 1,
+            temperature: 0.0,
+            top_p: 1.0,
+            stop: None,
+        };
         assert_eq!(sample_next(&logits, &greedy, &mut rng), 1);
         // top_p tiny: only the most likely token survives.
-        let nucleus = SampleOptions { temperature: 1.0, top_p: 1e-6, ..greedy.clone() };
+        let nucleus = SampleOptions {
+            temperature: 1.0,
+            top_p: 1e-6,
+            ..greedy.clone()
+        };
         assert!((0..50).all(|_| sample_next(&logits, &nucleus, &mut rng) == 1));
         // top_p 0.9 keeps tokens 1 and 3 (≈ 0.51 + 0.46), never 0 or 2.
-        let top = SampleOptions { temperature: 1.0, top_p: 0.9, ..greedy.clone() };
-        let draws: Vec<u32> = (0..400).map(|_| sample_next(&logits, &top, &mut rng)).collect();
+        let top = SampleOptions {
+            temperature: 1.0,
+            top_p: 0.9,
+            ..greedy.clone()
+        };
+        let draws: Vec<u32> = (0..400)
+            .map(|_| sample_next(&logits, &top, &mut rng))
+            .collect();
         assert!(draws.iter().all(|&d| d == 1 || d == 3));
         assert!(draws.contains(&1) && draws.contains(&3));
         // High temperature flattens: all four appear.
-        let hot = SampleOptions { temperature: 100.0, top_p: 1.0, ..greedy };
-        let draws: Vec<u32> = (0..400).map(|_| sample_next(&logits, &hot, &mut rng)).collect();
+        let hot = SampleOptions {
+            temperature: 100.0,
+            top_p: 1.0,
+            ..greedy
+        };
+        let draws: Vec<u32> = (0..400)
+            .map(|_| sample_next(&logits, &hot, &mut rng))
+            .collect();
         assert!((0..4).all(|i| draws.contains(&i)));
     }
 }

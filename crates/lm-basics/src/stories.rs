@@ -7,16 +7,38 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const NAMES: &[&str] = &[
-    "Lily", "Tom", "Mia", "Ben", "Sara", "Max", "Anna", "Leo", "Zoe", "Sam", "Lucy", "Jack", "Emma", "Finn", "Ruby", "Oscar",
+    "Lily", "Tom", "Mia", "Ben", "Sara", "Max", "Anna", "Leo", "Zoe", "Sam", "Lucy", "Jack",
+    "Emma", "Finn", "Ruby", "Oscar",
 ];
-const ANIMALS: &[&str] = &["cat", "dog", "bunny", "bird", "frog", "duck", "bear", "fox", "mouse", "puppy", "owl", "turtle"];
-const PLACES: &[&str] = &["park", "garden", "forest", "beach", "farm", "river", "hill", "school", "kitchen", "lake"];
-const OBJECTS: &[&str] = &["ball", "kite", "red hat", "big box", "shiny stone", "toy car", "blue cup", "book", "drum", "boat"];
-const ADJECTIVES: &[&str] = &["happy", "little", "brave", "kind", "sleepy", "funny", "curious", "gentle", "tiny", "silly"];
+const ANIMALS: &[&str] = &[
+    "cat", "dog", "bunny", "bird", "frog", "duck", "bear", "fox", "mouse", "puppy", "owl", "turtle",
+];
+const PLACES: &[&str] = &[
+    "park", "garden", "forest", "beach", "farm", "river", "hill", "school", "kitchen", "lake",
+];
+const OBJECTS: &[&str] = &[
+    "ball",
+    "kite",
+    "red hat",
+    "big box",
+    "shiny stone",
+    "toy car",
+    "blue cup",
+    "book",
+    "drum",
+    "boat",
+];
+const ADJECTIVES: &[&str] = &[
+    "happy", "little", "brave", "kind", "sleepy", "funny", "curious", "gentle", "tiny", "silly",
+];
 const FEELINGS: &[&str] = &["sad", "scared", "worried", "lonely", "upset"];
 const WEATHER: &[&str] = &["sunny", "rainy", "windy", "warm", "cold", "snowy"];
-const ACTIONS: &[&str] = &["play", "run", "jump", "sing", "dance", "read", "swim", "draw"];
-const FOODS: &[&str] = &["apples", "cookies", "soup", "bread", "cake", "carrots", "honey", "pie"];
+const ACTIONS: &[&str] = &[
+    "play", "run", "jump", "sing", "dance", "read", "swim", "draw",
+];
+const FOODS: &[&str] = &[
+    "apples", "cookies", "soup", "bread", "cake", "carrots", "honey", "pie",
+];
 
 fn pick<'a>(rng: &mut impl Rng, xs: &[&'a str]) -> &'a str {
     xs.choose(rng).expect("non-empty list")
@@ -30,7 +52,10 @@ pub fn story(rng: &mut impl Rng) -> String {
     let mut s = vec![
         match rng.random_range(0..3) {
             0 => format!("Once upon a time, there was a {adj} {animal} named {name}."),
-            1 => format!("One {} day, a {adj} {animal} called {name} went to the {place}.", pick(rng, WEATHER)),
+            1 => format!(
+                "One {} day, a {adj} {animal} called {name} went to the {place}.",
+                pick(rng, WEATHER)
+            ),
             _ => format!("{name} was a {adj} {animal} who lived near the {place}."),
         },
         format!("{name} liked to {action} with {friend} every day."),
@@ -38,20 +63,39 @@ pub fn story(rng: &mut impl Rng) -> String {
     ];
     match rng.random_range(0..3) {
         0 => {
-            s.push(format!("But then the {object} was lost, and {name} felt {feeling}."));
-            s.push(format!("{friend} said, \"Do not be {feeling}. We can look for it together.\""));
-            s.push(format!("They looked under the trees and near the {}.", pick(rng, PLACES)));
-            s.push(format!("At last, {friend} found the {object} and gave it back to {name}."));
+            s.push(format!(
+                "But then the {object} was lost, and {name} felt {feeling}."
+            ));
+            s.push(format!(
+                "{friend} said, \"Do not be {feeling}. We can look for it together.\""
+            ));
+            s.push(format!(
+                "They looked under the trees and near the {}.",
+                pick(rng, PLACES)
+            ));
+            s.push(format!(
+                "At last, {friend} found the {object} and gave it back to {name}."
+            ));
         }
         1 => {
-            s.push(format!("{friend} wanted to {action} with the {object} too."));
-            s.push(format!("At first {name} did not want to share, and {friend} was {feeling}."));
+            s.push(format!(
+                "{friend} wanted to {action} with the {object} too."
+            ));
+            s.push(format!(
+                "At first {name} did not want to share, and {friend} was {feeling}."
+            ));
             s.push(format!("Then {name} said, \"Let us {action} together!\""));
         }
         _ => {
             let food = pick(rng, FOODS);
-            s.push(format!("{name} was hungry, so {name} and {friend} ate some {food}."));
-            s.push(format!("The {food} were yummy, and they shared them with a {} {}.", pick(rng, ADJECTIVES), pick(rng, ANIMALS)));
+            s.push(format!(
+                "{name} was hungry, so {name} and {friend} ate some {food}."
+            ));
+            s.push(format!(
+                "The {food} were yummy, and they shared them with a {} {}.",
+                pick(rng, ADJECTIVES),
+                pick(rng, ANIMALS)
+            ));
         }
     }
     s.push(match rng.random_range(0..3) {

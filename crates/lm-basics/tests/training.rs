@@ -26,7 +26,8 @@ fn test_get_batch() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut starts = std::collections::BTreeMap::new();
     for _ in 0..1000 {
-        let (x, y) = get_batch::<NdArray>(&data, batch, context, &mut rng, &Default::default()).unwrap();
+        let (x, y) =
+            get_batch::<NdArray>(&data, batch, context, &mut rng, &Default::default()).unwrap();
         assert_eq!(x.dims(), [batch, context]);
         assert_eq!(y.dims(), [batch, context]);
         let xs: Vec<i64> = x.into_data().convert::<i64>().to_vec().unwrap();
@@ -37,12 +38,18 @@ fn test_get_batch() {
         }
     }
     // Starts cover exactly 0 ..= 100 − 7 − 1, each about uniformly (within 5 std devs).
-    assert_eq!(starts.keys().copied().collect::<Vec<_>>(), (0..=92).collect::<Vec<i64>>());
+    assert_eq!(
+        starts.keys().copied().collect::<Vec<_>>(),
+        (0..=92).collect::<Vec<i64>>()
+    );
     let n = 1000.0 * batch as f64;
     let p = 1.0 / 93.0;
     let (mean, sd) = (n * p, (n * p * (1.0 - p)).sqrt());
     for (s, c) in starts {
-        assert!((c as f64 - mean).abs() < 5.0 * sd, "start {s}: {c} draws, expected {mean:.0} ± {sd:.0}");
+        assert!(
+            (c as f64 - mean).abs() < 5.0 * sd,
+            "start {s}: {c} draws, expected {mean:.0} ± {sd:.0}"
+        );
     }
 }
 
@@ -55,12 +62,18 @@ fn sequential_batches_cover_the_file_in_order() {
     let xs: Vec<i64> = sequential_batches::<NdArray>(&data, 3, 8, &Default::default())
         .flat_map(|(x, _)| x.into_data().convert::<i64>().to_vec::<i64>().unwrap())
         .collect();
-    assert_eq!(xs, (0..48).collect::<Vec<i64>>(), "6 windows of 8, the tail dropped");
+    assert_eq!(
+        xs,
+        (0..48).collect::<Vec<i64>>(),
+        "6 windows of 8, the tail dropped"
+    );
 }
 
 /// A tiny config over random-ish token files in `dir`.
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let ids: Vec<u16> = (0..4000u32).map(|i| ((i * 7 + i / 13) % 61) as u16).collect();
+    let ids: Vec<u16> = (0..4000u32)
+        .map(|i| ((i * 7 + i / 13) % 61) as u16)
+        .collect();
     let (train_path, valid_path) = (dir.join("train.bin"), dir.join("valid.bin"));
     write_tokens(&train_path, &ids);
     write_tokens(&valid_path, &ids[..600]);
@@ -111,14 +124,33 @@ fn resume_is_bit_identical() {
     let full = tiny_config(dir.path(), 8);
     let straight = dir.path().join("straight");
     let split = dir.path().join("split");
-    let half = TrainConfig { train: lm_basics::train::config::LoopConfig { steps: 4, ..full.train.clone() }, ..full.clone() };
+    let half = TrainConfig {
+        train: lm_basics::train::config::LoopConfig {
+            steps: 4,
+            ..full.train.clone()
+        },
+        ..full.clone()
+    };
     // Same schedule: the cosine must end at the full run's step count in both halves.
-    let half = TrainConfig { optimizer: lm_basics::train::config::OptimizerConfig { cosine_cycle_iters: 8, ..half.optimizer }, ..half };
-    let full = TrainConfig { optimizer: half.optimizer.clone(), ..full };
+    let half = TrainConfig {
+        optimizer: lm_basics::train::config::OptimizerConfig {
+            cosine_cycle_iters: 8,
+            ..half.optimizer
+        },
+        ..half
+    };
+    let full = TrainConfig {
+        optimizer: half.optimizer.clone(),
+        ..full
+    };
     train::<NdArrayAutodiff>(&full, &straight, false, &device, false).unwrap();
     train::<NdArrayAutodiff>(&half, &split, false, &device, false).unwrap();
     train::<NdArrayAutodiff>(&full, &split, true, &device, false).unwrap();
-    assert_eq!(model_bytes(&straight), model_bytes(&split), "N steps ≠ N/2 + resume + N/2");
+    assert_eq!(
+        model_bytes(&straight),
+        model_bytes(&split),
+        "N steps ≠ N/2 + resume + N/2"
+    );
 
     // The metrics of the resumed run continue at step 5.
     let metrics = std::fs::read_to_string(split.join("metrics.jsonl")).unwrap();
@@ -139,7 +171,8 @@ fn test_checkpointing() {
     let cfg = tiny_config(dir.path(), 4);
     let run = dir.path().join("run");
     train::<NdArrayAutodiff>(&cfg, &run, false, &device, false).unwrap();
-    let (model, opt, state) = checkpoint::load::<NdArrayAutodiff>(&run.join("checkpoint.safetensors"), &device).unwrap();
+    let (model, opt, state) =
+        checkpoint::load::<NdArrayAutodiff>(&run.join("checkpoint.safetensors"), &device).unwrap();
     assert_eq!(state.step, 4);
     assert_eq!(opt.step, 4);
     assert_eq!(state.config, cfg);
@@ -148,20 +181,41 @@ fn test_checkpointing() {
     checkpoint::save(&again, &model, &opt, &state).unwrap();
     let (model2, opt2, state2) = checkpoint::load::<NdArrayAutodiff>(&again, &device).unwrap();
     let values = |m: &lm_core::TransformerLm<NdArrayAutodiff>| {
-        lm_core::params::named_params(m).into_iter().map(|(n, t)| (n, t.values.into_data().to_vec::<f32>().unwrap())).collect::<Vec<_>>()
+        lm_core::params::named_params(m)
+            .into_iter()
+            .map(|(n, t)| (n, t.values.into_data().to_vec::<f32>().unwrap()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(values(&model), values(&model2));
     for (name, m) in &opt.moments {
         let m2 = &opt2.moments[name];
-        assert_eq!(m.m.clone().into_data().to_vec::<f32>().unwrap(), m2.m.clone().into_data().to_vec::<f32>().unwrap());
-        assert_eq!(m.v.clone().into_data().to_vec::<f32>().unwrap(), m2.v.clone().into_data().to_vec::<f32>().unwrap());
+        assert_eq!(
+            m.m.clone().into_data().to_vec::<f32>().unwrap(),
+            m2.m.clone().into_data().to_vec::<f32>().unwrap()
+        );
+        assert_eq!(
+            m.v.clone().into_data().to_vec::<f32>().unwrap(),
+            m2.v.clone().into_data().to_vec::<f32>().unwrap()
+        );
     }
-    assert_eq!(serde_json::to_string(&state.rng).unwrap(), serde_json::to_string(&state2.rng).unwrap());
-    for f in ["config.toml", "run.json", "metrics.jsonl", "model.safetensors", "loss_curve.png"] {
+    assert_eq!(
+        serde_json::to_string(&state.rng).unwrap(),
+        serde_json::to_string(&state2.rng).unwrap()
+    );
+    for f in [
+        "config.toml",
+        "run.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "loss_curve.png",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing from the run directory");
     }
     let run_json = std::fs::read_to_string(run.join("run.json")).unwrap();
-    assert!(run_json.contains("git_commit") && run_json.contains("\"seed\": 3"), "{run_json}");
+    assert!(
+        run_json.contains("git_commit") && run_json.contains("\"seed\": 3"),
+        "{run_json}"
+    );
 }
 
 #[test]
@@ -174,10 +228,19 @@ fn loss_drops_on_a_learnable_sequence() {
     let out = train::<NdArrayAutodiff>(&cfg, &run, false, &Default::default(), false).unwrap();
     let first: f64 = {
         let line = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-        serde_json::from_str::<serde_json::Value>(line.lines().next().unwrap()).unwrap()["loss"].as_f64().unwrap()
+        serde_json::from_str::<serde_json::Value>(line.lines().next().unwrap()).unwrap()["loss"]
+            .as_f64()
+            .unwrap()
     };
-    assert!(first > 3.5, "initial loss {first} should be near ln 64 = 4.16");
-    assert!(out.eval_loss.unwrap() < 1.5, "validation loss {:?} after 60 steps", out.eval_loss);
+    assert!(
+        first > 3.5,
+        "initial loss {first} should be near ln 64 = 4.16"
+    );
+    assert!(
+        out.eval_loss.unwrap() < 1.5,
+        "validation loss {:?} after 60 steps",
+        out.eval_loss
+    );
 }
 
 #[test]
@@ -186,8 +249,13 @@ fn bad_data_and_diverging_runs_fail_clearly() {
     let device = Default::default();
     let mut cfg = tiny_config(dir.path(), 4);
     cfg.model.vocab_size = 32; // the files hold ids up to 60
-    let err = train::<NdArrayAutodiff>(&cfg, &dir.path().join("r1"), false, &device, false).unwrap_err().to_string();
-    assert!(err.contains("train.bin") && err.contains("vocab_size 32"), "{err}");
+    let err = train::<NdArrayAutodiff>(&cfg, &dir.path().join("r1"), false, &device, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.bin") && err.contains("vocab_size 32"),
+        "{err}"
+    );
 
     let mut cfg = tiny_config(dir.path(), 8);
     cfg.optimizer.lr = 1e30;
@@ -195,18 +263,28 @@ fn bad_data_and_diverging_runs_fail_clearly() {
     cfg.optimizer.grad_clip = 0.0;
     cfg.train.checkpoint_interval = 1;
     let run = dir.path().join("r2");
-    let err = train::<NdArrayAutodiff>(&cfg, &run, false, &device, false).unwrap_err().to_string();
-    assert!(err.contains("loss is") && err.contains("checkpoint"), "{err}");
+    let err = train::<NdArrayAutodiff>(&cfg, &run, false, &device, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("loss is") && err.contains("checkpoint"),
+        "{err}"
+    );
     // The last checkpoint is the last good one and loads.
-    let (_, _, state) = checkpoint::load::<NdArrayAutodiff>(&run.join("checkpoint.safetensors"), &device).unwrap();
+    let (_, _, state) =
+        checkpoint::load::<NdArrayAutodiff>(&run.join("checkpoint.safetensors"), &device).unwrap();
     assert!(state.step >= 1);
     // A fresh (non-resume) run refuses to overwrite it.
-    let err = train::<NdArrayAutodiff>(&cfg, &run, false, &device, false).unwrap_err().to_string();
+    let err = train::<NdArrayAutodiff>(&cfg, &run, false, &device, false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already holds a run"), "{err}");
 
     let missing = PathBuf::from("/no/such/train.bin");
     let mut cfg = tiny_config(dir.path(), 4);
     cfg.data.train = missing;
-    let err = train::<NdArrayAutodiff>(&cfg, &dir.path().join("r3"), false, &device, false).unwrap_err().to_string();
+    let err = train::<NdArrayAutodiff>(&cfg, &dir.path().join("r3"), false, &device, false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/no/such/train.bin"), "{err}");
 }

@@ -2,6 +2,7 @@
 
 mod model_cmd;
 mod tokenizer_cmd;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,14 @@ enum Command {
     /// Byte-level BPE: train, encode files, stats.
     #[command(subcommand)]
     Tokenizer(tokenizer_cmd::TokenizerCommand),
+    /// Train a Transformer LM from a TOML config (or resume a run).
+    Train(train_cmd::TrainArgs),
+    /// Validation loss and perplexity of a checkpoint on a token file.
+    Eval(train_cmd::EvalArgs),
+    /// Sample continuations of prompts from a checkpoint.
+    Generate(train_cmd::GenerateArgs),
+    /// (Re)draw a run directory's loss curve.
+    Plot(train_cmd::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +39,10 @@ fn main() -> ExitCode {
         Command::Summary(args) => model_cmd::summary(args),
         Command::Init(args) => model_cmd::init(args),
         Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
+        Command::Train(args) => train_cmd::train_cmd(args),
+        Command::Eval(args) => train_cmd::eval_cmd(args),
+        Command::Generate(args) => train_cmd::generate_cmd(args),
+        Command::Plot(args) => train_cmd::plot_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

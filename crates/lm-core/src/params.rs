@@ -155,12 +155,19 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
 
 /// `(prefix + name, shape, f32 bytes)` for every tensor of a map, ready for
 /// [`write_safetensors_f32`].
-pub fn f32_entries<B: Backend>(tensors: NamedTensors<B>, prefix: &str) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+pub fn f32_entries<B: Backend>(
+    tensors: NamedTensors<B>,
+    prefix: &str,
+) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     tensors
         .into_iter()
         .map(|(name, t)| {
             let values = t.values.into_data().convert::<f32>();
-            (format!("{prefix}{name}"), t.shape, values.as_bytes().to_vec())
+            (
+                format!("{prefix}{name}"),
+                t.shape,
+                values.as_bytes().to_vec(),
+            )
         })
         .collect()
 }

@@ -9,7 +9,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use lm_core::TransformerLm;
 use lm_core::optim::{AdamW, AdamWConfig, Moments};
-use lm_core::params::{FlatTensor, assign_params, f32_entries, named_params, view_to_f32, write_safetensors_f32};
+use lm_core::params::{
+    FlatTensor, assign_params, f32_entries, named_params, view_to_f32, write_safetensors_f32,
+};
 use rand_chacha::ChaCha8Rng;
 use safetensors::SafeTensors;
 
@@ -26,12 +28,20 @@ pub struct TrainingState {
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> BasicsError {
-    BasicsError::BadFile { path: path.to_path_buf(), reason: reason.into() }
+    BasicsError::BadFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 pub fn adamw_config(cfg: &TrainConfig) -> AdamWConfig {
     let o = &cfg.optimizer;
-    AdamWConfig { lr: o.lr, betas: o.betas, eps: o.eps, weight_decay: o.weight_decay }
+    AdamWConfig {
+        lr: o.lr,
+        betas: o.betas,
+        eps: o.eps,
+        weight_decay: o.weight_decay,
+    }
 }
 
 /// The commit the binary runs from (`git rev-parse HEAD`, `-dirty` if the tree has changes).
@@ -46,7 +56,8 @@ pub fn git_commit() -> String {
     };
     match run(&["rev-parse", "HEAD"]) {
         Some(head) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty { format!("{head}-dirty") } else { head }
         }
         None => "unknown".into(),
@@ -64,8 +75,20 @@ pub fn save<AB: AutodiffBackend>(
     let mut v = BTreeMap::new();
     for (name, moments) in &optimizer.moments {
         let shape = vec![moments.m.dims()[0]];
-        m.insert(name.clone(), FlatTensor { values: moments.m.clone(), shape: shape.clone() });
-        v.insert(name.clone(), FlatTensor { values: moments.v.clone(), shape });
+        m.insert(
+            name.clone(),
+            FlatTensor {
+                values: moments.m.clone(),
+                shape: shape.clone(),
+            },
+        );
+        v.insert(
+            name.clone(),
+            FlatTensor {
+                values: moments.v.clone(),
+                shape,
+            },
+        );
     }
     tensors.extend(f32_entries(m, "optim.m."));
     tensors.extend(f32_entries(v, "optim.v."));
@@ -73,7 +96,10 @@ pub fn save<AB: AutodiffBackend>(
         ("format".to_string(), FORMAT.to_string()),
         ("step".to_string(), state.step.to_string()),
         ("adamw_step".to_string(), optimizer.step.to_string()),
-        ("rng".to_string(), serde_json::to_string(&state.rng).expect("rng serialises")),
+        (
+            "rng".to_string(),
+            serde_json::to_string(&state.rng).expect("rng serialises"),
+        ),
         ("config".to_string(), state.config.to_toml()),
         ("git_commit".to_string(), git_commit()),
     ]);
@@ -86,25 +112,48 @@ pub fn load<AB: AutodiffBackend>(
     device: &AB::Device,
 ) -> Result<(TransformerLm<AB>, AdamW<AB::InnerBackend>, TrainingState)> {
     let bytes = std::fs::read(path).map_err(|e| BasicsError::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let field = |k: &str| meta.get(k).ok_or_else(|| bad(path, format!("missing metadata `{k}` (not an lm checkpoint?)")));
+    let field = |k: &str| {
+        meta.get(k).ok_or_else(|| {
+            bad(
+                path,
+                format!("missing metadata `{k}` (not an lm checkpoint?)"),
+            )
+        })
+    };
     if field("format")? != FORMAT {
-        return Err(bad(path, format!("format `{}`, expected `{FORMAT}`", field("format")?)));
+        return Err(bad(
+            path,
+            format!("format `{}`, expected `{FORMAT}`", field("format")?),
+        ));
     }
-    let config = TrainConfig::from_toml(field("config")?, &[]).map_err(|e| bad(path, format!("config: {e}")))?;
-    let step: u64 = field("step")?.parse().map_err(|_| bad(path, "metadata `step` is not a number"))?;
-    let adamw_step: u64 = field("adamw_step")?.parse().map_err(|_| bad(path, "metadata `adamw_step` is not a number"))?;
-    let rng: ChaCha8Rng = serde_json::from_str(field("rng")?).map_err(|e| bad(path, format!("metadata `rng`: {e}")))?;
+    let config = TrainConfig::from_toml(field("config")?, &[])
+        .map_err(|e| bad(path, format!("config: {e}")))?;
+    let step: u64 = field("step")?
+        .parse()
+        .map_err(|_| bad(path, "metadata `step` is not a number"))?;
+    let adamw_step: u64 = field("adamw_step")?
+        .parse()
+        .map_err(|_| bad(path, "metadata `adamw_step` is not a number"))?;
+    let rng: ChaCha8Rng = serde_json::from_str(field("rng")?)
+        .map_err(|e| bad(path, format!("metadata `rng`: {e}")))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
     let read = |name: &str| -> Result<Vec<f32>> {
-        let view = file.tensor(name).map_err(|_| bad(path, format!("missing tensor `{name}`")))?;
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(path, format!("missing tensor `{name}`")))?;
         view_to_f32(name, &view).map_err(|e| bad(path, e.to_string()))
     };
 
-    let fresh = TransformerLm::<AB>::new(&config.model, config.train.seed, device).map_err(|e| bad(path, e.to_string()))?;
+    let fresh = TransformerLm::<AB>::new(&config.model, config.train.seed, device)
+        .map_err(|e| bad(path, e.to_string()))?;
     let model = assign_params(fresh, &mut |name, _shape| {
-        read(&format!("model.{name}")).map_err(|e| lm_core::LmError::BadFile { file: path.to_path_buf(), reason: e.to_string() })
+        read(&format!("model.{name}")).map_err(|e| lm_core::LmError::BadFile {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     })
     .map_err(|e| bad(path, e.to_string()))?;
 
@@ -118,27 +167,40 @@ pub fn load<AB: AutodiffBackend>(
             };
             let m = tensor(read(name)?);
             let v = tensor(read(&format!("optim.v.{param}"))?);
-            optimizer.moments.insert(param.to_string(), Moments { m, v });
+            optimizer
+                .moments
+                .insert(param.to_string(), Moments { m, v });
         }
     }
     Ok((model, optimizer, TrainingState { step, rng, config }))
 }
 
 /// Just the model and its config, for generation and evaluation (no autodiff).
-pub fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<(TransformerLm<B>, TrainConfig)> {
+pub fn load_model<B: Backend>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<(TransformerLm<B>, TrainConfig)> {
     let bytes = std::fs::read(path).map_err(|e| BasicsError::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
     let config_text = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get("config").cloned())
         .ok_or_else(|| bad(path, "no `config` metadata (not an lm checkpoint?)"))?;
-    let config = TrainConfig::from_toml(&config_text, &[]).map_err(|e| bad(path, format!("config: {e}")))?;
+    let config =
+        TrainConfig::from_toml(&config_text, &[]).map_err(|e| bad(path, format!("config: {e}")))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
-    let fresh = TransformerLm::<B>::new(&config.model, 0, device).map_err(|e| bad(path, e.to_string()))?;
+    let fresh =
+        TransformerLm::<B>::new(&config.model, 0, device).map_err(|e| bad(path, e.to_string()))?;
     let model = assign_params(fresh, &mut |name, _| {
         let key = format!("model.{name}");
-        let view = file.tensor(&key).map_err(|_| lm_core::LmError::MissingTensor { file: path.to_path_buf(), tensor: key.clone() })?;
+        let view = file
+            .tensor(&key)
+            .map_err(|_| lm_core::LmError::MissingTensor {
+                file: path.to_path_buf(),
+                tensor: key.clone(),
+            })?;
         view_to_f32(&key, &view)
     })
     .map_err(|e| bad(path, e.to_string()))?;

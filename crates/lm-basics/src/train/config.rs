@@ -102,19 +102,33 @@ impl TrainConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.model.validate().map_err(|e| BasicsError::invalid("model", e.to_string()))?;
+        self.model
+            .validate()
+            .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
         let t = &self.train;
         if t.steps == 0 || t.batch_size == 0 {
-            return Err(BasicsError::invalid("train", "steps and batch_size must be at least 1"));
+            return Err(BasicsError::invalid(
+                "train",
+                "steps and batch_size must be at least 1",
+            ));
         }
         if self.optimizer.warmup_iters > self.cosine_end() {
-            return Err(BasicsError::invalid("optimizer.warmup_iters", "must not exceed cosine_cycle_iters"));
+            return Err(BasicsError::invalid(
+                "optimizer.warmup_iters",
+                "must not exceed cosine_cycle_iters",
+            ));
         }
         if !["ndarray", "wgpu", "cuda"].contains(&t.backend.as_str()) {
-            return Err(BasicsError::invalid("train.backend", format!("`{}`: use ndarray, wgpu or cuda", t.backend)));
+            return Err(BasicsError::invalid(
+                "train.backend",
+                format!("`{}`: use ndarray, wgpu or cuda", t.backend),
+            ));
         }
         if t.precision != "f32" {
-            return Err(BasicsError::invalid("train.precision", format!("`{}` is not supported yet (only f32)", t.precision)));
+            return Err(BasicsError::invalid(
+                "train.precision",
+                format!("`{}` is not supported yet (only f32)", t.precision),
+            ));
         }
         self.token_dtype()?;
         Ok(())
@@ -133,7 +147,10 @@ impl TrainConfig {
             "auto" => Ok(TokenDtype::for_vocab(self.model.vocab_size)),
             "uint16" => Ok(TokenDtype::U16),
             "uint32" => Ok(TokenDtype::U32),
-            other => Err(BasicsError::invalid("data.dtype", format!("`{other}`: use uint16, uint32 or auto"))),
+            other => Err(BasicsError::invalid(
+                "data.dtype",
+                format!("`{other}`: use uint16, uint32 or auto"),
+            )),
         }
     }
 
@@ -161,7 +178,9 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
             .entry(s.to_string())
             .or_insert_with(|| toml::Value::Table(Default::default()))
             .as_table_mut()
-            .ok_or_else(|| BasicsError::invalid("--set", format!("`{s}` in `{key}` is not a section")))?;
+            .ok_or_else(|| {
+                BasicsError::invalid("--set", format!("`{s}` in `{key}` is not a section"))
+            })?;
     }
     node.insert(last.to_string(), value);
     Ok(())
@@ -203,16 +222,28 @@ precision = "f32"
 
     #[test]
     fn overrides_apply_and_unknown_keys_are_named() {
-        let cfg = TrainConfig::from_toml(EXAMPLE, &["optimizer.lr=3e-4".into(), "train.backend=ndarray".into()]).unwrap();
+        let cfg = TrainConfig::from_toml(
+            EXAMPLE,
+            &["optimizer.lr=3e-4".into(), "train.backend=ndarray".into()],
+        )
+        .unwrap();
         assert_eq!(cfg.optimizer.lr, 3e-4);
         assert_eq!(cfg.cosine_end(), 100);
-        let err = TrainConfig::from_toml(EXAMPLE, &["optimizer.lrr=1".into()]).unwrap_err().to_string();
+        let err = TrainConfig::from_toml(EXAMPLE, &["optimizer.lrr=1".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lrr"), "{err}");
-        let err = TrainConfig::from_toml(EXAMPLE, &["train.precision=bf16".into()]).unwrap_err().to_string();
+        let err = TrainConfig::from_toml(EXAMPLE, &["train.precision=bf16".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("train.precision"), "{err}");
-        let err = TrainConfig::from_toml(EXAMPLE, &["model.num_heads=3".into()]).unwrap_err().to_string();
+        let err = TrainConfig::from_toml(EXAMPLE, &["model.num_heads=3".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("d_model"), "{err}");
-        let err = TrainConfig::from_toml(EXAMPLE, &["nonsense".into()]).unwrap_err().to_string();
+        let err = TrainConfig::from_toml(EXAMPLE, &["nonsense".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("key=value"), "{err}");
     }
 

@@ -20,7 +20,11 @@ pub struct MetricsLog {
 impl MetricsLog {
     pub fn open(run_dir: &Path) -> Result<Self> {
         let path = run_dir.join(METRICS_FILE);
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| BasicsError::io(&path, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| BasicsError::io(&path, e))?;
         Ok(Self { path, file })
     }
 
@@ -38,7 +42,11 @@ pub fn read_losses(path: &Path) -> Result<(Vec<(f64, f64)>, Vec<(f64, f64)>)> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|e| BasicsError::BadLine { path: path.to_path_buf(), line: i + 1, reason: e.to_string() })?;
+        let v: Value = serde_json::from_str(&line).map_err(|e| BasicsError::BadLine {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
         let step = v["step"].as_f64().unwrap_or(f64::NAN);
         if let Some(l) = v["loss"].as_f64() {
             train.push((step, l));
@@ -54,11 +62,17 @@ pub fn read_losses(path: &Path) -> Result<(Vec<(f64, f64)>, Vec<(f64, f64)>)> {
 fn register_font() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
-        let candidates = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
-        candidates.iter().find_map(|p| std::fs::read(p).ok()).is_some_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-        })
+        let candidates = [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        ];
+        candidates
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .is_some_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
     })
 }
 
@@ -67,40 +81,67 @@ fn register_font() -> bool {
 pub fn plot_losses(metrics: &Path, out: &Path, title: &str) -> Result<()> {
     let (train, eval) = read_losses(metrics)?;
     if train.is_empty() {
-        return Err(BasicsError::BadFile { path: metrics.to_path_buf(), reason: "no training loss recorded".into() });
+        return Err(BasicsError::BadFile {
+            path: metrics.to_path_buf(),
+            reason: "no training loss recorded".into(),
+        });
     }
-    let err = |e: &dyn std::fmt::Display| BasicsError::BadFile { path: out.to_path_buf(), reason: format!("plotting: {e}") };
+    let err = |e: &dyn std::fmt::Display| BasicsError::BadFile {
+        path: out.to_path_buf(),
+        reason: format!("plotting: {e}"),
+    };
     let labels = register_font();
     let all = train.iter().chain(&eval).filter(|p| p.1.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.1), hi.max(p.1))
+    });
     let max_step = train.iter().chain(&eval).map(|p| p.0).fold(1.0, f64::max);
     let tmp = out.with_extension("tmp.png");
     {
         let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut builder = ChartBuilder::on(&root);
-        builder.margin(20).x_label_area_size(if labels { 40 } else { 5 }).y_label_area_size(if labels { 60 } else { 5 });
+        builder
+            .margin(20)
+            .x_label_area_size(if labels { 40 } else { 5 })
+            .y_label_area_size(if labels { 60 } else { 5 });
         if labels {
             builder.caption(title, ("sans-serif", 22));
         }
-        let mut chart = builder.build_cartesian_2d(0.0..max_step, (lo * 0.95)..(hi * 1.02)).map_err(|e| err(&e))?;
+        let mut chart = builder
+            .build_cartesian_2d(0.0..max_step, (lo * 0.95)..(hi * 1.02))
+            .map_err(|e| err(&e))?;
         let mut mesh = chart.configure_mesh();
         if labels {
             mesh.x_desc("step").y_desc("loss (nats/token)");
         } else {
-            mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
+            mesh.disable_x_mesh()
+                .disable_y_mesh()
+                .x_labels(0)
+                .y_labels(0);
         }
         mesh.draw().map_err(|e| err(&e))?;
-        let train_series = chart.draw_series(LineSeries::new(train.iter().copied(), &BLUE)).map_err(|e| err(&e))?;
+        let train_series = chart
+            .draw_series(LineSeries::new(train.iter().copied(), &BLUE))
+            .map_err(|e| err(&e))?;
         if labels {
-            train_series.label("train").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            train_series
+                .label("train")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
         }
         let eval_series = chart
             .draw_series(eval.iter().map(|&p| Circle::new(p, 4, RED.filled())))
             .map_err(|e| err(&e))?;
         if labels {
-            eval_series.label("validation").legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
+            eval_series
+                .label("validation")
+                .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(&e))?;
         }
         root.present().map_err(|e| err(&e))?;
     }

@@ -38,9 +38,19 @@ pub struct RunOutcome {
 }
 
 /// Mean cross-entropy over (up to `max_batches`) sequential batches of a token file.
-pub fn evaluate<B: Backend>(model: &TransformerLm<B>, data: &TokenFile, batch: usize, max_batches: usize, device: &B::Device) -> Result<f64> {
+pub fn evaluate<B: Backend>(
+    model: &TransformerLm<B>,
+    data: &TokenFile,
+    batch: usize,
+    max_batches: usize,
+    device: &B::Device,
+) -> Result<f64> {
     let context = model.context_length;
-    let limit = if max_batches == 0 { usize::MAX } else { max_batches };
+    let limit = if max_batches == 0 {
+        usize::MAX
+    } else {
+        max_batches
+    };
     let (mut total, mut count) = (0.0f64, 0usize);
     for (x, y) in sequential_batches::<B>(data, batch, context, device).take(limit) {
         let rows = x.dims()[0];
@@ -51,7 +61,10 @@ pub fn evaluate<B: Backend>(model: &TransformerLm<B>, data: &TokenFile, batch: u
     if count == 0 {
         return Err(BasicsError::BadFile {
             path: data.path().to_path_buf(),
-            reason: format!("{} tokens is too short for one window of {context}", data.len()),
+            reason: format!(
+                "{} tokens is too short for one window of {context}",
+                data.len()
+            ),
         });
     }
     Ok(total / count as f64)
@@ -64,8 +77,10 @@ fn progress(steps: u64, start: u64, show: bool) -> ProgressBar {
     let bar = ProgressBar::new(steps);
     bar.set_position(start);
     bar.set_style(
-        ProgressStyle::with_template("train {bar:30} {pos}/{len} steps, {per_sec}, eta {eta} {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "train {bar:30} {pos}/{len} steps, {per_sec}, eta {eta} {msg}",
+        )
+        .expect("valid template"),
     );
     bar
 }
@@ -89,7 +104,10 @@ pub fn train<B: AutodiffBackend>(
     if !resume && (ckpt_path.exists() || run_dir.join(METRICS_FILE).exists()) {
         return Err(BasicsError::invalid(
             "run_dir",
-            format!("{} already holds a run: resume it, or choose a new directory", run_dir.display()),
+            format!(
+                "{} already holds a run: resume it, or choose a new directory",
+                run_dir.display()
+            ),
         ));
     }
     let dtype = cfg.token_dtype()?;
@@ -106,12 +124,19 @@ pub fn train<B: AutodiffBackend>(
             ("data", state.config.data == cfg.data),
         ] {
             if !same {
-                return Err(BasicsError::invalid(section, format!("differs from the checkpoint's config in {}", ckpt_path.display())));
+                return Err(BasicsError::invalid(
+                    section,
+                    format!(
+                        "differs from the checkpoint's config in {}",
+                        ckpt_path.display()
+                    ),
+                ));
             }
         }
         (model, optimizer, state.rng, state.step)
     } else {
-        let model = TransformerLm::<B>::new(&cfg.model, cfg.train.seed, device).map_err(|e| BasicsError::invalid("model", e.to_string()))?;
+        let model = TransformerLm::<B>::new(&cfg.model, cfg.train.seed, device)
+            .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
         // Batches draw from their own stream so model init and data order are independent.
         let rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_DA7A);
         (model, AdamW::new(adamw_config(cfg)), rng, 0)
@@ -142,7 +167,11 @@ pub fn train<B: AutodiffBackend>(
                 format!(
                     "loss is {loss_value} at step {}; stopped before updating. Last good checkpoint: {}",
                     step + 1,
-                    if ckpt_path.exists() { ckpt_path.display().to_string() } else { "none yet".into() }
+                    if ckpt_path.exists() {
+                        ckpt_path.display().to_string()
+                    } else {
+                        "none yet".into()
+                    }
                 ),
             ));
         }
@@ -169,25 +198,41 @@ pub fn train<B: AutodiffBackend>(
         bar.inc(1);
 
         if due(done, t.eval_interval) {
-            let l = evaluate(&model.valid(), &valid_data, t.batch_size, t.eval_batches, device)?;
+            let l = evaluate(
+                &model.valid(),
+                &valid_data,
+                t.batch_size,
+                t.eval_batches,
+                device,
+            )?;
             metrics.log(json!({"step": done, "eval_loss": l, "perplexity": l.exp(), "wall_s": started.elapsed().as_secs_f64()}))?;
             bar.println(format!("step {done}: train loss {loss_value:.4}, validation loss {l:.4} (perplexity {:.2})", l.exp()));
             eval_loss = Some(l);
         }
         if due(done, t.checkpoint_interval) {
-            let state = TrainingState { step: done, rng: rng.clone(), config: cfg.clone() };
+            let state = TrainingState {
+                step: done,
+                rng: rng.clone(),
+                config: cfg.clone(),
+            };
             checkpoint::save(&ckpt_path, &model, &optimizer, &state)?;
         }
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    lm_core::params::save_safetensors(&model, &run_dir.join(MODEL_FILE)).map_err(|e| BasicsError::invalid("model", e.to_string()))?;
-    plot_losses(&run_dir.join(METRICS_FILE), &run_dir.join(PLOT_FILE), &format!("{}", run_dir.display()))?;
+    lm_core::params::save_safetensors(&model, &run_dir.join(MODEL_FILE))
+        .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
+    plot_losses(
+        &run_dir.join(METRICS_FILE),
+        &run_dir.join(PLOT_FILE),
+        &format!("{}", run_dir.display()),
+    )?;
     Ok(RunOutcome {
         steps: t.steps.saturating_sub(start),
         last_train_loss: last_loss,
         eval_loss,
-        tokens_per_second: tokens_per_step * t.steps.saturating_sub(start) as f64 / seconds.max(1e-9),
+        tokens_per_second: tokens_per_step * t.steps.saturating_sub(start) as f64
+            / seconds.max(1e-9),
         seconds,
         checkpoint: ckpt_path,
     })
@@ -197,7 +242,10 @@ pub fn train<B: AutodiffBackend>(
 fn write_run_files(cfg: &TrainConfig, run_dir: &Path, resume: bool, start: u64) -> Result<()> {
     let write = |name: &str, text: &str| {
         let p = run_dir.join(name);
-        lm_core::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| BasicsError::BadFile { path: p, reason: e.to_string() })
+        lm_core::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| BasicsError::BadFile {
+            path: p,
+            reason: e.to_string(),
+        })
     };
     write(CONFIG_FILE, &cfg.to_toml())?;
     let run_json = run_dir.join("run.json");
@@ -206,10 +254,16 @@ fn write_run_files(cfg: &TrainConfig, run_dir: &Path, resume: bool, start: u64) 
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["starts"].as_array().cloned())
         .unwrap_or_default();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     starts.push(json!({
         "unix_time": now, "resume": resume, "from_step": start, "git_commit": checkpoint::git_commit(),
         "seed": cfg.train.seed, "argv": std::env::args().collect::<Vec<_>>(),
     }));
-    write("run.json", &serde_json::to_string_pretty(&json!({"starts": starts})).expect("json"))
+    write(
+        "run.json",
+        &serde_json::to_string_pretty(&json!({"starts": starts})).expect("json"),
+    )
 }

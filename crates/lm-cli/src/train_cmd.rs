@@ -1,0 +1,170 @@
+//! `lm train`, `lm eval`, `lm generate`, `lm plot`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use lm_basics::data::TokenFile;
+use lm_basics::generate::{SampleOptions, generate};
+use lm_basics::tokenizer::files;
+use lm_basics::train::checkpoint::load_model;
+use lm_basics::train::metrics::{METRICS_FILE, PLOT_FILE, plot_losses};
+use lm_basics::train::{TrainConfig, evaluate, train};
+use rand::SeedableRng;
+
+/// Runs `$body` with `B` bound to the autodiff backend named `$name` (`ndarray`, `wgpu`,
+/// `cuda`), erroring for one this binary was built without.
+macro_rules! with_backend {
+    ($name:expr, |$B:ident| $body:expr) => {
+        match $name {
+            "ndarray" => {
+                type $B = lm_core::backends::NdArrayAutodiff;
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            "wgpu" => {
+                type $B = lm_core::backends::WgpuAutodiff;
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            "cuda" => {
+                type $B = lm_core::backends::CudaAutodiff;
+                $body
+            }
+            other => anyhow::bail!(
+                "backend `{other}` is not in this build: rebuild lm with `--features {other}`"
+            ),
+        }
+    };
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// TOML config (sections model, data, optimizer, train; see docs/lab1-basics.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Run directory for checkpoints, metrics and plots.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Continue the run directory's checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Override a config key, e.g. `--set optimizer.lr=1e-3` (repeatable).
+    #[arg(long = "set")]
+    overrides: Vec<String>,
+}
+
+pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
+    let cfg = TrainConfig::load(&args.config, &args.overrides)?;
+    let backend = cfg.train.backend.clone();
+    let out = with_backend!(backend.as_str(), |B| train::<B>(
+        &cfg,
+        &args.run_dir,
+        args.resume,
+        &Default::default(),
+        true
+    )?);
+    println!(
+        "{} steps in {:.1} s ({:.0} tokens/s); last train loss {:.4}{}; run directory {}",
+        out.steps,
+        out.seconds,
+        out.tokens_per_second,
+        out.last_train_loss,
+        out.eval_loss
+            .map(|l| format!(", validation loss {l:.4} (perplexity {:.2})", l.exp()))
+            .unwrap_or_default(),
+        args.run_dir.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Token file; default: the checkpoint config's validation file.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// At most this many batches (0 = the whole file).
+    #[arg(long, default_value_t = 0)]
+    batches: usize,
+}
+
+pub fn eval_cmd(args: EvalArgs) -> anyhow::Result<()> {
+    type B = lm_core::backends::NdArray;
+    let device = Default::default();
+    let (model, cfg) = load_model::<B>(&args.checkpoint, &device)?;
+    let path = args.data.unwrap_or_else(|| cfg.data.valid.clone());
+    let data = TokenFile::open(&path, cfg.token_dtype()?)?;
+    data.check_vocab(cfg.model.vocab_size)?;
+    let loss = evaluate(&model, &data, args.batch_size, args.batches, &device)?;
+    println!(
+        "{}: loss {loss:.4} nats/token, perplexity {:.3}",
+        path.display(),
+        loss.exp()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Tokenizer directory (vocab.json, merges.txt, tokenizer.json).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// A prompt (repeatable: each is continued in turn).
+    #[arg(long = "prompt", required = true)]
+    prompts: Vec<String>,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The end-of-text token that stops generation.
+    #[arg(long, default_value = "<|endoftext|>")]
+    stop: String,
+}
+
+pub fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
+    type B = lm_core::backends::NdArray;
+    let device = Default::default();
+    let (model, _) = load_model::<B>(&args.checkpoint, &device)?;
+    let tok = files::from_dir(&args.tokenizer)?;
+    let opts = SampleOptions {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        stop: tok.token_id(args.stop.as_bytes()),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    for prompt in &args.prompts {
+        let ids = tok.encode(prompt);
+        let new = generate(&model, &ids, &opts, &mut rng, &device);
+        println!("{prompt}{}\n---", tok.decode(&new)?);
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PlotArgs {
+    /// A run directory (with metrics.jsonl).
+    run_dir: PathBuf,
+}
+
+pub fn plot_cmd(args: PlotArgs) -> anyhow::Result<()> {
+    let out = args.run_dir.join(PLOT_FILE);
+    plot_losses(
+        &args.run_dir.join(METRICS_FILE),
+        &out,
+        &args.run_dir.display().to_string(),
+    )
+    .with_context(|| format!("plotting {}", args.run_dir.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
