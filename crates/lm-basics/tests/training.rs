@@ -288,3 +288,20 @@ fn bad_data_and_diverging_runs_fail_clearly() {
         .to_string();
     assert!(err.contains("/no/such/train.bin"), "{err}");
 }
+
+#[test]
+fn time_limit_stops_with_a_checkpoint_and_resume_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    let mut cfg = tiny_config(dir.path(), 40);
+    cfg.train.max_seconds = Some(1e-9);
+    let run = dir.path().join("run");
+    let out = train::<NdArrayAutodiff>(&cfg, &run, false, &device, false).unwrap();
+    assert_eq!(out.steps, 1, "stops after the first step");
+    let (_, _, state) =
+        checkpoint::load::<NdArrayAutodiff>(&run.join("checkpoint.safetensors"), &device).unwrap();
+    assert_eq!(state.step, 1);
+    cfg.train.max_seconds = None;
+    let out = train::<NdArrayAutodiff>(&cfg, &run, true, &device, false).unwrap();
+    assert_eq!(out.steps, 39);
+}

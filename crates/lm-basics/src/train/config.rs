@@ -68,6 +68,10 @@ pub struct LoopConfig {
     /// Peak FLOP/s of the device in TFLOP/s, for MFU; unset = no MFU.
     #[serde(default)]
     pub peak_tflops: Option<f64>,
+    /// Stop (with a checkpoint) after this much wall time in this invocation; `--resume`
+    /// continues. Unset = run all steps.
+    #[serde(default)]
+    pub max_seconds: Option<f64>,
 }
 
 impl TrainConfig {

@@ -152,7 +152,8 @@ pub fn train<B: AutodiffBackend>(
     let started = Instant::now();
     let mut last_loss = f64::NAN;
     let mut eval_loss = None;
-    let due = |step: u64, every: u64| step == t.steps || (every > 0 && step % every == 0);
+    let mut end = t.steps;
+    let due = |step: u64, every: u64, end: u64| step == end || (every > 0 && step % every == 0);
 
     for step in start..t.steps {
         let step_start = Instant::now();
@@ -197,7 +198,14 @@ pub fn train<B: AutodiffBackend>(
         bar.set_message(format!("loss {loss_value:.3}"));
         bar.inc(1);
 
-        if due(done, t.eval_interval) {
+        // Stop before a step would cross the time limit: this step evaluates and checkpoints.
+        let last = done == t.steps
+            || t.max_seconds
+                .is_some_and(|limit| started.elapsed().as_secs_f64() + secs >= limit);
+        if last {
+            end = done;
+        }
+        if due(done, t.eval_interval, end) {
             let l = evaluate(
                 &model.valid(),
                 &valid_data,
@@ -209,13 +217,19 @@ pub fn train<B: AutodiffBackend>(
             bar.println(format!("step {done}: train loss {loss_value:.4}, validation loss {l:.4} (perplexity {:.2})", l.exp()));
             eval_loss = Some(l);
         }
-        if due(done, t.checkpoint_interval) {
+        if due(done, t.checkpoint_interval, end) {
             let state = TrainingState {
                 step: done,
                 rng: rng.clone(),
                 config: cfg.clone(),
             };
             checkpoint::save(&ckpt_path, &model, &optimizer, &state)?;
+        }
+        if last && done < t.steps {
+            bar.println(format!(
+                "time limit reached after step {done}: checkpointed; --resume continues"
+            ));
+            break;
         }
     }
     bar.finish_and_clear();
@@ -228,11 +242,10 @@ pub fn train<B: AutodiffBackend>(
         &format!("{}", run_dir.display()),
     )?;
     Ok(RunOutcome {
-        steps: t.steps.saturating_sub(start),
+        steps: end.saturating_sub(start),
         last_train_loss: last_loss,
         eval_loss,
-        tokens_per_second: tokens_per_step * t.steps.saturating_sub(start) as f64
-            / seconds.max(1e-9),
+        tokens_per_second: tokens_per_step * end.saturating_sub(start) as f64 / seconds.max(1e-9),
         seconds,
         checkpoint: ckpt_path,
     })
