@@ -198,10 +198,11 @@ pub fn train<B: AutodiffBackend>(
         bar.set_message(format!("loss {loss_value:.3}"));
         bar.inc(1);
 
-        // Stop before a step would cross the time limit: this step evaluates and checkpoints.
+        // Past the time limit, this step is the last: it evaluates and checkpoints. (No
+        // prediction from step times: a GPU's first step includes minutes of kernel compiling.)
         let last = done == t.steps
             || t.max_seconds
-                .is_some_and(|limit| started.elapsed().as_secs_f64() + secs >= limit);
+                .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
         if last {
             end = done;
         }

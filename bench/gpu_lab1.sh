@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Lab-1 GPU run on the device machine (see docs/PERF.md). Expects, carried in runs/gpu/:
+# lm (release build with --features cuda), run-with-cuda.sh (shared/gpu), tokenizer/,
+# train.bin, valid.bin. Phase `first`: PyTorch baseline + our run for $SECONDS_BUDGET s;
+# phase `resume`: continue the same run directory (needs the same warm machine).
+set -uo pipefail
+phase=${1:-first}
+budget=${2:-300}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0
+G=runs/gpu
+RUN=runs/gpu-run
+chmod +x $G/lm $G/run-with-cuda.sh
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/device.txt"
+if [ "$phase" = first ]; then
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 2>&1 | tee "$OUT/pytorch.jsonl"
+    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
+        --set train.max_seconds=$budget 2>&1 | tail -30 | tee "$OUT/train.log"
+else
+    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
+        --set train.max_seconds=$budget --resume 2>&1 | tail -30 | tee "$OUT/train.log"
+    bash $G/run-with-cuda.sh $G/lm generate --checkpoint $RUN/checkpoint.safetensors --tokenizer $G/tokenizer \
+        --prompt "Once upon a time" --prompt "The old man said" --prompt "In the morning, the ship" \
+        --max-tokens 80 --temperature 0.8 --top-p 0.95 --seed 1 2>&1 | tee "$OUT/samples.txt"
+fi
+python3 - "$RUN/metrics.jsonl" <<'PY' | tee "$OUT/ours_throughput.json"
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+steps = [r for r in rows if "loss" in r]
+evals = [r for r in rows if "eval_loss" in r]
+warm = steps[50:] or steps
+tps = statistics.median(r["tokens_per_s"] for r in warm)
+mfu = statistics.median(r.get("mfu", 0) for r in warm)
+print(json.dumps({"impl": "ours (burn 0.21 cuda, f32)", "steps": len(steps), "median_tokens_per_s": tps,
+                  "median_mfu_f32_peak67": mfu, "last_loss": steps[-1]["loss"],
+                  "evals": [(e["step"], round(e["eval_loss"], 4)) for e in evals],
+                  "wall_s": steps[-1]["wall_s"]}))
+PY
+cp $RUN/loss_curve.png "$OUT/" 2>/dev/null
+gzip -c $RUN/metrics.jsonl > "$OUT/metrics.jsonl.gz"
