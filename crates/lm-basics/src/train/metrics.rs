@@ -33,8 +33,11 @@ impl MetricsLog {
     }
 }
 
-/// `(step, value)` series of the train and eval losses in a metrics file.
-pub fn read_losses(path: &Path) -> Result<(Vec<(f64, f64)>, Vec<(f64, f64)>)> {
+/// `(step, value)` points.
+pub type Series = Vec<(f64, f64)>;
+
+/// The train and eval loss series of a metrics file.
+pub fn read_losses(path: &Path) -> Result<(Series, Series)> {
     let file = std::fs::File::open(path).map_err(|e| BasicsError::io(path, e))?;
     let (mut train, mut eval) = (Vec::new(), Vec::new());
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {

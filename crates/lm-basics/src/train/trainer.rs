@@ -153,7 +153,8 @@ pub fn train<B: AutodiffBackend>(
     let mut last_loss = f64::NAN;
     let mut eval_loss = None;
     let mut end = t.steps;
-    let due = |step: u64, every: u64, end: u64| step == end || (every > 0 && step % every == 0);
+    let due =
+        |step: u64, every: u64, end: u64| step == end || (every > 0 && step.is_multiple_of(every));
 
     for step in start..t.steps {
         let step_start = Instant::now();
