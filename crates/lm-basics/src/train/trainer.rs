@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use lm_core::TransformerLm;
 use lm_core::functional::cross_entropy;
-use lm_core::optim::{AdamW, clip_gradients, global_l2_norm};
+use lm_core::optim::{AdamW, clip_to_norm, squared_norm_tensor};
 use lm_core::params::named_grads;
 use lm_core::summary::forward_flops_per_token;
 use rand::SeedableRng;
@@ -161,7 +161,16 @@ pub fn train<B: AutodiffBackend>(
         let lr = cfg.lr_at(step);
         let (x, y) = get_batch::<B>(&train_data, t.batch_size, context, &mut rng, device)?;
         let loss = cross_entropy(model.forward(x), y);
-        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let mut grads = named_grads(&model, &loss.clone().backward());
+        // One read-back per step: the loss and the squared gradient norm together.
+        let loss = loss.inner(); // the graph was consumed by backward
+        let sq_norm = squared_norm_tensor(&grads).unwrap_or_else(|| loss.zeros_like());
+        let host: Vec<f64> = Tensor::cat(vec![loss, sq_norm], 0)
+            .into_data()
+            .convert::<f64>()
+            .to_vec()
+            .expect("f64");
+        let (loss_value, grad_norm) = (host[0], host[1].sqrt());
         if !loss_value.is_finite() {
             bar.abandon();
             return Err(BasicsError::invalid(
@@ -177,12 +186,9 @@ pub fn train<B: AutodiffBackend>(
                 ),
             ));
         }
-        let mut grads = named_grads(&model, &loss.backward());
-        let grad_norm = if cfg.optimizer.grad_clip > 0.0 {
-            clip_gradients(&mut grads, cfg.optimizer.grad_clip, 1e-6)
-        } else {
-            global_l2_norm(&grads)
-        };
+        if cfg.optimizer.grad_clip > 0.0 {
+            clip_to_norm(&mut grads, grad_norm, cfg.optimizer.grad_clip, 1e-6);
+        }
         model = optimizer.step_module(model, &grads, lr);
         let done = step + 1;
         last_loss = loss_value;

@@ -5,5 +5,5 @@ mod clip;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, Moments};
-pub use clip::{clip_gradients, global_l2_norm};
+pub use clip::{clip_gradients, clip_to_norm, global_l2_norm, squared_norm_tensor};
 pub use schedule::lr_cosine_schedule;
