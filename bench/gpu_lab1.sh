@@ -2,7 +2,8 @@
 # Lab-1 GPU run on the device machine (see docs/PERF.md). Expects, carried in runs/gpu/:
 # lm (release build with --features cuda), run-with-cuda.sh (shared/gpu), tokenizer/,
 # train.bin, valid.bin. Phase `first`: PyTorch baseline + our run for $SECONDS_BUDGET s;
-# phase `resume`: continue the same run directory (needs the same warm machine).
+# phase `resume`: continue the same run directory (needs the same warm machine);
+# phase `throughput`: PyTorch eager baselines + a fresh run of ours, for tokens/s only.
 set -uo pipefail
 phase=${1:-first}
 budget=${2:-300}
@@ -13,7 +14,12 @@ G=runs/gpu
 RUN=runs/gpu-run
 chmod +x $G/lm $G/run-with-cuda.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/device.txt"
-if [ "$phase" = first ]; then
+if [ "$phase" = throughput ]; then
+    RUN=runs/gpu-throughput
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 | tee "$OUT/pytorch.jsonl"
+    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
+        --set train.max_seconds=$budget --set train.eval_interval=0 --set train.checkpoint_interval=0 2>&1 | tail -5 | tee "$OUT/train.log"
+elif [ "$phase" = first ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 2>&1 | tee "$OUT/pytorch.jsonl"
     bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
         --set train.max_seconds=$budget 2>&1 | tail -30 | tee "$OUT/train.log"
