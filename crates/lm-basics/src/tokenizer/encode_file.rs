@@ -59,18 +59,30 @@ impl EncodeStats {
     }
 }
 
-/// Encodes `text` on all rayon threads; ids are identical to a single `encode`.
-pub fn encode_parallel(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
-    let cuts = tokenizer.splitter().chunk_cuts(text, 1 << 20);
-    let parts: Vec<Vec<u32>> = cuts
-        .par_windows(2)
-        .map_init(WordCache::default, |cache, w| {
-            let mut out = Vec::new();
-            tokenizer.encode_into(&text[w[0]..w[1]], cache, &mut out);
+/// Bytes of text per parallel encoding task.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Encodes each `text[a..b]` window on the rayon threads (one word cache per thread).
+fn encode_windows(tokenizer: &Tokenizer, text: &str, windows: &[(usize, usize)]) -> Vec<Vec<u32>> {
+    windows
+        .par_iter()
+        .map_init(WordCache::default, |cache, &(a, b)| {
+            let mut out = Vec::with_capacity((b - a) / 3);
+            tokenizer.encode_into(&text[a..b], cache, &mut out);
             out
         })
-        .collect();
-    parts.concat()
+        .collect()
+}
+
+/// `text` cut at safe boundaries into windows of about [`CHUNK_BYTES`].
+fn windows(tokenizer: &Tokenizer, text: &str) -> Vec<(usize, usize)> {
+    let cuts = tokenizer.splitter().chunk_cuts(text, CHUNK_BYTES);
+    cuts.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Encodes `text` on all rayon threads; ids are identical to a single `encode`.
+pub fn encode_parallel(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
+    encode_windows(tokenizer, text, &windows(tokenizer, text)).concat()
 }
 
 /// Encodes a UTF-8 file into `output` as raw little-endian ids (`uint16` when the vocab fits,
@@ -109,20 +121,12 @@ pub fn encode_file(
     } else {
         ProgressBar::hidden()
     };
-    let cuts = tokenizer.splitter().chunk_cuts(text, 1 << 20);
-    let windows: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    let windows = windows(tokenizer, text);
     // Batches keep memory bounded: only one batch of ids is held at a time.
     let batch = rayon::current_num_threads().max(1) * 4;
     let mut tokens = 0u64;
     for group in windows.chunks(batch) {
-        let parts: Vec<Vec<u32>> = group
-            .par_iter()
-            .map_init(WordCache::default, |cache, &(a, b)| {
-                let mut out = Vec::with_capacity((b - a) / 3);
-                tokenizer.encode_into(&text[a..b], cache, &mut out);
-                out
-            })
-            .collect();
+        let parts = encode_windows(tokenizer, text, group);
         for ids in parts {
             tokens += ids.len() as u64;
             let bytes: Vec<u8> = match dtype {

@@ -106,72 +106,110 @@ pub fn save<AB: AutodiffBackend>(
     write_safetensors_f32(&tensors, Some(metadata), path).map_err(|e| bad(path, e.to_string()))
 }
 
+fn metadata_field<'m>(meta: &'m HashMap<String, String>, path: &Path, k: &str) -> Result<&'m str> {
+    meta.get(k).map(String::as_str).ok_or_else(|| {
+        bad(
+            path,
+            format!("missing metadata `{k}` (not an lm checkpoint?)"),
+        )
+    })
+}
+
+/// A checkpoint file read into memory, its metadata checked and its config parsed.
+struct CheckpointFile<'p> {
+    path: &'p Path,
+    bytes: Vec<u8>,
+    meta: HashMap<String, String>,
+    config: TrainConfig,
+}
+
+impl<'p> CheckpointFile<'p> {
+    fn open(path: &'p Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| BasicsError::io(path, e))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let format = metadata_field(&meta, path, "format")?;
+        if format != FORMAT {
+            return Err(bad(path, format!("format `{format}`, expected `{FORMAT}`")));
+        }
+        let config = TrainConfig::from_toml(metadata_field(&meta, path, "config")?, &[])
+            .map_err(|e| bad(path, format!("config: {e}")))?;
+        Ok(Self {
+            path,
+            bytes,
+            meta,
+            config,
+        })
+    }
+
+    fn field(&self, k: &str) -> Result<&str> {
+        metadata_field(&self.meta, self.path, k)
+    }
+
+    fn number(&self, k: &str) -> Result<u64> {
+        self.field(k)?
+            .parse()
+            .map_err(|_| bad(self.path, format!("metadata `{k}` is not a number")))
+    }
+
+    fn tensors(&self) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.bytes).map_err(|e| bad(self.path, e.to_string()))
+    }
+
+    fn read(&self, file: &SafeTensors<'_>, name: &str) -> Result<Vec<f32>> {
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(self.path, format!("missing tensor `{name}`")))?;
+        view_to_f32(name, &view).map_err(|e| bad(self.path, e.to_string()))
+    }
+
+    /// The model of the config with every parameter from the `model.<name>` tensors.
+    fn model<B: Backend>(
+        &self,
+        file: &SafeTensors<'_>,
+        device: &B::Device,
+    ) -> Result<TransformerLm<B>> {
+        let fresh = TransformerLm::<B>::new(&self.config.model, self.config.train.seed, device)
+            .map_err(|e| bad(self.path, e.to_string()))?;
+        assign_params(fresh, &mut |name, _shape| {
+            self.read(file, &format!("model.{name}"))
+                .map_err(|e| lm_core::LmError::BadFile {
+                    file: self.path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+        })
+        .map_err(|e| bad(self.path, e.to_string()))
+    }
+}
+
 /// Reads a checkpoint's config, step and RNG, and rebuilds model and optimizer on `device`.
 pub fn load<AB: AutodiffBackend>(
     path: &Path,
     device: &AB::Device,
 ) -> Result<(TransformerLm<AB>, AdamW<AB::InnerBackend>, TrainingState)> {
-    let bytes = std::fs::read(path).map_err(|e| BasicsError::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    let field = |k: &str| {
-        meta.get(k).ok_or_else(|| {
-            bad(
-                path,
-                format!("missing metadata `{k}` (not an lm checkpoint?)"),
-            )
-        })
-    };
-    if field("format")? != FORMAT {
-        return Err(bad(
-            path,
-            format!("format `{}`, expected `{FORMAT}`", field("format")?),
-        ));
-    }
-    let config = TrainConfig::from_toml(field("config")?, &[])
-        .map_err(|e| bad(path, format!("config: {e}")))?;
-    let step: u64 = field("step")?
-        .parse()
-        .map_err(|_| bad(path, "metadata `step` is not a number"))?;
-    let adamw_step: u64 = field("adamw_step")?
-        .parse()
-        .map_err(|_| bad(path, "metadata `adamw_step` is not a number"))?;
-    let rng: ChaCha8Rng = serde_json::from_str(field("rng")?)
+    let ckpt = CheckpointFile::open(path)?;
+    let step = ckpt.number("step")?;
+    let rng: ChaCha8Rng = serde_json::from_str(ckpt.field("rng")?)
         .map_err(|e| bad(path, format!("metadata `rng`: {e}")))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
-    let read = |name: &str| -> Result<Vec<f32>> {
-        let view = file
-            .tensor(name)
-            .map_err(|_| bad(path, format!("missing tensor `{name}`")))?;
-        view_to_f32(name, &view).map_err(|e| bad(path, e.to_string()))
+    let file = ckpt.tensors()?;
+    let model = ckpt.model::<AB>(&file, device)?;
+    let mut optimizer = AdamW::new(adamw_config(&ckpt.config));
+    optimizer.step = ckpt.number("adamw_step")?;
+    let tensor = |values: Vec<f32>| {
+        let n = values.len();
+        Tensor::<AB::InnerBackend, 1>::from_data(TensorData::new(values, [n]), device)
     };
-
-    let fresh = TransformerLm::<AB>::new(&config.model, config.train.seed, device)
-        .map_err(|e| bad(path, e.to_string()))?;
-    let model = assign_params(fresh, &mut |name, _shape| {
-        read(&format!("model.{name}")).map_err(|e| lm_core::LmError::BadFile {
-            file: path.to_path_buf(),
-            reason: e.to_string(),
-        })
-    })
-    .map_err(|e| bad(path, e.to_string()))?;
-
-    let mut optimizer = AdamW::new(adamw_config(&config));
-    optimizer.step = adamw_step;
     for name in file.names() {
         if let Some(param) = name.strip_prefix("optim.m.") {
-            let tensor = |values: Vec<f32>| {
-                let n = values.len();
-                Tensor::<AB::InnerBackend, 1>::from_data(TensorData::new(values, [n]), device)
-            };
-            let m = tensor(read(name)?);
-            let v = tensor(read(&format!("optim.v.{param}"))?);
+            let m = tensor(ckpt.read(&file, name)?);
+            let v = tensor(ckpt.read(&file, &format!("optim.v.{param}"))?);
             optimizer
                 .moments
                 .insert(param.to_string(), Moments { m, v });
         }
     }
+    let config = ckpt.config.clone();
     Ok((model, optimizer, TrainingState { step, rng, config }))
 }
 
@@ -180,29 +218,7 @@ pub fn load_model<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<(TransformerLm<B>, TrainConfig)> {
-    let bytes = std::fs::read(path).map_err(|e| BasicsError::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
-    let config_text = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("config").cloned())
-        .ok_or_else(|| bad(path, "no `config` metadata (not an lm checkpoint?)"))?;
-    let config =
-        TrainConfig::from_toml(&config_text, &[]).map_err(|e| bad(path, format!("config: {e}")))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
-    let fresh =
-        TransformerLm::<B>::new(&config.model, 0, device).map_err(|e| bad(path, e.to_string()))?;
-    let model = assign_params(fresh, &mut |name, _| {
-        let key = format!("model.{name}");
-        let view = file
-            .tensor(&key)
-            .map_err(|_| lm_core::LmError::MissingTensor {
-                file: path.to_path_buf(),
-                tensor: key.clone(),
-            })?;
-        view_to_f32(&key, &view)
-    })
-    .map_err(|e| bad(path, e.to_string()))?;
-    Ok((model, config))
+    let ckpt = CheckpointFile::open(path)?;
+    let model = ckpt.model::<B>(&ckpt.tensors()?, device)?;
+    Ok((model, ckpt.config))
 }
