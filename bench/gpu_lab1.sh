@@ -3,7 +3,9 @@
 # lm (release build with --features cuda), run-with-cuda.sh (shared/gpu), tokenizer/,
 # train.bin, valid.bin. Phase `first`: PyTorch baseline + our run for $SECONDS_BUDGET s;
 # phase `resume`: continue the same run directory (needs the same warm machine);
-# phase `throughput`: PyTorch eager baselines + a fresh run of ours, for tokens/s only.
+# phase `throughput`: PyTorch eager baselines + a fresh run of ours (tokens/s and a per-phase
+# profile), then a second fresh run to time the warm start from the on-disk kernel cache
+# ($LM_KERNEL_CACHE, default runs/gpu/kernel-cache, archived into $OUT for the next machine).
 set -uo pipefail
 phase=${1:-first}
 budget=${2:-300}
@@ -14,11 +16,21 @@ G=runs/gpu
 RUN=runs/gpu-run
 chmod +x $G/lm $G/run-with-cuda.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/device.txt"
+export LM_KERNEL_CACHE=${LM_KERNEL_CACHE:-$PWD/$G/kernel-cache}
 if [ "$phase" = throughput ]; then
     RUN=runs/gpu-throughput
     PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 | tee "$OUT/pytorch.jsonl"
+    du -sh "$LM_KERNEL_CACHE" 2>/dev/null | tee "$OUT/cache_before.txt"
     bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
-        --set train.max_seconds=$budget --set train.eval_interval=0 --set train.checkpoint_interval=0 2>&1 | tail -5 | tee "$OUT/train.log"
+        --set train.max_seconds=$budget --set train.eval_interval=0 --set train.checkpoint_interval=0 \
+        --set train.profile_steps=20 2>&1 | tail -12 | tee "$OUT/train.log"
+    cp $RUN/profile.json "$OUT/" 2>/dev/null
+    # Warm start: a new process, the same kernels, read from the on-disk cache.
+    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir runs/gpu-warm \
+        --set train.steps=200 --set train.eval_interval=0 --set train.checkpoint_interval=0 2>&1 | tail -3 | tee "$OUT/warm.log"
+    head -1 runs/gpu-warm/metrics.jsonl | tee "$OUT/warm_first_flush.json"
+    du -sh "$LM_KERNEL_CACHE" | tee "$OUT/cache_after.txt"
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = first ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 2>&1 | tee "$OUT/pytorch.jsonl"
     bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \

@@ -97,6 +97,8 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    lm_core::kernel_cache::init();
     match cli.task {
         Task::Bench {
             what: BenchTarget::Tokenizer { reps },

@@ -305,3 +305,39 @@ fn time_limit_stops_with_a_checkpoint_and_resume_finishes() {
     let out = train::<NdArrayAutodiff>(&cfg, &run, true, &device, false).unwrap();
     assert_eq!(out.steps, 39);
 }
+
+/// Deferred read-backs change when figures reach the host, not what is computed: every step
+/// is still logged in order, and the trained parameters equal those of a run reading back
+/// every step. The phase profile covers the requested steps.
+#[test]
+fn batched_read_back_logs_every_step_and_profile_reports_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    let mut cfg = tiny_config(dir.path(), 20);
+    cfg.train.log_interval = 1;
+    let every_step = dir.path().join("every");
+    train::<NdArrayAutodiff>(&cfg, &every_step, false, &device, false).unwrap();
+    cfg.train.log_interval = 7;
+    cfg.train.profile_steps = 5;
+    let batched = dir.path().join("batched");
+    train::<NdArrayAutodiff>(&cfg, &batched, false, &device, false).unwrap();
+    assert!(model_bytes(&every_step) == model_bytes(&batched));
+
+    let steps: Vec<u64> = std::fs::read_to_string(batched.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r.get("loss").is_some())
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=20).collect::<Vec<_>>());
+
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(batched.join("profile.json")).unwrap())
+            .unwrap();
+    assert_eq!(profile["steps"], 5);
+    let phases = profile["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 5);
+    let share: f64 = phases.iter().map(|p| p["share"].as_f64().unwrap()).sum();
+    assert!((share - 1.0).abs() < 1e-9 && profile["ms_per_step"].as_f64().unwrap() > 0.0);
+}

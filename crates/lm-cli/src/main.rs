@@ -35,6 +35,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any GPU device exists: compiled kernels and autotune results persist on disk.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    lm_core::kernel_cache::init();
     let result = match Cli::parse().command {
         Command::Summary(args) => model_cmd::summary(args),
         Command::Init(args) => model_cmd::init(args),

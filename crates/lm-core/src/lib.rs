@@ -9,6 +9,8 @@ pub mod error;
 pub mod fsutil;
 pub mod functional;
 pub mod init;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod kernel_cache;
 pub mod layers;
 pub mod model;
 pub mod optim;

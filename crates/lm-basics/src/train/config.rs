@@ -72,6 +72,18 @@ pub struct LoopConfig {
     /// continues. Unset = run all steps.
     #[serde(default)]
     pub max_seconds: Option<f64>,
+    /// Read the loss and gradient norm back to the host every this many steps (and before
+    /// each evaluation and checkpoint). Each read-back stalls a GPU's queue; 1 = every step.
+    #[serde(default = "default_log_interval")]
+    pub log_interval: u64,
+    /// After `PROFILE_WARMUP_STEPS` steps, time this many steps phase by phase (data, forward,
+    /// backward, clip, optimizer), syncing the device after each phase; 0 = off.
+    #[serde(default)]
+    pub profile_steps: u64,
+}
+
+fn default_log_interval() -> u64 {
+    10
 }
 
 impl TrainConfig {
@@ -110,10 +122,10 @@ impl TrainConfig {
             .validate()
             .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
         let t = &self.train;
-        if t.steps == 0 || t.batch_size == 0 {
+        if t.steps == 0 || t.batch_size == 0 || t.log_interval == 0 {
             return Err(BasicsError::invalid(
                 "train",
-                "steps and batch_size must be at least 1",
+                "steps, batch_size and log_interval must be at least 1",
             ));
         }
         if self.optimizer.warmup_iters > self.cosine_end() {

@@ -3,6 +3,8 @@
 pub mod checkpoint;
 pub mod config;
 pub mod metrics;
+pub mod profile;
+pub mod step_log;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::ElementConversion;
 use indicatif::{ProgressBar, ProgressStyle};
 use lm_core::TransformerLm;
 use lm_core::functional::cross_entropy;
-use lm_core::optim::{AdamW, clip_to_norm, squared_norm_tensor};
+use lm_core::optim::{AdamW, clip_to_norm_on_device, squared_norm_tensor};
 use lm_core::params::named_grads;
 use lm_core::summary::forward_flops_per_token;
 use rand::SeedableRng;
@@ -19,12 +19,32 @@ use serde_json::json;
 use super::checkpoint::{self, TrainingState, adamw_config};
 use super::config::TrainConfig;
 use super::metrics::{METRICS_FILE, MetricsLog, PLOT_FILE, plot_losses};
+use super::profile::{Phase, PhaseProfile};
+use super::step_log::{StepLog, StepRecord};
 use crate::data::{TokenFile, get_batch, sequential_batches};
 use crate::error::{BasicsError, Result};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.toml";
+pub const PROFILE_FILE: &str = "profile.json";
+
+/// The error for a non-finite loss found when step `r` is read back after step `done`.
+fn diverged(r: &StepRecord, done: u64, ckpt_path: &Path) -> BasicsError {
+    BasicsError::invalid(
+        "training",
+        format!(
+            "loss is {} at step {}; stopped after step {done} without saving. Last good checkpoint: {}",
+            r.loss,
+            r.step,
+            if ckpt_path.exists() {
+                ckpt_path.display().to_string()
+            } else {
+                "none yet".into()
+            }
+        ),
+    )
+}
 
 /// What a finished run reports.
 #[derive(Debug, Clone)]
@@ -89,8 +109,10 @@ fn progress(steps: u64, start: u64, show: bool) -> ProgressBar {
 ///
 /// The run directory gets `config.toml` (the full resolved config), `run.json` (git commit,
 /// seed, start time), `metrics.jsonl`, `checkpoint.safetensors` (model + optimizer + step +
-/// RNG + config), `model.safetensors` (course names) and `loss_curve.png`. A non-finite loss
-/// stops the run with an error before any parameter is updated, leaving the last checkpoint.
+/// RNG + config), `model.safetensors` (course names) and `loss_curve.png`. Losses are read
+/// back every `train.log_interval` steps and before each evaluation and checkpoint; a
+/// non-finite one stops the run with an error before anything more is saved, so the last
+/// checkpoint stays the last good one.
 pub fn train<B: AutodiffBackend>(
     cfg: &TrainConfig,
     run_dir: &Path,
@@ -155,55 +177,28 @@ pub fn train<B: AutodiffBackend>(
     let mut end = t.steps;
     let due =
         |step: u64, every: u64, end: u64| step == end || (every > 0 && step.is_multiple_of(every));
+    let mut step_log = StepLog::<B::InnerBackend>::default();
+    let mut profile = PhaseProfile::new(start, t.profile_steps);
 
     for step in start..t.steps {
-        let step_start = Instant::now();
+        profile.begin::<B>(step, device)?;
         let lr = cfg.lr_at(step);
         let (x, y) = get_batch::<B>(&train_data, t.batch_size, context, &mut rng, device)?;
+        profile.end::<B>(Phase::Data, device)?;
         let loss = cross_entropy(model.forward(x), y);
+        profile.end::<B>(Phase::Forward, device)?;
         let mut grads = named_grads(&model, &loss.clone().backward());
-        // One read-back per step: the loss and the squared gradient norm together.
+        profile.end::<B>(Phase::Backward, device)?;
         let loss = loss.inner(); // the graph was consumed by backward
         let sq_norm = squared_norm_tensor(&grads).unwrap_or_else(|| loss.zeros_like());
-        let host: Vec<f64> = Tensor::cat(vec![loss, sq_norm], 0)
-            .into_data()
-            .convert::<f64>()
-            .to_vec()
-            .expect("f64");
-        let (loss_value, grad_norm) = (host[0], host[1].sqrt());
-        if !loss_value.is_finite() {
-            bar.abandon();
-            return Err(BasicsError::invalid(
-                "training",
-                format!(
-                    "loss is {loss_value} at step {}; stopped before updating. Last good checkpoint: {}",
-                    step + 1,
-                    if ckpt_path.exists() {
-                        ckpt_path.display().to_string()
-                    } else {
-                        "none yet".into()
-                    }
-                ),
-            ));
-        }
         if cfg.optimizer.grad_clip > 0.0 {
-            clip_to_norm(&mut grads, grad_norm, cfg.optimizer.grad_clip, 1e-6);
+            clip_to_norm_on_device(&mut grads, sq_norm.clone(), cfg.optimizer.grad_clip, 1e-6);
         }
+        profile.end::<B>(Phase::Clip, device)?;
         model = optimizer.step_module(model, &grads, lr);
+        profile.end::<B>(Phase::Optimizer, device)?;
         let done = step + 1;
-        last_loss = loss_value;
-        let secs = step_start.elapsed().as_secs_f64();
-        let tokens_per_s = tokens_per_step / secs;
-        let mut record = json!({
-            "step": done, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-            "tokens_per_s": tokens_per_s, "wall_s": started.elapsed().as_secs_f64(),
-        });
-        if let Some(peak) = t.peak_tflops {
-            record["mfu"] = json!(flops_per_token * tokens_per_s / (peak * 1e12));
-        }
-        metrics.log(record)?;
-        bar.set_message(format!("loss {loss_value:.3}"));
-        bar.inc(1);
+        step_log.push(done, lr, loss, sq_norm);
 
         // Past the time limit, this step is the last: it evaluates and checkpoints. (No
         // prediction from step times: a GPU's first step includes minutes of kernel compiling.)
@@ -213,7 +208,36 @@ pub fn train<B: AutodiffBackend>(
         if last {
             end = done;
         }
-        if due(done, t.eval_interval, end) {
+        let evaluate_now = due(done, t.eval_interval, end);
+        let checkpoint_now = due(done, t.checkpoint_interval, end);
+        if step_log.len() as u64 >= t.log_interval || evaluate_now || checkpoint_now {
+            for r in step_log.flush() {
+                if !r.loss.is_finite() {
+                    bar.abandon();
+                    return Err(diverged(&r, done, &ckpt_path));
+                }
+                let tokens_per_s = tokens_per_step / r.seconds;
+                let mut record = json!({
+                    "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm,
+                    "tokens_per_s": tokens_per_s, "wall_s": started.elapsed().as_secs_f64(),
+                });
+                if let Some(peak) = t.peak_tflops {
+                    record["mfu"] = json!(flops_per_token * tokens_per_s / (peak * 1e12));
+                }
+                metrics.log(record)?;
+                last_loss = r.loss;
+            }
+            bar.set_message(format!("loss {last_loss:.3}"));
+            bar.set_position(done);
+        }
+        if profile.finished_at(done)
+            && let Some((table, json)) = profile.report()
+        {
+            bar.println(table);
+            let text = serde_json::to_string_pretty(&json).expect("json");
+            write_run_file(run_dir, PROFILE_FILE, &text)?;
+        }
+        if evaluate_now {
             let l = evaluate(
                 &model.valid(),
                 &valid_data,
@@ -222,16 +246,19 @@ pub fn train<B: AutodiffBackend>(
                 device,
             )?;
             metrics.log(json!({"step": done, "eval_loss": l, "perplexity": l.exp(), "wall_s": started.elapsed().as_secs_f64()}))?;
-            bar.println(format!("step {done}: train loss {loss_value:.4}, validation loss {l:.4} (perplexity {:.2})", l.exp()));
+            bar.println(format!("step {done}: train loss {last_loss:.4}, validation loss {l:.4} (perplexity {:.2})", l.exp()));
             eval_loss = Some(l);
         }
-        if due(done, t.checkpoint_interval, end) {
+        if checkpoint_now {
             let state = TrainingState {
                 step: done,
                 rng: rng.clone(),
                 config: cfg.clone(),
             };
             checkpoint::save(&ckpt_path, &model, &optimizer, &state)?;
+        }
+        if evaluate_now || checkpoint_now {
+            step_log.restart_clock();
         }
         if last && done < t.steps {
             bar.println(format!(
@@ -259,16 +286,18 @@ pub fn train<B: AutodiffBackend>(
     })
 }
 
+/// Writes `run_dir/name` atomically.
+fn write_run_file(run_dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = run_dir.join(name);
+    lm_core::fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| BasicsError::BadFile {
+        path,
+        reason: e.to_string(),
+    })
+}
+
 /// `config.toml` (full config) and `run.json` (provenance, one entry per start or resume).
 fn write_run_files(cfg: &TrainConfig, run_dir: &Path, resume: bool, start: u64) -> Result<()> {
-    let write = |name: &str, text: &str| {
-        let p = run_dir.join(name);
-        lm_core::fsutil::write_atomic(&p, text.as_bytes()).map_err(|e| BasicsError::BadFile {
-            path: p,
-            reason: e.to_string(),
-        })
-    };
-    write(CONFIG_FILE, &cfg.to_toml())?;
+    write_run_file(run_dir, CONFIG_FILE, &cfg.to_toml())?;
     let run_json = run_dir.join("run.json");
     let mut starts: Vec<serde_json::Value> = std::fs::read_to_string(&run_json)
         .ok()
@@ -283,7 +312,8 @@ fn write_run_files(cfg: &TrainConfig, run_dir: &Path, resume: bool, start: u64) 
         "unix_time": now, "resume": resume, "from_step": start, "git_commit": checkpoint::git_commit(),
         "seed": cfg.train.seed, "argv": std::env::args().collect::<Vec<_>>(),
     }));
-    write(
+    write_run_file(
+        run_dir,
         "run.json",
         &serde_json::to_string_pretty(&json!({"starts": starts})).expect("json"),
     )

@@ -5,5 +5,7 @@ mod clip;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, Moments};
-pub use clip::{clip_gradients, clip_to_norm, global_l2_norm, squared_norm_tensor};
+pub use clip::{
+    clip_gradients, clip_to_norm, clip_to_norm_on_device, global_l2_norm, squared_norm_tensor,
+};
 pub use schedule::lr_cosine_schedule;
