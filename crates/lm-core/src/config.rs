@@ -19,6 +19,19 @@ pub struct TransformerConfig {
     /// RMSNorm epsilon (inside the square root).
     #[serde(default = "default_eps")]
     pub eps: f64,
+    /// `auto`: the FlashAttention-2 kernel where the backend has one (wgpu, cuda), else the
+    /// plain tensor-op attention; `plain`: always the plain one.
+    #[serde(default)]
+    pub attention: AttentionKernel,
+}
+
+/// Which causal attention implementation the model uses (results agree to f32 rounding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttentionKernel {
+    #[default]
+    Auto,
+    Plain,
 }
 
 fn default_rope_theta() -> f64 {
@@ -41,6 +54,7 @@ impl TransformerConfig {
             d_ff: 1344,
             rope_theta: 10_000.0,
             eps: 1e-5,
+            attention: AttentionKernel::Auto,
         }
     }
 

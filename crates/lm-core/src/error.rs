@@ -17,6 +17,10 @@ pub enum LmError {
         got: Vec<usize>,
     },
 
+    /// A kernel refused its inputs (the message names the tensor or size).
+    #[error("{0}")]
+    Kernel(String),
+
     /// A tensor stored with a dtype we cannot use there.
     #[error("unsupported dtype for `{tensor}`: {dtype} ({reason})")]
     Dtype {

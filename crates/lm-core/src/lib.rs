@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod flash;
 pub mod fsutil;
 pub mod functional;
 pub mod init;

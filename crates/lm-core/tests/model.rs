@@ -20,6 +20,7 @@ fn tiny() -> TransformerConfig {
         d_ff: 40,
         rope_theta: 10_000.0,
         eps: 1e-5,
+        attention: Default::default(),
     }
 }
 
@@ -273,8 +274,89 @@ fn parameter_count_and_flops_follow_the_handout() {
         d_ff: 6400,
         rope_theta: 10_000.0,
         eps: 1e-5,
+        attention: Default::default(),
     };
     let per_seq = forward_flops_per_token(&xl, 1024) * 1024.0;
     assert!((per_seq / 4.513e12 - 1.0).abs() < 1e-3, "{per_seq:e}");
     assert!(s.to_string().contains("lm_head.weight"));
+}
+
+/// The fused AdamW step (flat buffers, clipping folded in) computes what the per-parameter
+/// step computes after on-device clipping, with the clip active and inactive, and its state
+/// reads back by name and continues in the per-parameter step.
+#[test]
+fn fused_adamw_matches_per_parameter_adamw() {
+    use lm_core::optim::{clip_to_norm_on_device, squared_norm_tensor};
+    let device = Default::default();
+    let config = AdamWConfig {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..Default::default()
+    };
+    let start = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 4, &device).unwrap();
+    let seq: Vec<i64> = (0..13).map(|i| (i * 5 + 1) % 32).collect();
+    let input = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
+        TensorData::new(seq[..12].to_vec(), [1, 12]),
+        &device,
+    );
+    let target = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
+        TensorData::new(seq[1..].to_vec(), [1, 12]),
+        &device,
+    );
+    // A tight limit clips every step; a loose one never does.
+    for max_norm in [0.05, 1e6] {
+        let (mut plain, mut fused) = (start.clone(), start.clone());
+        let (mut opt_plain, mut opt_fused) =
+            (AdamW::new(config.clone()), AdamW::new(config.clone()));
+        for _ in 0..4 {
+            let loss = cross_entropy(plain.forward(input.clone()), target.clone());
+            let mut grads = named_grads(&plain, &loss.backward());
+            let sq = squared_norm_tensor(&grads).unwrap();
+            clip_to_norm_on_device(&mut grads, sq, max_norm, 1e-6);
+            plain = opt_plain.step_module(plain, &grads, 1e-2);
+
+            let loss = cross_entropy(fused.forward(input.clone()), target.clone());
+            let grads = named_grads(&fused, &loss.backward());
+            let (next, sq) = opt_fused.step_module_fused(fused, &grads, 1e-2, Some(max_norm));
+            fused = next;
+            assert!(sq.into_scalar() > 0.0);
+        }
+        let (a, b) = (flat_values_ad(&plain), flat_values_ad(&fused));
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            for (p, q) in x.iter().zip(y) {
+                assert!(
+                    (p - q).abs() <= 1e-5 * p.abs().max(1e-2),
+                    "{name}: {p} vs {q}"
+                );
+            }
+        }
+        let by_name = opt_fused.moments_by_name();
+        assert_eq!(by_name.len(), opt_plain.moments.len());
+        for (name, m) in &opt_plain.moments {
+            let (x, y) = (
+                m.v.to_data().to_vec::<f32>().unwrap(),
+                by_name[name].v.to_data().to_vec::<f32>().unwrap(),
+            );
+            assert_eq!(x.len(), y.len(), "{name}");
+            for (p, q) in x.iter().zip(&y) {
+                assert!(
+                    (p - q).abs() <= 1e-5 * p.abs().max(1e-8),
+                    "{name} v: {p} vs {q}"
+                );
+            }
+        }
+        // Switching back to the per-parameter step keeps the state (no reset to zeros).
+        let loss = cross_entropy(fused.forward(input.clone()), target.clone());
+        let grads = named_grads(&fused, &loss.backward());
+        let _ = opt_fused.step_module(fused, &grads, 1e-2);
+        assert_eq!(opt_fused.step, 5);
+        assert_eq!(opt_fused.moments.len(), by_name.len());
+    }
+}
+
+fn flat_values_ad(model: &TransformerLm<NdArrayAutodiff>) -> Vec<(String, Vec<f32>)> {
+    named_params(model)
+        .into_iter()
+        .map(|(n, t)| (n, t.values.into_data().to_vec::<f32>().unwrap()))
+        .collect()
 }

@@ -73,7 +73,7 @@ pub fn save<AB: AutodiffBackend>(
     let mut tensors = f32_entries(named_params(model), "model.");
     let mut m = BTreeMap::new();
     let mut v = BTreeMap::new();
-    for (name, moments) in &optimizer.moments {
+    for (name, moments) in &optimizer.moments_by_name() {
         let shape = vec![moments.m.dims()[0]];
         m.insert(
             name.clone(),

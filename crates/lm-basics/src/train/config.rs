@@ -77,7 +77,7 @@ pub struct LoopConfig {
     #[serde(default = "default_log_interval")]
     pub log_interval: u64,
     /// After `PROFILE_WARMUP_STEPS` steps, time this many steps phase by phase (data, forward,
-    /// backward, clip, optimizer), syncing the device after each phase; 0 = off.
+    /// backward, optimizer with clipping), syncing the device after each phase; 0 = off.
     #[serde(default)]
     pub profile_steps: u64,
 }

@@ -17,22 +17,20 @@ pub enum Phase {
     Data,
     Forward,
     Backward,
-    Clip,
     Optimizer,
 }
 
-const PHASES: [(Phase, &str); 5] = [
+const PHASES: [(Phase, &str); 4] = [
     (Phase::Data, "data (get_batch + upload)"),
     (Phase::Forward, "forward + loss"),
     (Phase::Backward, "backward"),
-    (Phase::Clip, "grad norm + clip"),
-    (Phase::Optimizer, "AdamW step"),
+    (Phase::Optimizer, "grad norm + clip + AdamW"),
 ];
 
 pub struct PhaseProfile {
     first: u64,
     end: u64,
-    totals: [f64; 5],
+    totals: [f64; 4],
     steps: u64,
     active: bool,
     mark: Instant,
@@ -45,7 +43,7 @@ impl PhaseProfile {
         Self {
             first,
             end: first + steps,
-            totals: [0.0; 5],
+            totals: [0.0; 4],
             steps: 0,
             active: false,
             mark: Instant::now(),
@@ -70,7 +68,10 @@ impl PhaseProfile {
     pub fn end<B: Backend>(&mut self, phase: Phase, device: &B::Device) -> Result<()> {
         if self.active {
             Self::sync::<B>(device)?;
-            let i = PHASES.iter().position(|(p, _)| *p == phase).expect("listed");
+            let i = PHASES
+                .iter()
+                .position(|(p, _)| *p == phase)
+                .expect("listed");
             self.totals[i] += self.mark.elapsed().as_secs_f64();
             if phase == Phase::Optimizer {
                 self.steps += 1;

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use indicatif::{ProgressBar, ProgressStyle};
 use lm_core::TransformerLm;
 use lm_core::functional::cross_entropy;
-use lm_core::optim::{AdamW, clip_to_norm_on_device, squared_norm_tensor};
+use lm_core::optim::AdamW;
 use lm_core::params::named_grads;
 use lm_core::summary::forward_flops_per_token;
 use rand::SeedableRng;
@@ -187,15 +187,12 @@ pub fn train<B: AutodiffBackend>(
         profile.end::<B>(Phase::Data, device)?;
         let loss = cross_entropy(model.forward(x), y);
         profile.end::<B>(Phase::Forward, device)?;
-        let mut grads = named_grads(&model, &loss.clone().backward());
+        let grads = named_grads(&model, &loss.clone().backward());
         profile.end::<B>(Phase::Backward, device)?;
         let loss = loss.inner(); // the graph was consumed by backward
-        let sq_norm = squared_norm_tensor(&grads).unwrap_or_else(|| loss.zeros_like());
-        if cfg.optimizer.grad_clip > 0.0 {
-            clip_to_norm_on_device(&mut grads, sq_norm.clone(), cfg.optimizer.grad_clip, 1e-6);
-        }
-        profile.end::<B>(Phase::Clip, device)?;
-        model = optimizer.step_module(model, &grads, lr);
+        let clip = (cfg.optimizer.grad_clip > 0.0).then_some(cfg.optimizer.grad_clip);
+        let (updated, sq_norm) = optimizer.step_module_fused(model, &grads, lr, clip);
+        model = updated;
         profile.end::<B>(Phase::Optimizer, device)?;
         let done = step + 1;
         step_log.push(done, lr, loss, sq_norm);
@@ -246,7 +243,10 @@ pub fn train<B: AutodiffBackend>(
                 device,
             )?;
             metrics.log(json!({"step": done, "eval_loss": l, "perplexity": l.exp(), "wall_s": started.elapsed().as_secs_f64()}))?;
-            bar.println(format!("step {done}: train loss {last_loss:.4}, validation loss {l:.4} (perplexity {:.2})", l.exp()));
+            bar.println(format!(
+                "step {done}: train loss {last_loss:.4}, validation loss {l:.4} (perplexity {:.2})",
+                l.exp()
+            ));
             eval_loss = Some(l);
         }
         if checkpoint_now {

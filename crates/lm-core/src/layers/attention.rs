@@ -2,7 +2,8 @@ use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 
 use super::{Linear, Rope, expect_last_dim};
-use crate::functional::softmax;
+use crate::config::AttentionKernel;
+use crate::functional::{logsumexp, softmax};
 use crate::init::Initializer;
 
 /// `softmax(q kᵀ / √d_k + M) v` with `M = −∞` where `mask` is false (true = attend).
@@ -38,6 +39,51 @@ pub fn causal_mask<B: Backend>(seq: usize, device: &B::Device) -> Tensor<B, 2, B
         .greater_equal(cols.expand([seq, seq]))
 }
 
+/// Plain attention over `[batch, heads, seq, d]` that also returns the natural-log
+/// logsumexp of each scaled (and, when `causal`, masked) score row, `[batch, heads, seq]`:
+/// the FlashAttention-2 contract computed with tensor ops (the reference for the kernel).
+pub fn attention_with_lse<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    causal: bool,
+    scale: f64,
+) -> (Tensor<B, 4>, Tensor<B, 3>) {
+    let seq = q.dims()[2];
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = if causal {
+        let mask: Tensor<B, 4, Bool> = causal_mask::<B>(seq, &scores.device()).unsqueeze();
+        let mask = mask.expand(scores.shape()).bool_not();
+        scores.mask_fill(mask, f32::NEG_INFINITY)
+    } else {
+        scores
+    };
+    let lse = logsumexp(scores.clone(), 3);
+    let probs = (scores - lse.clone()).exp();
+    (probs.matmul(v), lse.squeeze_dim(3))
+}
+
+/// Causal attention over `[batch, heads, seq, d_head]` with scale `1/√d_head`: the
+/// FlashAttention-2 kernel when `kernel` allows it and this build has it for `B`, else
+/// `softmax(q kᵀ/√d + causal mask) v` from tensor ops.
+pub fn causal_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    kernel: AttentionKernel,
+) -> Tensor<B, 4> {
+    if kernel == AttentionKernel::Auto && crate::flash::available::<B>() {
+        // Shapes come from our own projections, so the kernel's input checks cannot fail.
+        let (o, _lse) = crate::flash::attention(q, k, v, true, None)
+            .expect("flash attention kernel")
+            .expect("inputs checked by the caller");
+        return o;
+    }
+    let seq = q.dims()[2];
+    let mask: Tensor<B, 4, Bool> = causal_mask::<B>(seq, &q.device()).unsqueeze();
+    scaled_dot_product_attention(q, k, v, Some(mask))
+}
+
 /// Causal multi-head self-attention; heads are contiguous slices of the feature dim.
 #[derive(Module, Debug)]
 pub struct MultiHeadSelfAttention<B: Backend> {
@@ -48,6 +94,8 @@ pub struct MultiHeadSelfAttention<B: Backend> {
     pub num_heads: usize,
     /// Applied to every head of Q and K when present.
     pub rope: Option<Rope<B>>,
+    /// Use the FlashAttention-2 kernel where the backend has one (see [`causal_attention`]).
+    pub flash: bool,
 }
 
 impl<B: Backend> MultiHeadSelfAttention<B> {
@@ -65,7 +113,14 @@ impl<B: Backend> MultiHeadSelfAttention<B> {
             output_proj: Linear::new(d_model, d_model, init, device),
             num_heads,
             rope,
+            flash: true,
         }
+    }
+
+    /// Chooses the attention implementation (the default is [`AttentionKernel::Auto`]).
+    pub fn with_kernel(mut self, kernel: AttentionKernel) -> Self {
+        self.flash = kernel == AttentionKernel::Auto;
+        self
     }
 
     /// `x [..., seq, d_model]`; `positions [..., seq]` (or `[seq]`) are the token positions for
@@ -110,8 +165,12 @@ impl<B: Backend> MultiHeadSelfAttention<B> {
             k = rope.forward(k, positions);
         }
 
-        let mask: Tensor<B, 4, Bool> = causal_mask::<B>(seq, &device).unsqueeze();
-        let heads_out = scaled_dot_product_attention(q, k, v, Some(mask));
+        let kernel = if self.flash {
+            AttentionKernel::Auto
+        } else {
+            AttentionKernel::Plain
+        };
+        let heads_out = causal_attention(q, k, v, kernel);
         let concat: Tensor<B, D> = heads_out.swap_dims(1, 2).reshape(dims);
         self.output_proj.forward(concat)
     }

@@ -19,7 +19,8 @@ impl<B: Backend> TransformerBlock<B> {
     pub fn new(cfg: &TransformerConfig, init: &mut Initializer, device: &B::Device) -> Self {
         let rope = Rope::new(cfg.rope_theta, cfg.d_head(), cfg.context_length, device);
         Self {
-            attn: MultiHeadSelfAttention::new(cfg.d_model, cfg.num_heads, Some(rope), init, device),
+            attn: MultiHeadSelfAttention::new(cfg.d_model, cfg.num_heads, Some(rope), init, device)
+                .with_kernel(cfg.attention),
             ln1: RmsNorm::new(cfg.d_model, cfg.eps, device),
             ln2: RmsNorm::new(cfg.d_model, cfg.eps, device),
             ffn: SwiGlu::new(cfg.d_model, cfg.d_ff, init, device),

@@ -8,7 +8,10 @@ mod rmsnorm;
 mod rope;
 mod swiglu;
 
-pub use attention::{MultiHeadSelfAttention, causal_mask, scaled_dot_product_attention};
+pub use attention::{
+    MultiHeadSelfAttention, attention_with_lse, causal_attention, causal_mask,
+    scaled_dot_product_attention,
+};
 pub use block::TransformerBlock;
 pub use embedding::Embedding;
 pub use linear::Linear;

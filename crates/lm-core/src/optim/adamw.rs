@@ -27,6 +27,29 @@ impl Default for AdamWConfig {
     }
 }
 
+/// The handout's update of one (flat) tensor at step `t`: returns the new parameter and
+/// moments. Shared by the per-parameter and the fused step, so both compute the same values.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn adamw_rule<B: Backend>(
+    param: Tensor<B, 1>,
+    grad: Tensor<B, 1>,
+    state: Moments<B>,
+    t: u64,
+    lr: f64,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    weight_decay: f64,
+) -> (Tensor<B, 1>, Moments<B>) {
+    let m = state.m.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+    let v = state.v.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
+    let t = t as i32;
+    let alpha_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+    let stepped = param - (m.clone() / v.clone().sqrt().add_scalar(eps)).mul_scalar(alpha_t);
+    let decayed = stepped.clone() - stepped.mul_scalar(lr * weight_decay);
+    (decayed, Moments { m, v })
+}
+
 /// First and second moments of one parameter, flattened.
 #[derive(Debug, Clone)]
 pub struct Moments<B: Backend> {
@@ -38,13 +61,26 @@ pub struct Moments<B: Backend> {
 /// `α_t = α·√(1−β₂ᵗ)/(1−β₁ᵗ)`, eps added to `√v`, and weight decay applied after the Adam
 /// update with the base rate. This is not `torch.optim.AdamW` (see the golden README §6).
 ///
-/// State is keyed by parameter name, so it can be saved and resumed by name.
+/// State is keyed by parameter name, so it can be saved and resumed by name. The fused
+/// step ([`Self::step_module_fused`]) keeps it as two flat buffers instead; the two forms
+/// convert on demand ([`Self::moments_by_name`]).
 #[derive(Debug, Clone)]
 pub struct AdamW<B: Backend> {
     pub config: AdamWConfig,
     /// Number of steps taken so far (t of the last step).
     pub step: u64,
+    /// Per-parameter state (the per-parameter step, and state loaded from a checkpoint).
     pub moments: BTreeMap<String, Moments<B>>,
+    /// Flat state of the fused step: every parameter's moments end to end.
+    pub(super) fused: Option<FusedMoments<B>>,
+}
+
+/// The fused step's state: `(name, numel)` in order, and the concatenated moments.
+#[derive(Debug, Clone)]
+pub(super) struct FusedMoments<B: Backend> {
+    pub layout: Vec<(String, usize)>,
+    pub m: Tensor<B, 1>,
+    pub v: Tensor<B, 1>,
 }
 
 impl<B: Backend> AdamW<B> {
@@ -53,7 +89,24 @@ impl<B: Backend> AdamW<B> {
             config,
             step: 0,
             moments: BTreeMap::new(),
+            fused: None,
         }
+    }
+
+    /// The moments by parameter name, whichever form they are kept in.
+    pub fn moments_by_name(&self) -> BTreeMap<String, Moments<B>> {
+        let mut out = self.moments.clone();
+        if let Some(f) = &self.fused {
+            let mut offset = 0;
+            for (name, n) in &f.layout {
+                let range = offset..offset + n;
+                let m = f.m.clone().slice(range.clone());
+                let v = f.v.clone().slice(range);
+                out.insert(name.clone(), Moments { m, v });
+                offset += n;
+            }
+        }
+        out
     }
 
     /// Starts step `t = step + 1`; call once per step before [`Self::update`].
@@ -70,6 +123,10 @@ impl<B: Backend> AdamW<B> {
         lr: f64,
     ) -> Tensor<B, 1> {
         assert!(self.step > 0, "AdamW::update called before begin_step");
+        if self.fused.is_some() {
+            self.moments = self.moments_by_name();
+            self.fused = None;
+        }
         let AdamWConfig {
             betas: (b1, b2),
             eps,
@@ -80,14 +137,10 @@ impl<B: Backend> AdamW<B> {
             m: param.zeros_like(),
             v: param.zeros_like(),
         });
-        let m = state.m.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
-        let v = state.v.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
-        let t = self.step as i32;
-        let alpha_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-        let stepped = param - (m.clone() / v.clone().sqrt().add_scalar(eps)).mul_scalar(alpha_t);
-        let decayed = stepped.clone() - stepped.mul_scalar(lr * weight_decay);
-        self.moments.insert(name.to_string(), Moments { m, v });
-        decayed
+        let (updated, state) =
+            adamw_rule(param, grad, state, self.step, lr, b1, b2, eps, weight_decay);
+        self.moments.insert(name.to_string(), state);
+        updated
     }
 
     /// One optimiser step over every parameter of `module` that has a gradient.

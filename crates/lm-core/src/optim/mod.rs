@@ -2,6 +2,7 @@
 
 mod adamw;
 mod clip;
+mod fused;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig, Moments};

@@ -258,6 +258,7 @@ pub fn case_config<B: AutodiffBackend>(ctx: &CaseCtx<B>) -> Result<TransformerCo
         } else {
             1e-5
         },
+        attention: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)

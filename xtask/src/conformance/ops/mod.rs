@@ -5,6 +5,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::ctx::CaseCtx;
 
 mod layers;
+mod systems;
 mod training;
 
 /// Runs one case of an op, recording what it produces into the context.
@@ -30,6 +31,7 @@ pub fn lookup<B: AutodiffBackend>(op: &str) -> Option<OpFn<B>> {
         "gradient_clipping" => training::gradient_clipping,
         "adamw" => training::adamw,
         "lr_cosine" => training::lr_cosine,
+        "flash_attention" => systems::flash_attention,
         _ => return None,
     };
     Some(f)

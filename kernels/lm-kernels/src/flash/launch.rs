@@ -1,0 +1,120 @@
+//! Launching the kernels on burn's CubeCL tensors.
+
+use burn::tensor::{DType, TensorMetadata};
+use burn_cubecl::CubeRuntime;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::kernels::{flash_backward_dkv, flash_backward_dq, flash_forward};
+use super::{AttentionShape, TileSizes, row_shape};
+
+fn shape_of<R: CubeRuntime>(t: &CubeTensor<R>) -> AttentionShape {
+    AttentionShape::of(t.shape().as_slice())
+}
+
+fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
+    CubeCount::Static(rows.div_ceil(block) as u32, heads as u32, 1)
+}
+
+/// `(o, lse)` for contiguous-or-not `q`, `k`, `v` of one shape `[.., seq, head_dim]`.
+pub fn forward<R: CubeRuntime>(
+    q: CubeTensor<R>,
+    k: CubeTensor<R>,
+    v: CubeTensor<R>,
+    causal: bool,
+    scale: f32,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let (q, k, v) = (into_contiguous(q), into_contiguous(k), into_contiguous(v));
+    let dims = shape_of(&q);
+    let tiles = TileSizes::for_head_dim(dims.head_dim);
+    let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
+    let o = empty_device_dtype(client.clone(), device.clone(), q.shape(), dtype);
+    let lse = empty_device_dtype(client.clone(), device, row_shape(&q.shape()), DType::F32);
+    flash_forward::launch::<R>(
+        &client,
+        cube_count(dims.seq, tiles.block_q, dims.heads),
+        CubeDim::new_1d(tiles.block_q as u32),
+        q.into_tensor_arg(),
+        k.into_tensor_arg(),
+        v.into_tensor_arg(),
+        o.clone().into_tensor_arg(),
+        lse.clone().into_tensor_arg(),
+        scale,
+        dims.seq as u32,
+        causal,
+        dims.head_dim,
+        tiles.block_q,
+        tiles.block_kv,
+        dtype.into(),
+    );
+    (o, lse)
+}
+
+/// `(dq, dk, dv)` from the forward's inputs, its `o` and `lse`, and `d_o`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward<R: CubeRuntime>(
+    q: CubeTensor<R>,
+    k: CubeTensor<R>,
+    v: CubeTensor<R>,
+    o: CubeTensor<R>,
+    lse: CubeTensor<R>,
+    d_o: CubeTensor<R>,
+    causal: bool,
+    scale: f32,
+) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
+    let [q, k, v, o, lse, d_o] = [q, k, v, o, lse, d_o].map(into_contiguous);
+    let dims = shape_of(&q);
+    let tiles = TileSizes::for_head_dim(dims.head_dim);
+    let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
+    let empty_like_q = || empty_device_dtype(client.clone(), device.clone(), q.shape(), dtype);
+    let (d_q, d_k, d_v) = (empty_like_q(), empty_like_q(), empty_like_q());
+    let delta = empty_device_dtype(
+        client.clone(),
+        device.clone(),
+        row_shape(&q.shape()),
+        DType::F32,
+    );
+    flash_backward_dq::launch::<R>(
+        &client,
+        cube_count(dims.seq, tiles.block_q, dims.heads),
+        CubeDim::new_1d(tiles.block_q as u32),
+        q.clone().into_tensor_arg(),
+        k.clone().into_tensor_arg(),
+        v.clone().into_tensor_arg(),
+        o.into_tensor_arg(),
+        d_o.clone().into_tensor_arg(),
+        lse.clone().into_tensor_arg(),
+        delta.clone().into_tensor_arg(),
+        d_q.clone().into_tensor_arg(),
+        scale,
+        dims.seq as u32,
+        causal,
+        dims.head_dim,
+        tiles.block_q,
+        tiles.block_kv,
+        dtype.into(),
+    );
+    flash_backward_dkv::launch::<R>(
+        &client,
+        cube_count(dims.seq, tiles.block_kv, dims.heads),
+        CubeDim::new_1d(tiles.block_kv as u32),
+        q.into_tensor_arg(),
+        k.into_tensor_arg(),
+        v.into_tensor_arg(),
+        d_o.into_tensor_arg(),
+        lse.into_tensor_arg(),
+        delta.into_tensor_arg(),
+        d_k.clone().into_tensor_arg(),
+        d_v.clone().into_tensor_arg(),
+        scale,
+        dims.seq as u32,
+        causal,
+        dims.head_dim,
+        tiles.block_kv,
+        tiles.block_q,
+        dtype.into(),
+    );
+    (d_q, d_k, d_v)
+}
