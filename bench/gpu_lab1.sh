@@ -1,48 +1,46 @@
 #!/usr/bin/env bash
-# Lab-1 GPU run on the device machine (see docs/PERF.md). Expects, carried in runs/gpu/:
-# lm (release build with --features cuda), run-with-cuda.sh (shared/gpu), tokenizer/,
-# train.bin, valid.bin. Phase `first`: PyTorch baseline + our run for $SECONDS_BUDGET s;
-# phase `resume`: continue the same run directory (needs the same warm machine);
-# phase `throughput`: PyTorch eager baselines + a fresh run of ours (tokens/s and a per-phase
-# profile), then a second fresh run to time the warm start from the on-disk kernel cache
-# ($LM_KERNEL_CACHE, default runs/gpu/kernel-cache, archived into $OUT for the next machine).
+# Lab-1 GPU runs on the device machine, after bench/gpu_pack.sh here (runs/gpu carried:
+# lm, run-with-cuda.sh, tokenizer/, train.bin, valid.bin, optional kernel-cache.tgz).
+# Phase `first`: PyTorch baseline + our run for $2 s; `resume`: continue it (same warm
+# machine) and sample; `throughput`: PyTorch eager baselines + a fresh run of ours (tokens/s
+# and a per-phase profile), then a second fresh process to time the warm start from the
+# on-disk kernel cache ($LM_KERNEL_CACHE, archived into $OUT for the next machine).
+# Text results are appended to $OUT/log.txt (the device returns at most 8 files).
 set -uo pipefail
 phase=${1:-first}
 budget=${2:-300}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+LOG="$OUT/log.txt"
 export NCCL_NVLS_ENABLE=0
+source bench/gpu_unpack.sh
 G=runs/gpu
 RUN=runs/gpu-run
-chmod +x $G/lm $G/run-with-cuda.sh
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/device.txt"
-export LM_KERNEL_CACHE=${LM_KERNEL_CACHE:-$PWD/$G/kernel-cache}
+LM="bash $G/run-with-cuda.sh $G/lm"
+CFG=fixtures/configs/tinystories-gpu.toml
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$LOG"
 if [ "$phase" = throughput ]; then
     RUN=runs/gpu-throughput
-    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 | tee "$OUT/pytorch.jsonl"
-    du -sh "$LM_KERNEL_CACHE" 2>/dev/null | tee "$OUT/cache_before.txt"
-    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
-        --set train.max_seconds=$budget --set train.eval_interval=0 --set train.checkpoint_interval=0 \
-        --set train.profile_steps=20 2>&1 | tail -12 | tee "$OUT/train.log"
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 | grep '^{' | tee -a "$LOG"
+    echo "kernel cache before: $(du -sh "$LM_KERNEL_CACHE" 2>/dev/null)" | tee -a "$LOG"
+    $LM train --config $CFG --run-dir $RUN --set train.max_seconds=$budget --set train.eval_interval=0 \
+        --set train.checkpoint_interval=0 --set train.profile_steps=20 2>&1 | tail -12 | tee -a "$LOG"
     cp $RUN/profile.json "$OUT/" 2>/dev/null
     # Warm start: a new process, the same kernels, read from the on-disk cache.
-    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir runs/gpu-warm \
-        --set train.steps=200 --set train.eval_interval=0 --set train.checkpoint_interval=0 2>&1 | tail -3 | tee "$OUT/warm.log"
-    head -1 runs/gpu-warm/metrics.jsonl | tee "$OUT/warm_first_flush.json"
-    du -sh "$LM_KERNEL_CACHE" | tee "$OUT/cache_after.txt"
-    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+    $LM train --config $CFG --run-dir runs/gpu-warm --set train.steps=200 --set train.eval_interval=0 \
+        --set train.checkpoint_interval=0 2>&1 | tail -2 | tee -a "$LOG"
+    echo "warm start, first flush: $(head -1 runs/gpu-warm/metrics.jsonl)" | tee -a "$LOG"
+    echo "kernel cache after: $(du -sh "$LM_KERNEL_CACHE")" | tee -a "$LOG"
 elif [ "$phase" = first ]; then
-    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 2>&1 | tee "$OUT/pytorch.jsonl"
-    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
-        --set train.max_seconds=$budget 2>&1 | tail -30 | tee "$OUT/train.log"
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 2>&1 | grep '^{' | tee -a "$LOG"
+    $LM train --config $CFG --run-dir $RUN --set train.max_seconds=$budget 2>&1 | tail -30 | tee -a "$LOG"
 else
-    bash $G/run-with-cuda.sh $G/lm train --config fixtures/configs/tinystories-gpu.toml --run-dir $RUN \
-        --set train.max_seconds=$budget --resume 2>&1 | tail -30 | tee "$OUT/train.log"
-    bash $G/run-with-cuda.sh $G/lm generate --checkpoint $RUN/checkpoint.safetensors --tokenizer $G/tokenizer \
+    $LM train --config $CFG --run-dir $RUN --set train.max_seconds=$budget --resume 2>&1 | tail -30 | tee -a "$LOG"
+    $LM generate --checkpoint $RUN/checkpoint.safetensors --tokenizer $G/tokenizer \
         --prompt "Once upon a time" --prompt "The old man said" --prompt "In the morning, the ship" \
-        --max-tokens 80 --temperature 0.8 --top-p 0.95 --seed 1 2>&1 | tee "$OUT/samples.txt"
+        --max-tokens 80 --temperature 0.8 --top-p 0.95 --seed 1 2>&1 | tee -a "$LOG"
 fi
-python3 - "$RUN/metrics.jsonl" <<'PY' | tee "$OUT/ours_throughput.json"
+python3 - "$RUN/metrics.jsonl" <<'PY' | tee -a "$LOG"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 steps = [r for r in rows if "loss" in r]
@@ -57,3 +55,4 @@ print(json.dumps({"impl": "ours (burn 0.21 cuda, f32)", "steps": len(steps), "me
 PY
 cp $RUN/loss_curve.png "$OUT/" 2>/dev/null
 gzip -c $RUN/metrics.jsonl > "$OUT/metrics.jsonl.gz"
+tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"

@@ -61,6 +61,16 @@ enum Task {
         #[arg(long)]
         vocab_size: usize,
     },
+    /// (internal) one attention measurement in a child process (OOM stays contained).
+    #[command(hide = true)]
+    BenchAttentionWorker {
+        #[arg(long)]
+        shape: String,
+        #[arg(long, value_enum)]
+        backend: BackendKind,
+        #[arg(long, value_enum)]
+        implementation: bench::attention::Implementation,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +80,18 @@ enum BenchTarget {
         /// Repetitions per measurement (the best is kept).
         #[arg(long, default_value_t = 3)]
         reps: usize,
+    },
+    /// FlashAttention-2 (ours) vs burn's unfused attention, latency and TFLOP/s; PyTorch's
+    /// SDPA comes from bench/pytorch_attention.py in the same device run (bench/gpu_lab2.sh).
+    Attention {
+        #[arg(long, value_enum, default_value = "cuda")]
+        backend: BackendKind,
+        /// A two-shape grid, for a smoke test on any backend.
+        #[arg(long)]
+        quick: bool,
+        /// Skip the unfused attention above this length (its score matrix is seq² per head).
+        #[arg(long, default_value_t = 16384)]
+        plain_max_seq: usize,
     },
 }
 
@@ -103,6 +125,19 @@ fn main() -> ExitCode {
         Task::Bench {
             what: BenchTarget::Tokenizer { reps },
         } => finish(bench::tokenizer::run(&shared_dir(), assets_dir(), reps)),
+        Task::Bench {
+            what:
+                BenchTarget::Attention {
+                    backend,
+                    quick,
+                    plain_max_seq,
+                },
+        } => finish(bench::attention::run(backend, quick, plain_max_seq)),
+        Task::BenchAttentionWorker {
+            shape,
+            backend,
+            implementation,
+        } => finish(bench::attention::worker(backend, &shape, implementation)),
         Task::Lab1 {
             run_dir,
             seed,

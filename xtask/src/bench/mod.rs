@@ -1,5 +1,6 @@
 //! `cargo xtask bench …`: ours and the peers in one run on the same input, reporting ratios.
 
+pub mod attention;
 pub mod tokenizer;
 
 use std::time::Instant;

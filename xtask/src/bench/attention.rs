@@ -1,0 +1,275 @@
+//! `cargo xtask bench attention`: FlashAttention-2 (ours, CubeCL) against burn's unfused
+//! attention on the same backend, one child process per (shape, implementation) so an
+//! out-of-memory failure is reported as OOM instead of ending the run. PyTorch's SDPA runs
+//! beside it from `bench/pytorch_attention.py` (see `bench/gpu_lab2.sh`), on the same grid.
+//!
+//! Each worker prints one JSON line: forward and forward+backward latency (the backward is
+//! their difference, as in the PyTorch script), TFLOP/s by the FlashAttention-2 paper's
+//! count, and for ours on small shapes the largest error against f32 plain attention.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, Distribution, Tensor};
+use lm_core::layers::attention_with_lse;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::conformance::BackendKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Implementation {
+    /// Our FlashAttention-2 kernel.
+    Flash,
+    /// burn tensor ops: scores, mask, softmax, matmul.
+    Plain,
+}
+
+/// One benchmark shape.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    pub batch: usize,
+    pub heads: usize,
+    pub seq: usize,
+    pub head_dim: usize,
+    pub bf16: bool,
+    pub causal: bool,
+}
+
+impl Shape {
+    /// Forward FLOPs: two `seq × seq × head_dim` matmuls per head, halved when causal.
+    pub fn forward_flops(&self) -> f64 {
+        let full = 4.0
+            * (self.batch * self.heads) as f64
+            * (self.seq as f64).powi(2)
+            * self.head_dim as f64;
+        if self.causal { full / 2.0 } else { full }
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "b{} h{} s{} d{} {}{}",
+            self.batch,
+            self.heads,
+            self.seq,
+            self.head_dim,
+            if self.bf16 { "bf16" } else { "f32" },
+            if self.causal { " causal" } else { "" }
+        )
+    }
+}
+
+/// The grid of issue 5: batch 1 (and 8), 16 heads, seq 128 … 16384, head dims 16 … 128, bf16
+/// and f32, causal. `quick` is a small grid for a smoke test on any backend.
+pub fn grid(quick: bool) -> Vec<Shape> {
+    let shape = |batch, seq, head_dim, bf16| Shape {
+        batch,
+        heads: 16,
+        seq,
+        head_dim,
+        bf16,
+        causal: true,
+    };
+    if quick {
+        return vec![shape(1, 128, 64, false), shape(1, 256, 32, false)];
+    }
+    let mut shapes = Vec::new();
+    for seq in [128, 512, 1024, 2048, 4096, 8192, 16384] {
+        for head_dim in [64, 128] {
+            shapes.push(shape(1, seq, head_dim, true));
+        }
+    }
+    for head_dim in [16, 32] {
+        shapes.push(shape(1, 4096, head_dim, true));
+    }
+    for seq in [1024, 4096] {
+        shapes.push(shape(1, seq, 64, false));
+        shapes.push(shape(8, seq, 64, true));
+    }
+    shapes
+}
+
+/// Runs every (shape, implementation) in a child process of this executable and prints a
+/// table; JSON lines go to stdout as well for the docs script.
+pub fn run(backend: BackendKind, quick: bool, plain_max_seq: usize) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the xtask executable")?;
+    println!(
+        "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10}",
+        "shape", "impl", "fwd ms", "fwd+bwd ms", "fwd+bwd TF/s", "max err", "status"
+    );
+    for shape in grid(quick) {
+        for implementation in [Implementation::Flash, Implementation::Plain] {
+            if implementation == Implementation::Plain && shape.seq > plain_max_seq {
+                continue;
+            }
+            let out = Command::new(&exe)
+                .args(["bench-attention-worker", "--shape"])
+                .arg(serde_json::to_string(&shape)?)
+                .args(["--backend", &format!("{backend:?}").to_lowercase()])
+                .args([
+                    "--implementation",
+                    &format!("{implementation:?}").to_lowercase(),
+                ])
+                .output()
+                .context("starting a benchmark worker")?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+            let record: serde_json::Value = match line {
+                Some(l) if out.status.success() => serde_json::from_str(l)?,
+                _ => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let oom = stderr.to_lowercase().contains("out of memory")
+                        || stderr.contains("OutOfMemory");
+                    let reason = stderr
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("");
+                    json!({"shape": shape, "impl": implementation,
+                           "status": if oom { "OOM" } else { "failed" }, "error": reason})
+                }
+            };
+            let num = |k: &str| record[k].as_f64().map_or("-".into(), |v| format!("{v:.3}"));
+            println!(
+                "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10}",
+                shape.label(),
+                format!("{implementation:?}").to_lowercase(),
+                num("fwd_ms"),
+                num("fwd_bwd_ms"),
+                num("fwd_bwd_tflops"),
+                record["max_err"]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{v:.1e}")),
+                record["status"].as_str().unwrap_or("ok"),
+            );
+            println!("JSON {record}");
+        }
+    }
+    Ok(())
+}
+
+/// The child process: one shape, one implementation, one JSON line.
+pub fn worker(backend: BackendKind, shape: &str, implementation: Implementation) -> Result<()> {
+    let shape: Shape = serde_json::from_str(shape).context("--shape")?;
+    match backend {
+        BackendKind::Ndarray => {
+            measure::<lm_core::backends::NdArrayAutodiff>(shape, implementation, Default::default())
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => {
+            measure::<lm_core::backends::WgpuAutodiff>(shape, implementation, Default::default())
+        }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            measure::<lm_core::backends::CudaAutodiff>(shape, implementation, Default::default())
+        }
+        #[allow(unreachable_patterns)]
+        other => bail!("this xtask was built without the {other:?} backend"),
+    }
+}
+
+fn attend<B: Backend>(
+    implementation: Implementation,
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    causal: bool,
+) -> Result<Tensor<B, 4>> {
+    let scale = 1.0 / (q.dims()[3] as f64).sqrt();
+    Ok(match implementation {
+        Implementation::Flash => {
+            let Some(result) = lm_core::flash::attention(q, k, v, causal, Some(scale as f32))
+            else {
+                bail!("this backend has no flash-attention kernel in this build");
+            };
+            result?.0
+        }
+        Implementation::Plain => attention_with_lse(q, k, v, causal, scale).0,
+    })
+}
+
+/// Mean seconds per call of `f` over at least 0.3 s (and 3 calls) after 2 warm-up calls.
+fn time_it<B: Backend>(device: &B::Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..2 {
+        f()?;
+    }
+    B::sync(device).map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
+    let start = Instant::now();
+    let mut calls = 0;
+    while calls < 3 || start.elapsed().as_secs_f64() < 0.3 {
+        f()?;
+        calls += 1;
+        B::sync(device).map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
+    }
+    Ok(start.elapsed().as_secs_f64() / calls as f64)
+}
+
+fn measure<B: AutodiffBackend>(
+    shape: Shape,
+    implementation: Implementation,
+    device: B::Device,
+) -> Result<()> {
+    let dims = [shape.batch, shape.heads, shape.seq, shape.head_dim];
+    let dtype = if shape.bf16 { DType::BF16 } else { DType::F32 };
+    let input = || {
+        Tensor::<B::InnerBackend, 4>::random(dims, Distribution::Normal(0.0, 1.0), &device)
+            .cast(dtype)
+    };
+    let (q, k, v, d_o) = (input(), input(), input(), input());
+
+    let fwd = time_it::<B::InnerBackend>(&device, || {
+        attend(
+            implementation,
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            shape.causal,
+        )
+        .map(drop)
+    })?;
+    let fwd_bwd = time_it::<B>(&device, || {
+        let track =
+            |t: &Tensor<B::InnerBackend, 4>| Tensor::<B, 4>::from_inner(t.clone()).require_grad();
+        let (qa, ka, va) = (track(&q), track(&k), track(&v));
+        let o = attend(implementation, qa, ka, va, shape.causal)?;
+        let _grads = (o * Tensor::from_inner(d_o.clone())).sum().backward();
+        Ok(())
+    })?;
+    // Ours against f32 plain attention on the same (rounded) inputs, where that fits.
+    let max_err = if implementation == Implementation::Flash && shape.seq <= 2048 {
+        let ours = attend(
+            implementation,
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            shape.causal,
+        )?;
+        let f32_of = |t: &Tensor<B::InnerBackend, 4>| t.clone().cast(DType::F32);
+        let scale = 1.0 / (shape.head_dim as f64).sqrt();
+        let (reference, _) =
+            attention_with_lse(f32_of(&q), f32_of(&k), f32_of(&v), shape.causal, scale);
+        let err = (ours.cast(DType::F32) - reference).abs().max();
+        Some(
+            err.into_scalar()
+                .to_string()
+                .parse::<f64>()
+                .unwrap_or(f64::NAN),
+        )
+    } else {
+        None
+    };
+    let flops = shape.forward_flops();
+    println!(
+        "{}",
+        json!({
+            "shape": shape, "impl": implementation, "status": "ok",
+            "fwd_ms": fwd * 1e3, "fwd_bwd_ms": fwd_bwd * 1e3, "bwd_ms": (fwd_bwd - fwd) * 1e3,
+            "fwd_tflops": flops / fwd / 1e12, "fwd_bwd_tflops": 3.5 * flops / fwd_bwd / 1e12,
+            "max_err": max_err,
+        })
+    );
+    Ok(())
+}
