@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Unpacks what bench/gpu_pack.sh carried to the device in runs/gpu: gzipped binaries and
 # token files, and the CubeCL kernel cache of earlier runs (so kernels are not recompiled).
-set -euo pipefail
+# Sourced: it must not change the caller's shell options (no `set -e` here).
 G=runs/gpu
 for f in lm xtask train.bin; do
     if [ -f "$G/$f.gz" ] && [ ! -f "$G/$f" ]; then gunzip -k "$G/$f.gz"; fi

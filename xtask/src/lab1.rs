@@ -7,13 +7,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use lm_basics::data::TokenFile;
-use lm_basics::generate::{SampleOptions, generate};
+use lm_basics::generate::{SampleOptions, generate_batch};
 use lm_basics::tokenizer::encode_file::encode_file;
 use lm_basics::tokenizer::files;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::{TrainConfig, train};
 use lm_basics::{TrainOptions, stories, train_bpe};
-use rand::SeedableRng;
 
 pub struct Lab1Options {
     pub run_dir: Option<PathBuf>,
@@ -162,10 +161,16 @@ pub fn run(opts: Lab1Options) -> anyhow::Result<()> {
         top_p: 0.9,
         stop: tok.token_id(b"<|endoftext|>"),
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let prompts = ["Once upon a time,", "One day, Tom", "Mia was a"];
+    let ids: Vec<Vec<u32>> = prompts.iter().map(|p| tok.encode(p)).collect();
     let mut samples = String::new();
-    for prompt in ["Once upon a time,", "One day, Tom", "Mia was a"] {
-        let new = generate(&model, &tok.encode(prompt), &sample_opts, &mut rng, &device);
+    for (prompt, new) in prompts.iter().zip(generate_batch(
+        &model,
+        &ids,
+        &sample_opts,
+        opts.seed,
+        &device,
+    )) {
         samples.push_str(&format!("{prompt}{}\n\n", tok.decode(&new)?));
     }
     write("samples.txt", &samples)?;

@@ -86,9 +86,8 @@ enum BenchTarget {
     Attention {
         #[arg(long, value_enum, default_value = "cuda")]
         backend: BackendKind,
-        /// A two-shape grid, for a smoke test on any backend.
-        #[arg(long)]
-        quick: bool,
+        #[arg(long, value_enum, default_value = "full")]
+        grid: bench::attention::Grid,
         /// Skip the unfused attention above this length (its score matrix is seq² per head).
         #[arg(long, default_value_t = 16384)]
         plain_max_seq: usize,
@@ -129,10 +128,10 @@ fn main() -> ExitCode {
             what:
                 BenchTarget::Attention {
                     backend,
-                    quick,
+                    grid,
                     plain_max_seq,
                 },
-        } => finish(bench::attention::run(backend, quick, plain_max_seq)),
+        } => finish(bench::attention::run(backend, grid, plain_max_seq)),
         Task::BenchAttentionWorker {
             shape,
             backend,

@@ -3,7 +3,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use lm_core::TransformerLm;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
@@ -63,26 +64,74 @@ pub fn generate<B: Backend>(
     rng: &mut impl Rng,
     device: &B::Device,
 ) -> Vec<u32> {
-    let mut ids: Vec<u32> = prompt.to_vec();
-    let mut out = Vec::new();
+    let prompts = [prompt.to_vec()];
+    generate_with_rngs(model, &prompts, opts, std::slice::from_mut(rng), device)
+        .pop()
+        .expect("one prompt, one continuation")
+}
+
+/// Continues every prompt, batched: each step runs one forward pass per distinct window
+/// length among the unfinished sequences (prompts of one length run together from the
+/// start; all do once their windows reach `context_length`), so no padding is needed and
+/// each continuation is what [`generate`] gives it alone. Sequence `i` samples from its own
+/// stream seeded with `seed + i`, so results do not depend on the batching.
+pub fn generate_batch<B: Backend>(
+    model: &TransformerLm<B>,
+    prompts: &[Vec<u32>],
+    opts: &SampleOptions,
+    seed: u64,
+    device: &B::Device,
+) -> Vec<Vec<u32>> {
+    let mut rngs: Vec<ChaCha8Rng> = (0..prompts.len() as u64)
+        .map(|i| ChaCha8Rng::seed_from_u64(seed.wrapping_add(i)))
+        .collect();
+    generate_with_rngs(model, prompts, opts, &mut rngs, device)
+}
+
+fn generate_with_rngs<B: Backend, R: Rng>(
+    model: &TransformerLm<B>,
+    prompts: &[Vec<u32>],
+    opts: &SampleOptions,
+    rngs: &mut [R],
+    device: &B::Device,
+) -> Vec<Vec<u32>> {
+    let mut ids: Vec<Vec<u32>> = prompts.to_vec();
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| !ids[i].is_empty()).collect();
     for _ in 0..opts.max_tokens {
-        let window = &ids[ids.len().saturating_sub(model.context_length)..];
-        let input: Vec<i64> = window.iter().map(|&i| i as i64).collect();
-        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(input, [1, window.len()]), device);
-        let logits = model.forward(x);
-        let [_, t, v] = logits.dims();
-        let last: Vec<f32> = logits
-            .slice([0..1, t - 1..t, 0..v])
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32");
-        let next = sample_next(&last, opts, rng);
-        ids.push(next);
-        out.push(next);
-        if Some(next) == opts.stop {
+        if active.is_empty() {
             break;
         }
+        let windows: Vec<(usize, usize)> = active
+            .iter()
+            .map(|&i| (i, ids[i].len().min(model.context_length)))
+            .collect();
+        let mut lengths: Vec<usize> = windows.iter().map(|w| w.1).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        for len in lengths {
+            let group: Vec<usize> = windows.iter().filter(|w| w.1 == len).map(|w| w.0).collect();
+            let input: Vec<i64> = group
+                .iter()
+                .flat_map(|&i| ids[i][ids[i].len() - len..].iter().map(|&t| t as i64))
+                .collect();
+            let x =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(input, [group.len(), len]), device);
+            let logits = model.forward(x);
+            let [rows, _, vocab] = logits.dims();
+            let last: Vec<f32> = logits
+                .slice([0..rows, len - 1..len, 0..vocab])
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .expect("f32");
+            for (row, &i) in group.iter().enumerate() {
+                let next = sample_next(&last[row * vocab..(row + 1) * vocab], opts, &mut rngs[i]);
+                ids[i].push(next);
+                out[i].push(next);
+            }
+        }
+        active.retain(|&i| opts.stop.is_none() || out[i].last().copied() != opts.stop);
     }
     out
 }
@@ -90,11 +139,10 @@ pub fn generate<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn greedy_top_p_and_temperature() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
         let logits = [0.0f32, 5.0, 1.0, 4.9];
         let greedy = SampleOptions {
             max_tokens: 1,
@@ -131,5 +179,71 @@ mod tests {
             .map(|_| sample_next(&logits, &hot, &mut rng))
             .collect();
         assert!((0..4).all(|i| draws.contains(&i)));
+    }
+
+    /// Batched generation gives each prompt exactly what generating it alone gives (prompts
+    /// of different lengths, sampling and greedy), and stops a sequence at the stop token.
+    #[test]
+    fn batched_generation_equals_one_prompt_at_a_time() {
+        use lm_core::backends::NdArray;
+        let cfg = lm_core::TransformerConfig {
+            vocab_size: 40,
+            context_length: 8,
+            d_model: 16,
+            num_layers: 2,
+            num_heads: 2,
+            d_ff: 32,
+            rope_theta: 10_000.0,
+            eps: 1e-5,
+            attention: Default::default(),
+        };
+        let device = Default::default();
+        let model = TransformerLm::<NdArray>::new(&cfg, 1, &device).unwrap();
+        let prompts = vec![
+            vec![1, 2, 3],
+            vec![4],
+            vec![5, 6, 7],
+            vec![8, 9, 10, 11, 12, 13, 14],
+        ];
+        for temperature in [0.0, 1.0] {
+            let opts = SampleOptions {
+                max_tokens: 12,
+                temperature,
+                top_p: 0.9,
+                stop: None,
+            };
+            let batched = generate_batch(&model, &prompts, &opts, 7, &device);
+            for (i, prompt) in prompts.iter().enumerate() {
+                let mut rng = ChaCha8Rng::seed_from_u64(7 + i as u64);
+                let alone = generate(&model, prompt, &opts, &mut rng, &device);
+                assert_eq!(batched[i], alone, "prompt {i}, temperature {temperature}");
+                assert_eq!(alone.len(), 12);
+            }
+        }
+        // The stop token ends a sequence (including it) and leaves the others running.
+        let greedy = SampleOptions {
+            max_tokens: 12,
+            temperature: 0.0,
+            top_p: 1.0,
+            stop: None,
+        };
+        let free = generate_batch(&model, &prompts, &greedy, 0, &device);
+        let stop = free[0][2];
+        let stopped = generate_batch(
+            &model,
+            &prompts,
+            &SampleOptions {
+                stop: Some(stop),
+                ..greedy
+            },
+            0,
+            &device,
+        );
+        let first = free[0].iter().position(|&t| t == stop).unwrap();
+        assert_eq!(stopped[0], free[0][..=first].to_vec());
+        for (s, f) in stopped.iter().zip(&free) {
+            let end = f.iter().position(|&t| t == stop).map_or(f.len(), |p| p + 1);
+            assert_eq!(s, &f[..end].to_vec());
+        }
     }
 }

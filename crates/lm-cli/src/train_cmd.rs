@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use lm_basics::data::TokenFile;
-use lm_basics::generate::{SampleOptions, generate};
+use lm_basics::generate::{SampleOptions, generate_batch};
 use lm_basics::tokenizer::files;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::metrics::{METRICS_FILE, PLOT_FILE, plot_losses};
 use lm_basics::train::{TrainConfig, evaluate, train};
-use rand::SeedableRng;
 
 /// Runs `$body` with `B` bound to the autodiff backend named `$name` (`ndarray`, `wgpu`,
 /// `cuda`), erroring for one this binary was built without.
@@ -115,7 +114,8 @@ pub struct GenerateArgs {
     /// Tokenizer directory (vocab.json, merges.txt, tokenizer.json).
     #[arg(long)]
     tokenizer: PathBuf,
-    /// A prompt (repeatable: each is continued in turn).
+    /// A prompt (repeatable: all are continued together, batched; prompt i samples with
+    /// seed + i).
     #[arg(long = "prompt", required = true)]
     prompts: Vec<String>,
     #[arg(long, default_value_t = 128)]
@@ -142,10 +142,15 @@ pub fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
         top_p: args.top_p,
         stop: tok.token_id(args.stop.as_bytes()),
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-    for prompt in &args.prompts {
-        let ids = tok.encode(prompt);
-        let new = generate(&model, &ids, &opts, &mut rng, &device);
+    let prompts: Vec<Vec<u32>> = args.prompts.iter().map(|p| tok.encode(p)).collect();
+    if let Some(i) = prompts.iter().position(Vec::is_empty) {
+        anyhow::bail!(
+            "--prompt {}: an empty prompt has nothing to continue",
+            i + 1
+        );
+    }
+    let continuations = generate_batch(&model, &prompts, &opts, args.seed, &device);
+    for (prompt, new) in args.prompts.iter().zip(continuations) {
         println!("{prompt}{}\n---", tok.decode(&new)?);
     }
     Ok(())

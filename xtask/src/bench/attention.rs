@@ -62,9 +62,19 @@ impl Shape {
     }
 }
 
-/// The grid of issue 5: batch 1 (and 8), 16 heads, seq 128 … 16384, head dims 16 … 128, bf16
-/// and f32, causal. `quick` is a small grid for a smoke test on any backend.
-pub fn grid(quick: bool) -> Vec<Shape> {
+/// Which shapes to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Grid {
+    /// Two small f32 shapes: a smoke test on any backend.
+    Quick,
+    /// The issue's target shapes: bf16 causal, seq 1024 / 4096 / 16384, head dims 64 and 128.
+    Small,
+    /// Batch 1 (and 8), 16 heads, seq 128 … 16384, head dims 16 … 128, bf16 and f32, causal.
+    Full,
+}
+
+/// The shapes of `grid` (mirrored by `bench/pytorch_attention.py`).
+pub fn grid(grid: Grid) -> Vec<Shape> {
     let shape = |batch, seq, head_dim, bf16| Shape {
         batch,
         heads: 16,
@@ -73,8 +83,15 @@ pub fn grid(quick: bool) -> Vec<Shape> {
         bf16,
         causal: true,
     };
-    if quick {
-        return vec![shape(1, 128, 64, false), shape(1, 256, 32, false)];
+    match grid {
+        Grid::Quick => return vec![shape(1, 128, 64, false), shape(1, 256, 32, false)],
+        Grid::Small => {
+            return [1024, 4096, 16384]
+                .into_iter()
+                .flat_map(|seq| [64, 128].map(|d| shape(1, seq, d, true)))
+                .collect();
+        }
+        Grid::Full => {}
     }
     let mut shapes = Vec::new();
     for seq in [128, 512, 1024, 2048, 4096, 8192, 16384] {
@@ -94,13 +111,13 @@ pub fn grid(quick: bool) -> Vec<Shape> {
 
 /// Runs every (shape, implementation) in a child process of this executable and prints a
 /// table; JSON lines go to stdout as well for the docs script.
-pub fn run(backend: BackendKind, quick: bool, plain_max_seq: usize) -> Result<()> {
+pub fn run(backend: BackendKind, shapes: Grid, plain_max_seq: usize) -> Result<()> {
     let exe = std::env::current_exe().context("locating the xtask executable")?;
     println!(
         "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10}",
         "shape", "impl", "fwd ms", "fwd+bwd ms", "fwd+bwd TF/s", "max err", "status"
     );
-    for shape in grid(quick) {
+    for shape in grid(shapes) {
         for implementation in [Implementation::Flash, Implementation::Plain] {
             if implementation == Implementation::Plain && shape.seq > plain_max_seq {
                 continue;

@@ -3,7 +3,7 @@
 use burn::tensor::{DType, TensorMetadata};
 use burn_cubecl::CubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
@@ -12,6 +12,18 @@ use super::{AttentionShape, TileSizes, row_shape};
 
 fn shape_of<R: CubeRuntime>(t: &CubeTensor<R>) -> AttentionShape {
     AttentionShape::of(t.shape().as_slice())
+}
+
+/// An uninitialised dense row-major tensor. The kernels index every buffer densely; burn's
+/// default allocation may pad rows for alignment (CUDA does, e.g. `lse` of a 300-long
+/// sequence), which broke every multi-head case with such lengths on the H200.
+fn empty_dense<R: CubeRuntime>(
+    client: cubecl::prelude::ComputeClient<R>,
+    device: R::Device,
+    shape: burn::tensor::Shape,
+    dtype: DType,
+) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(client, device, shape, dtype)
 }
 
 fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
@@ -30,8 +42,8 @@ pub fn forward<R: CubeRuntime>(
     let dims = shape_of(&q);
     let tiles = TileSizes::for_head_dim(dims.head_dim);
     let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
-    let o = empty_device_dtype(client.clone(), device.clone(), q.shape(), dtype);
-    let lse = empty_device_dtype(client.clone(), device, row_shape(&q.shape()), DType::F32);
+    let o = empty_dense(client.clone(), device.clone(), q.shape(), dtype);
+    let lse = empty_dense(client.clone(), device, row_shape(&q.shape()), DType::F32);
     flash_forward::launch::<R>(
         &client,
         cube_count(dims.seq, tiles.block_q, dims.heads),
@@ -68,9 +80,9 @@ pub fn backward<R: CubeRuntime>(
     let dims = shape_of(&q);
     let tiles = TileSizes::for_head_dim(dims.head_dim);
     let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
-    let empty_like_q = || empty_device_dtype(client.clone(), device.clone(), q.shape(), dtype);
+    let empty_like_q = || empty_dense(client.clone(), device.clone(), q.shape(), dtype);
     let (d_q, d_k, d_v) = (empty_like_q(), empty_like_q(), empty_like_q());
-    let delta = empty_device_dtype(
+    let delta = empty_dense(
         client.clone(),
         device.clone(),
         row_shape(&q.shape()),
