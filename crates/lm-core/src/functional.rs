@@ -41,7 +41,11 @@ pub fn cross_entropy<B: Backend, const DL: usize, const DT: usize>(
     let vocab = l_dims[DL - 1];
     let rows: usize = t_dims.iter().product();
     let logits: Tensor<B, 2> = logits.reshape([rows, vocab]);
-    let targets: Tensor<B, 2, Int> = targets.reshape([rows, 1]);
-    let picked = logits.clone().gather(1, targets);
+    let targets: Tensor<B, 1, Int> = targets.reshape([rows]);
+    // The fused kernel where the backend has it: one pass over the logits each way.
+    if let Some(per_row) = crate::kernels::cross_entropy_rows(logits.clone(), targets.clone()) {
+        return per_row.mean();
+    }
+    let picked = logits.clone().gather(1, targets.unsqueeze_dim(1));
     (logsumexp(logits, 1) - picked).mean()
 }

@@ -6,12 +6,12 @@
 
 pub mod config;
 pub mod error;
-pub mod flash;
 pub mod fsutil;
 pub mod functional;
 pub mod init;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod kernel_cache;
+pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod optim;

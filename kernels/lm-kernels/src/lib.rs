@@ -1,8 +1,15 @@
 //! CubeCL kernels for the lab-2 systems work and their burn backend extensions.
 //!
+//! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
 //! `flash`: FlashAttention-2 forward and backward (feature `cubecl`; `wgpu` / `cuda` add the
 //! concrete backends lm-core dispatches to). Without features the crate is empty, so CPU
 //! builds do not compile CubeCL.
 
 #[cfg(feature = "cubecl")]
+pub mod cross_entropy;
+#[cfg(feature = "cubecl")]
+pub mod dispatch;
+#[cfg(feature = "cubecl")]
 pub mod flash;
+#[cfg(feature = "cubecl")]
+mod fusion_op;

@@ -198,7 +198,8 @@ fn attend<B: Backend>(
     let scale = 1.0 / (q.dims()[3] as f64).sqrt();
     Ok(match implementation {
         Implementation::Flash => {
-            let Some(result) = lm_core::flash::attention(q, k, v, causal, Some(scale as f32))
+            let Some(result) =
+                lm_core::kernels::flash_attention(q, k, v, causal, Some(scale as f32))
             else {
                 bail!("this backend has no flash-attention kernel in this build");
             };

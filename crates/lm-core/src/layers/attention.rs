@@ -72,9 +72,9 @@ pub fn causal_attention<B: Backend>(
     v: Tensor<B, 4>,
     kernel: AttentionKernel,
 ) -> Tensor<B, 4> {
-    if kernel == AttentionKernel::Auto && crate::flash::available::<B>() {
+    if kernel == AttentionKernel::Auto && crate::kernels::flash_available::<B>() {
         // Shapes come from our own projections, so the kernel's input checks cannot fail.
-        let (o, _lse) = crate::flash::attention(q, k, v, true, None)
+        let (o, _lse) = crate::kernels::flash_attention(q, k, v, true, None)
             .expect("flash attention kernel")
             .expect("inputs checked by the caller");
         return o;

@@ -9,11 +9,11 @@ use burn::tensor::DType;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::FloatTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_fusion::{Fusion, FusionBackend};
 
 use super::launch;
+use crate::fusion_op::{Body, outputs as outputs_of, register};
+use std::sync::Arc;
 
 /// A backend that runs FlashAttention-2. Tensors are `[.., seq, head_dim]` (any leading
 /// dimensions), `q`, `k`, `v` of one shape; `lse` is `[.., seq]` f32.
@@ -68,66 +68,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FlashAtten
     }
 }
 
-/// The fusion layer sees each kernel as one custom operation: it ends the current fused
-/// block and runs the inner backend's kernel on the materialised inputs.
-#[derive(Clone, Debug)]
-struct FlashOp<B> {
-    desc: CustomOpIr,
-    causal: bool,
-    scale: f32,
-    _backend: std::marker::PhantomData<B>,
-}
-
-impl<B: FusionBackend + FlashAttentionBackend> Operation<B::FusionRuntime> for FlashOp<B> {
-    fn execute(
-        &self,
-        handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-    ) {
-        let (inputs, outputs) = (&self.desc.inputs, &self.desc.outputs);
-        let mut input = |i: usize| handles.get_float_tensor::<B>(&inputs[i]);
-        if inputs.len() == 3 {
-            let (q, k, v) = (input(0), input(1), input(2));
-            let (o, lse) = B::flash_attention_forward(q, k, v, self.causal, self.scale);
-            handles.register_float_tensor::<B>(&outputs[0].id, o);
-            handles.register_float_tensor::<B>(&outputs[1].id, lse);
-        } else {
-            let ins: Vec<_> = (0..6).map(input).collect();
-            let [q, k, v, o, lse, d_o]: [_; 6] = ins
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("six inputs"));
-            let (dq, dk, dv) =
-                B::flash_attention_backward(q, k, v, o, lse, d_o, self.causal, self.scale);
-            for (out, t) in outputs.iter().zip([dq, dk, dv]) {
-                handles.register_float_tensor::<B>(&out.id, t);
-            }
-        }
-    }
-}
-
-fn register_flash<B: FusionBackend + FlashAttentionBackend>(
-    name: &'static str,
-    inputs: Vec<FloatTensor<Fusion<B>>>,
-    outputs: Vec<(burn::tensor::Shape, DType)>,
-    causal: bool,
-    scale: f32,
-) -> Vec<FloatTensor<Fusion<B>>> {
-    let client = inputs[0].client.clone();
-    let streams = OperationStreams::with_inputs(&inputs);
-    let outputs: Vec<TensorIr> = outputs
-        .into_iter()
-        .map(|(shape, dtype)| TensorIr::uninit(client.create_empty_handle(), shape, dtype))
-        .collect();
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    let desc = CustomOpIr::new(name, &inputs, &outputs);
-    let op = FlashOp::<B> {
-        desc: desc.clone(),
-        causal,
-        scale,
-        _backend: std::marker::PhantomData,
-    };
-    client.register(streams, OperationIr::Custom(desc), op)
-}
-
 impl<B: FusionBackend + FlashAttentionBackend> FlashAttentionBackend for Fusion<B> {
     fn flash_attention_forward(
         q: FloatTensor<Self>,
@@ -136,17 +76,23 @@ impl<B: FusionBackend + FlashAttentionBackend> FlashAttentionBackend for Fusion<
         causal: bool,
         scale: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let rows = super::row_shape(&q.shape);
-        let outputs = vec![(q.shape.clone(), q.dtype), (rows, DType::F32)];
-        let [o, lse]: [_; 2] = register_flash::<B>(
+        let outputs = vec![
+            (q.shape.clone(), q.dtype),
+            (super::row_shape(&q.shape), DType::F32),
+        ];
+        let body: Body<B> = Arc::new(move |desc, handles| {
+            let (inputs, [o_ir, lse_ir]) = desc.as_fixed::<3, 2>();
+            let [q, k, v] = inputs.each_ref().map(|t| handles.get_float_tensor::<B>(t));
+            let (o, lse) = B::flash_attention_forward(q, k, v, causal, scale);
+            handles.register_float_tensor::<B>(&o_ir.id, o);
+            handles.register_float_tensor::<B>(&lse_ir.id, lse);
+        });
+        let [o, lse] = outputs_of(register::<B>(
             "flash_attention_forward",
             vec![q, k, v],
             outputs,
-            causal,
-            scale,
-        )
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("two outputs"));
+            body,
+        ));
         (o, lse)
     }
 
@@ -162,15 +108,22 @@ impl<B: FusionBackend + FlashAttentionBackend> FlashAttentionBackend for Fusion<
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let like_q = (q.shape.clone(), q.dtype);
         let outputs = vec![like_q.clone(), like_q.clone(), like_q];
-        let [dq, dk, dv]: [_; 3] = register_flash::<B>(
+        let body: Body<B> = Arc::new(move |desc, handles| {
+            let (inputs, outputs) = desc.as_fixed::<6, 3>();
+            let [q, k, v, o, lse, d_o] =
+                inputs.each_ref().map(|t| handles.get_float_tensor::<B>(t));
+            let grads = B::flash_attention_backward(q, k, v, o, lse, d_o, causal, scale);
+            for (out, t) in outputs.iter().zip([grads.0, grads.1, grads.2]) {
+                handles.register_float_tensor::<B>(&out.id, t);
+            }
+        });
+        let inputs = vec![q, k, v, o, lse, d_o];
+        let [dq, dk, dv] = outputs_of(register::<B>(
             "flash_attention_backward",
-            vec![q, k, v, o, lse, d_o],
+            inputs,
             outputs,
-            causal,
-            scale,
-        )
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("three outputs"));
+            body,
+        ));
         (dq, dk, dv)
     }
 }

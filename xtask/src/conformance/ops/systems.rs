@@ -32,7 +32,7 @@ fn flash_case<B: AutodiffBackend, const D: usize>(ctx: &mut CaseCtx<B>) -> Resul
     let heads: usize = dims[1..D - 2].iter().product();
     let as4 = |t: Tensor<B, D>| t.reshape([dims[0], heads, seq, head_dim]);
     let (q4, k4, v4) = (as4(q.clone()), as4(k.clone()), as4(v.clone()));
-    let (o, lse) = match lm_core::flash::attention(
+    let (o, lse) = match lm_core::kernels::flash_attention(
         q4.clone(),
         k4.clone(),
         v4.clone(),

@@ -1,17 +1,18 @@
-//! The FlashAttention-2 kernel of `lm-kernels`, for builds and backends that have it.
+//! The CubeCL kernels of `lm-kernels` (FlashAttention-2, fused cross-entropy), for builds and
+//! backends that have them.
 //!
-//! GPU builds (`wgpu`, `cuda`) link the CubeCL kernel and recognise their concrete backends;
-//! CPU builds compile none of it and every backend takes the plain attention.
+//! GPU builds (`wgpu`, `cuda`) link the kernels and recognise their concrete backends; CPU
+//! builds compile none of it and every backend takes the tensor-op implementations.
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 use crate::error::LmError;
 use crate::error::Result;
 
-/// Whether backend `B` has the kernel in this build.
-pub fn available<B: Backend>() -> bool {
+/// Whether backend `B` has the flash-attention kernel in this build.
+pub fn flash_available<B: Backend>() -> bool {
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
         lm_kernels::flash::dispatch::supports::<B>()
@@ -24,7 +25,7 @@ pub fn available<B: Backend>() -> bool {
 
 /// `(o, lse)` from the kernel for `[batch, heads, seq, head_dim]` inputs (`scale` defaults
 /// to `1/√head_dim`), or `None` when `B` has no kernel in this build.
-pub fn attention<B: Backend>(
+pub fn flash_attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
@@ -39,6 +40,23 @@ pub fn attention<B: Backend>(
     #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
     {
         let _ = (q, k, v, causal, scale);
+        None
+    }
+}
+
+/// Per-row cross-entropy `[rows]` of `[rows, vocab]` logits from the fused kernel, or `None`
+/// when `B` has no kernel in this build.
+pub fn cross_entropy_rows<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> Option<Tensor<B, 1>> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::cross_entropy::try_cross_entropy_rows(logits, targets)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = (logits, targets);
         None
     }
 }

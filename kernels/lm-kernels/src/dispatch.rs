@@ -1,0 +1,56 @@
+//! Reaching our kernels from code generic over any burn backend.
+//!
+//! lm-core's model is generic over `Backend`; only some backends have our kernels, and Rust
+//! cannot specialise a generic function on a trait it does not require. The kernels'
+//! `dispatch` functions compare `B` with the concrete backends of this build and move the
+//! tensors to that type (a no-op: it is the same type), falling back to `None` elsewhere.
+
+use std::any::{Any, TypeId};
+
+/// Moves `value` to type `T`; the caller has checked that `A` and `T` are the same type.
+pub fn same_type<A: 'static, T: 'static>(value: A) -> T {
+    *(Box::new(value) as Box<dyn Any>)
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("type ids compared equal"))
+}
+
+/// Whether `B` is `T`.
+pub fn is<B: 'static, T: 'static>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<T>()
+}
+
+/// Expands `$body` with the type alias `$K` bound to the concrete backend that `$B` is, for
+/// each kernel backend of this build (wgpu, cuda; with and without autodiff); evaluates to
+/// `None` when `$B` is none of them.
+#[macro_export]
+macro_rules! for_kernel_backend {
+    ($B:ty, |$K:ident| $body:expr) => {{
+        #[allow(unused_mut)]
+        let mut found = None;
+        #[cfg(feature = "wgpu")]
+        {
+            type W = burn::backend::Wgpu<f32, i32>;
+            if found.is_none() && $crate::dispatch::is::<$B, W>() {
+                type $K = W;
+                found = Some($body);
+            }
+            if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Autodiff<W>>() {
+                type $K = burn::backend::Autodiff<W>;
+                found = Some($body);
+            }
+        }
+        #[cfg(feature = "cuda")]
+        {
+            type C = burn::backend::Cuda<f32, i32>;
+            if found.is_none() && $crate::dispatch::is::<$B, C>() {
+                type $K = C;
+                found = Some($body);
+            }
+            if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Autodiff<C>>() {
+                type $K = burn::backend::Autodiff<C>;
+                found = Some($body);
+            }
+        }
+        found
+    }};
+}
