@@ -223,15 +223,7 @@ fn adamw_training_memorises_a_sequence() {
         weight_decay: 0.0,
         ..Default::default()
     });
-    let seq: Vec<i64> = (0..13).map(|i| (i * 7 + 3) % 32).collect();
-    let input = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
-        TensorData::new(seq[..12].to_vec(), [1, 12]),
-        &device,
-    );
-    let target = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
-        TensorData::new(seq[1..].to_vec(), [1, 12]),
-        &device,
-    );
+    let (input, target) = next_token_pair(7, 3);
     let mut losses = vec![];
     for _ in 0..60 {
         let loss = cross_entropy(model.forward(input.clone()), target.clone());
@@ -294,15 +286,7 @@ fn fused_adamw_matches_per_parameter_adamw() {
         ..Default::default()
     };
     let start = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 4, &device).unwrap();
-    let seq: Vec<i64> = (0..13).map(|i| (i * 5 + 1) % 32).collect();
-    let input = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
-        TensorData::new(seq[..12].to_vec(), [1, 12]),
-        &device,
-    );
-    let target = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
-        TensorData::new(seq[1..].to_vec(), [1, 12]),
-        &device,
-    );
+    let (input, target) = next_token_pair(5, 1);
     // A tight limit clips every step; a loose one never does.
     for max_norm in [0.05, 1e6] {
         let (mut plain, mut fused) = (start.clone(), start.clone());
@@ -359,4 +343,23 @@ fn flat_values_ad(model: &TransformerLm<NdArrayAutodiff>) -> Vec<(String, Vec<f3
         .into_iter()
         .map(|(n, t)| (n, t.values.into_data().to_vec::<f32>().unwrap()))
         .collect()
+}
+
+/// A 12-token sequence `(i·step + offset) mod 32` as (input, next-token target), `[1, 12]`.
+fn next_token_pair(
+    step: i64,
+    offset: i64,
+) -> (
+    Tensor<NdArrayAutodiff, 2, Int>,
+    Tensor<NdArrayAutodiff, 2, Int>,
+) {
+    let device = Default::default();
+    let seq: Vec<i64> = (0..13).map(|i| (i * step + offset) % 32).collect();
+    let ids = |range: std::ops::Range<usize>| {
+        Tensor::<NdArrayAutodiff, 2, Int>::from_data(
+            TensorData::new(seq[range].to_vec(), [1, 12]),
+            &device,
+        )
+    };
+    (ids(0..12), ids(1..13))
 }

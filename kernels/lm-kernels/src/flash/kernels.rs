@@ -72,6 +72,53 @@ fn dot_tile_row(
     sum
 }
 
+/// A register array of `n` zeros.
+#[cube]
+fn zeros(#[comptime] n: usize) -> Array<f32> {
+    let mut a = Array::<f32>::new(n);
+    for i in 0..n {
+        a[i] = 0.0;
+    }
+    a
+}
+
+/// End of the keys a query tile starting at `q_first` sees: all of them, or (causal) those
+/// up to its last row.
+#[cube]
+fn kv_end(
+    seq: usize,
+    q_first: usize,
+    #[comptime] block_q: usize,
+    #[comptime] causal: bool,
+) -> usize {
+    let mut end = seq;
+    if causal {
+        end = min(seq, q_first + block_q);
+    }
+    end
+}
+
+/// Loads key/value rows `[first, first + rows)` into the two tiles, with the barriers that
+/// keep the previous tile alive until every unit is done with it.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_pair<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    a_tile: &mut SharedMemory<f32>,
+    b_tile: &mut SharedMemory<f32>,
+    head_base: usize,
+    first: usize,
+    seq: usize,
+    #[comptime] rows: usize,
+    #[comptime] head_dim: usize,
+    #[comptime] units: usize,
+) {
+    sync_cube();
+    load_tile::<F>(a, a_tile, head_base, first, seq, rows, head_dim, units);
+    load_tile::<F>(b, b_tile, head_base, first, seq, rows, head_dim, units);
+}
+
 /// Forward: `o = softmax(scale · q kᵀ) v` and `lse` (natural log), one query row per unit.
 #[cube(launch)]
 pub fn flash_forward<F: Float>(
@@ -96,10 +143,7 @@ pub fn flash_forward<F: Float>(
     let in_range = row < seq;
 
     let q_row = load_row::<F>(q, head_base + row * head_dim, in_range, head_dim);
-    let mut acc = Array::<f32>::new(head_dim);
-    for d in 0..head_dim {
-        acc[d] = 0.0;
-    }
+    let mut acc = zeros(head_dim);
     let mut scores = Array::<f32>::new(block_kv);
     let mut k_tile = SharedMemory::<f32>::new(comptime!(block_kv * head_dim));
     let mut v_tile = SharedMemory::<f32>::new(comptime!(block_kv * head_dim));
@@ -107,25 +151,13 @@ pub fn flash_forward<F: Float>(
     let mut m = neg_big;
     let mut l = 0.0f32;
 
-    let mut kv_end = seq;
-    if causal {
-        kv_end = min(seq, q_first + block_q);
-    }
+    let kv_end = kv_end(seq, q_first, block_q, causal);
     let mut kv_first = 0usize;
     while kv_first < kv_end {
-        sync_cube();
-        load_tile::<F>(
+        load_pair::<F>(
             k,
-            &mut k_tile,
-            head_base,
-            kv_first,
-            seq,
-            block_kv,
-            head_dim,
-            block_q,
-        );
-        load_tile::<F>(
             v,
+            &mut k_tile,
             &mut v_tile,
             head_base,
             kv_first,
@@ -213,32 +245,17 @@ pub fn flash_backward_dq<F: Float>(
         }
         lse_i = lse[head * seq + row];
     }
-    let mut acc = Array::<f32>::new(head_dim);
-    for d in 0..head_dim {
-        acc[d] = 0.0;
-    }
+    let mut acc = zeros(head_dim);
     let mut k_tile = SharedMemory::<f32>::new(comptime!(block_kv * head_dim));
     let mut v_tile = SharedMemory::<f32>::new(comptime!(block_kv * head_dim));
 
-    let mut kv_end = seq;
-    if causal {
-        kv_end = min(seq, q_first + block_q);
-    }
+    let kv_end = kv_end(seq, q_first, block_q, causal);
     let mut kv_first = 0usize;
     while kv_first < kv_end {
-        sync_cube();
-        load_tile::<F>(
+        load_pair::<F>(
             k,
-            &mut k_tile,
-            head_base,
-            kv_first,
-            seq,
-            block_kv,
-            head_dim,
-            block_q,
-        );
-        load_tile::<F>(
             v,
+            &mut k_tile,
             &mut v_tile,
             head_base,
             kv_first,
@@ -301,12 +318,8 @@ pub fn flash_backward_dkv<F: Float>(
 
     let k_row = load_row::<F>(k, row_base, in_range, head_dim);
     let v_row = load_row::<F>(v, row_base, in_range, head_dim);
-    let mut dk = Array::<f32>::new(head_dim);
-    let mut dv = Array::<f32>::new(head_dim);
-    for d in 0..head_dim {
-        dk[d] = 0.0;
-        dv[d] = 0.0;
-    }
+    let mut dk = zeros(head_dim);
+    let mut dv = zeros(head_dim);
     let mut q_tile = SharedMemory::<f32>::new(comptime!(block_q * head_dim));
     let mut do_tile = SharedMemory::<f32>::new(comptime!(block_q * head_dim));
     let mut lse_tile = SharedMemory::<f32>::new(block_q);
@@ -318,19 +331,10 @@ pub fn flash_backward_dkv<F: Float>(
         q_first = kv_first / block_q * block_q;
     }
     while q_first < seq {
-        sync_cube();
-        load_tile::<F>(
+        load_pair::<F>(
             q,
-            &mut q_tile,
-            head_base,
-            q_first,
-            seq,
-            block_q,
-            head_dim,
-            block_kv,
-        );
-        load_tile::<F>(
             d_o,
+            &mut q_tile,
             &mut do_tile,
             head_base,
             q_first,
