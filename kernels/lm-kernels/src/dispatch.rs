@@ -19,6 +19,19 @@ pub fn is<B: 'static, T: 'static>() -> bool {
     TypeId::of::<B>() == TypeId::of::<T>()
 }
 
+/// Whether `B` is one of this build's CUDA backends (with or without autodiff).
+pub fn is_cuda<B: 'static>() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        type C = burn::backend::Cuda<f32, i32>;
+        is::<B, C>() || is::<B, burn::backend::Autodiff<C>>()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        false
+    }
+}
+
 /// Expands `$body` with the type alias `$K` bound to the concrete backend that `$B` is, for
 /// each kernel backend of this build (wgpu, cuda; with and without autodiff); evaluates to
 /// `None` when `$B` is none of them.

@@ -38,10 +38,17 @@ fn run_as<B: Backend, K: CrossEntropyBackend>(
 }
 
 /// [`cross_entropy_rows`] when `B` is one of this build's kernel backends, else `None`.
+///
+/// Not on CUDA yet: the kernel has passed on lavapipe only, and a wrong loss there would
+/// silently spoil GPU training runs. It is switched on once it passes the golden cases on
+/// the H200 (issue 13).
 pub fn try_cross_entropy_rows<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
 ) -> Option<Tensor<B, 1>> {
+    if crate::dispatch::is_cuda::<B>() {
+        return None;
+    }
     let run: Option<Runner<B>> = crate::for_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>);
     run.map(|run| run(logits, targets))
 }
