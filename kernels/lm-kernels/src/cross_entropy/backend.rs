@@ -25,17 +25,18 @@ const UNITS: usize = 256;
 
 /// A backend with fused cross-entropy over `[rows, vocab]` logits and `[rows]` targets.
 pub trait CrossEntropyBackend: Backend {
-    /// `(loss, lse)`, both `[rows]` f32: `lse = logsumexp(row)`, `loss = lse − row[target]`.
+    /// `(loss, stats)`: `loss [rows]` f32, `loss = logsumexp(row) − row[target]`, and
+    /// `stats [2, rows]` f32, each row's maximum and sum of `exp(x − max)`, for the backward.
     fn cross_entropy_rows(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// `d logits` for upstream `d_loss` (`[rows]`), from the forward's `lse`.
+    /// `d logits` for upstream `d_loss` (`[rows]`), from the forward's `stats`.
     fn cross_entropy_rows_backward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-        lse: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         d_loss: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
@@ -50,15 +51,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CrossEntro
         let (logits, targets) = (into_contiguous(logits), into_contiguous(targets));
         let [rows, vocab] = logits.shape().dims::<2>();
         let (client, device) = (logits.client.clone(), logits.device.clone());
-        let row_tensor = || {
-            empty_device_contiguous_dtype(
-                client.clone(),
-                device.clone(),
-                Shape::new([rows]),
-                DType::F32,
-            )
+        let f32_tensor = |shape: Shape| {
+            empty_device_contiguous_dtype(client.clone(), device.clone(), shape, DType::F32)
         };
-        let (loss, lse) = (row_tensor(), row_tensor());
+        let (loss, stats) = (
+            f32_tensor(Shape::new([rows])),
+            f32_tensor(Shape::new([2, rows])),
+        );
         let dtypes = [logits.dtype.into(), targets.dtype.into()];
         cross_entropy_forward::launch::<R>(
             &client,
@@ -67,24 +66,24 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CrossEntro
             logits.into_tensor_arg(),
             targets.into_tensor_arg(),
             loss.clone().into_tensor_arg(),
-            lse.clone().into_tensor_arg(),
+            stats.clone().into_tensor_arg(),
             rows as u32,
             vocab as u32,
             UNITS,
             dtypes,
         );
-        (loss, lse)
+        (loss, stats)
     }
 
     fn cross_entropy_rows_backward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-        lse: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         d_loss: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let [logits, lse, d_loss] = [logits, lse, d_loss].map(into_contiguous);
+        let [logits, stats, d_loss] = [logits, stats, d_loss].map(into_contiguous);
         let targets = into_contiguous(targets);
-        let vocab = logits.shape().dims::<2>()[1];
+        let [rows, vocab] = logits.shape().dims::<2>();
         let (client, device) = (logits.client.clone(), logits.device.clone());
         let d_logits =
             empty_device_contiguous_dtype(client.clone(), device, logits.shape(), logits.dtype);
@@ -96,9 +95,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CrossEntro
             cube_dim,
             logits.into_tensor_arg(),
             targets.into_tensor_arg(),
-            lse.into_tensor_arg(),
+            stats.into_tensor_arg(),
             d_loss.into_tensor_arg(),
             d_logits.clone().into_tensor_arg(),
+            rows as u32,
             vocab as u32,
             dtypes,
         );
@@ -111,42 +111,45 @@ impl<B: FusionBackend + CrossEntropyBackend> CrossEntropyBackend for Fusion<B> {
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let rows = Shape::new([logits.shape.dims::<2>()[0]]);
+        let rows = logits.shape.dims::<2>()[0];
         let body: Body<B> = Arc::new(|desc, handles| {
-            let ([logits, targets], [loss_ir, lse_ir]) = desc.as_fixed::<2, 2>();
+            let ([logits, targets], [loss_ir, stats_ir]) = desc.as_fixed::<2, 2>();
             let logits = handles.get_float_tensor::<B>(logits);
             let targets = handles.get_int_tensor::<B>(targets);
-            let (loss, lse) = B::cross_entropy_rows(logits, targets);
+            let (loss, stats) = B::cross_entropy_rows(logits, targets);
             handles.register_float_tensor::<B>(&loss_ir.id, loss);
-            handles.register_float_tensor::<B>(&lse_ir.id, lse);
+            handles.register_float_tensor::<B>(&stats_ir.id, stats);
         });
-        let outs = vec![(rows.clone(), DType::F32), (rows, DType::F32)];
-        let [loss, lse] = outputs(register::<B>(
+        let outs = vec![
+            (Shape::new([rows]), DType::F32),
+            (Shape::new([2, rows]), DType::F32),
+        ];
+        let [loss, stats] = outputs(register::<B>(
             "cross_entropy_rows",
             vec![logits, targets],
             outs,
             body,
         ));
-        (loss, lse)
+        (loss, stats)
     }
 
     fn cross_entropy_rows_backward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-        lse: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         d_loss: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let like_logits = (logits.shape.clone(), logits.dtype);
         let body: Body<B> = Arc::new(|desc, handles| {
-            let ([logits, targets, lse, d_loss], [out]) = desc.as_fixed::<4, 1>();
+            let ([logits, targets, stats, d_loss], [out]) = desc.as_fixed::<4, 1>();
             let logits = handles.get_float_tensor::<B>(logits);
             let targets = handles.get_int_tensor::<B>(targets);
-            let lse = handles.get_float_tensor::<B>(lse);
+            let stats = handles.get_float_tensor::<B>(stats);
             let d_loss = handles.get_float_tensor::<B>(d_loss);
-            let d_logits = B::cross_entropy_rows_backward(logits, targets, lse, d_loss);
+            let d_logits = B::cross_entropy_rows_backward(logits, targets, stats, d_loss);
             handles.register_float_tensor::<B>(&out.id, d_logits);
         });
-        let inputs = vec![logits, targets, lse, d_loss];
+        let inputs = vec![logits, targets, stats, d_loss];
         let [d_logits] = outputs(register::<B>(
             "cross_entropy_rows_backward",
             inputs,
@@ -161,17 +164,17 @@ impl<B: FusionBackend + CrossEntropyBackend> CrossEntropyBackend for Fusion<B> {
 struct CrossEntropyRowsBackward;
 
 impl<B: CrossEntropyBackend> Backward<B, 1> for CrossEntropyRowsBackward {
-    /// logits, targets, lse
+    /// logits, targets, stats
     type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_logits] = ops.parents;
         let d_loss = grads.consume::<B>(&ops.node);
-        let (logits, targets, lse) = ops.state;
+        let (logits, targets, stats) = ops.state;
         if let Some(node) = node_logits {
             grads.register::<B>(
                 node.id,
-                B::cross_entropy_rows_backward(logits, targets, lse, d_loss),
+                B::cross_entropy_rows_backward(logits, targets, stats, d_loss),
             );
         }
     }
@@ -190,13 +193,13 @@ impl<B: CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBackend for Auto
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (loss, lse) = B::cross_entropy_rows(primitive.clone(), targets.clone());
-                let state = (primitive, targets, lse.clone());
-                (prep.finish(state, loss), Self::from_inner(lse))
+                let (loss, stats) = B::cross_entropy_rows(primitive.clone(), targets.clone());
+                let state = (primitive, targets, stats.clone());
+                (prep.finish(state, loss), Self::from_inner(stats))
             }
             OpsKind::UnTracked(prep) => {
-                let (loss, lse) = B::cross_entropy_rows(primitive, targets);
-                (prep.finish(loss), Self::from_inner(lse))
+                let (loss, stats) = B::cross_entropy_rows(primitive, targets);
+                (prep.finish(loss), Self::from_inner(stats))
             }
         }
     }
@@ -204,10 +207,12 @@ impl<B: CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBackend for Auto
     fn cross_entropy_rows_backward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
-        lse: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         d_loss: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let [logits, lse, d_loss] = [logits, lse, d_loss].map(Self::inner);
-        Self::from_inner(B::cross_entropy_rows_backward(logits, targets, lse, d_loss))
+        let [logits, stats, d_loss] = [logits, stats, d_loss].map(Self::inner);
+        Self::from_inner(B::cross_entropy_rows_backward(
+            logits, targets, stats, d_loss,
+        ))
     }
 }

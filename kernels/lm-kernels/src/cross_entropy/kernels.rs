@@ -2,7 +2,10 @@
 
 use cubecl::prelude::*;
 
-/// Per row: `lse = logsumexp(logits)` and `loss = lse − logits[target]`, in f32. Each unit
+/// Per row: the maximum `m` and `s = Σ exp(x − m)` (into `stats [2, rows]`) and
+/// `loss = m + ln s − logits[target]`, in
+/// f32 (the backward uses `exp(x − m) / s`, which stays accurate for huge logits where
+/// `exp(x − lse)` would not: `lse` itself rounds to the logits' ulp). Each unit
 /// keeps an online (max, sum of exp) pair over a strided slice of the row; the cube then
 /// merges the pairs in shared memory. One read of the logits, nothing else written.
 #[cube(launch)]
@@ -10,7 +13,7 @@ pub fn cross_entropy_forward<F: Float, I: Numeric>(
     logits: &Tensor<F>,
     targets: &Tensor<I>,
     loss: &mut Tensor<f32>,
-    lse: &mut Tensor<f32>,
+    stats: &mut Tensor<f32>,
     rows: u32,
     vocab_len: u32,
     #[comptime] units: usize,
@@ -54,10 +57,11 @@ pub fn cross_entropy_forward<F: Float, I: Numeric>(
             stride /= 2;
         }
         if unit == 0 {
-            let row_lse = maxes[0] + f32::ln(sums[0]);
             let target = u32::cast_from(targets[row]) as usize;
-            lse[row] = row_lse;
-            loss[row] = row_lse - f32::cast_from(logits[base + target]);
+            stats[row] = maxes[0];
+            stats[rows as usize + row] = sums[0];
+            let shifted = f32::cast_from(logits[base + target]) - maxes[0];
+            loss[row] = f32::ln(sums[0]) - shifted;
         }
     }
 }
@@ -67,9 +71,10 @@ pub fn cross_entropy_forward<F: Float, I: Numeric>(
 pub fn cross_entropy_backward<F: Float, I: Numeric>(
     logits: &Tensor<F>,
     targets: &Tensor<I>,
-    lse: &Tensor<f32>,
+    stats: &Tensor<f32>,
     d_loss: &Tensor<f32>,
     d_logits: &mut Tensor<F>,
+    rows: u32,
     vocab_len: u32,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
@@ -77,7 +82,7 @@ pub fn cross_entropy_backward<F: Float, I: Numeric>(
     if idx < d_logits.len() {
         let vocab = vocab_len as usize;
         let row = idx / vocab;
-        let p = f32::exp(f32::cast_from(logits[idx]) - lse[row]);
+        let p = f32::exp(f32::cast_from(logits[idx]) - stats[row]) / stats[rows as usize + row];
         let is_target = u32::cast_from(targets[row]) as usize == idx % vocab;
         let grad = select(is_target, p - 1.0, p);
         d_logits[idx] = F::cast_from(grad * d_loss[row]);

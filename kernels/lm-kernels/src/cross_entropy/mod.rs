@@ -20,7 +20,7 @@ pub fn cross_entropy_rows<B: CrossEntropyBackend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
 ) -> Tensor<B, 1> {
-    let (loss, _lse) =
+    let (loss, _stats) =
         B::cross_entropy_rows(logits.into_primitive().tensor(), targets.into_primitive());
     Tensor::from_primitive(TensorPrimitive::Float(loss))
 }
