@@ -171,21 +171,11 @@ pub fn run(backend: BackendKind, shapes: Grid, plain_max_seq: usize) -> Result<(
 /// The child process: one shape, one implementation, one JSON line.
 pub fn worker(backend: BackendKind, shape: &str, implementation: Implementation) -> Result<()> {
     let shape: Shape = serde_json::from_str(shape).context("--shape")?;
-    match backend {
-        BackendKind::Ndarray => {
-            measure::<lm_core::backends::NdArrayAutodiff>(shape, implementation, Default::default())
-        }
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => {
-            measure::<lm_core::backends::WgpuAutodiff>(shape, implementation, Default::default())
-        }
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => {
-            measure::<lm_core::backends::CudaAutodiff>(shape, implementation, Default::default())
-        }
-        #[allow(unreachable_patterns)]
-        other => bail!("this xtask was built without the {other:?} backend"),
-    }
+    crate::with_autodiff_backend!(backend, |B| measure::<B>(
+        shape,
+        implementation,
+        Default::default()
+    ))
 }
 
 fn attend<B: Backend>(

@@ -115,30 +115,46 @@ impl Report {
     }
 }
 
+/// Runs `$body` with the type alias `$B` bound to the autodiff backend of `$kind`, or fails
+/// naming the cargo feature this build lacks.
+#[macro_export]
+macro_rules! with_autodiff_backend {
+    ($kind:expr, |$B:ident| $body:expr) => {
+        match $kind {
+            #[cfg(feature = "ndarray")]
+            $crate::conformance::BackendKind::Ndarray => {
+                type $B = lm_core::backends::NdArrayAutodiff;
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            $crate::conformance::BackendKind::Wgpu => {
+                type $B = lm_core::backends::WgpuAutodiff;
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::conformance::BackendKind::Cuda => {
+                type $B = lm_core::backends::CudaAutodiff;
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!(
+                "this xtask was built without the `{0}` backend: rebuild it with `--features {0}`",
+                format!("{other:?}").to_lowercase()
+            ),
+        }
+    };
+}
+
 /// Runs the selected cases, calling `on_case` after each (for live output).
 pub fn run(opts: &Options, on_case: &mut dyn FnMut(&CaseResult)) -> anyhow::Result<Report> {
     let manifest = Manifest::load(&opts.golden)?;
     let cases = select(&manifest.cases, &opts.filters)?;
-    match opts.backend {
-        #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => {
-            run_on::<lm_core::backends::NdArrayAutodiff>(opts, &cases, Default::default(), on_case)
-        }
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => {
-            run_on::<lm_core::backends::WgpuAutodiff>(opts, &cases, Default::default(), on_case)
-        }
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => {
-            run_on::<lm_core::backends::CudaAutodiff>(opts, &cases, Default::default(), on_case)
-        }
-        #[allow(unreachable_patterns)]
-        other => bail!(
-            "this xtask was built without the `{}` backend: run `cargo run -p xtask --features {} -- conformance …`",
-            format!("{other:?}").to_lowercase(),
-            format!("{other:?}").to_lowercase()
-        ),
-    }
+    with_autodiff_backend!(opts.backend, |B| run_on::<B>(
+        opts,
+        &cases,
+        Default::default(),
+        on_case
+    ))
 }
 
 /// Cases whose op or name is in `filters` (all when empty); a filter that matches nothing is

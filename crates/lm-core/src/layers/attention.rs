@@ -64,15 +64,15 @@ pub fn attention_with_lse<B: Backend>(
 }
 
 /// Causal attention over `[batch, heads, seq, d_head]` with scale `1/√d_head`: the
-/// FlashAttention-2 kernel when `kernel` allows it and this build has it for `B`, else
+/// FlashAttention-2 kernel when `flash` is set and this build has it for `B`, else
 /// `softmax(q kᵀ/√d + causal mask) v` from tensor ops.
 pub fn causal_attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
-    kernel: AttentionKernel,
+    flash: bool,
 ) -> Tensor<B, 4> {
-    if kernel == AttentionKernel::Auto && crate::kernels::flash_available::<B>() {
+    if flash && crate::kernels::flash_available::<B>() {
         // Shapes come from our own projections, so the kernel's input checks cannot fail.
         let (o, _lse) = crate::kernels::flash_attention(q, k, v, true, None)
             .expect("flash attention kernel")
@@ -165,12 +165,7 @@ impl<B: Backend> MultiHeadSelfAttention<B> {
             k = rope.forward(k, positions);
         }
 
-        let kernel = if self.flash {
-            AttentionKernel::Auto
-        } else {
-            AttentionKernel::Plain
-        };
-        let heads_out = causal_attention(q, k, v, kernel);
+        let heads_out = causal_attention(q, k, v, self.flash);
         let concat: Tensor<B, D> = heads_out.swap_dims(1, 2).reshape(dims);
         self.output_proj.forward(concat)
     }

@@ -83,6 +83,20 @@ pub(super) struct FusedMoments<B: Backend> {
     pub v: Tensor<B, 1>,
 }
 
+impl<B: Backend> FusedMoments<B> {
+    /// Each parameter's slice of the flat moments, by name.
+    fn by_name(&self) -> impl Iterator<Item = (String, Moments<B>)> + '_ {
+        let mut offset = 0;
+        self.layout.iter().map(move |(name, n)| {
+            let range = offset..offset + n;
+            offset += n;
+            let m = self.m.clone().slice(range.clone());
+            let v = self.v.clone().slice(range);
+            (name.clone(), Moments { m, v })
+        })
+    }
+}
+
 impl<B: Backend> AdamW<B> {
     pub fn new(config: AdamWConfig) -> Self {
         Self {
@@ -97,16 +111,17 @@ impl<B: Backend> AdamW<B> {
     pub fn moments_by_name(&self) -> BTreeMap<String, Moments<B>> {
         let mut out = self.moments.clone();
         if let Some(f) = &self.fused {
-            let mut offset = 0;
-            for (name, n) in &f.layout {
-                let range = offset..offset + n;
-                let m = f.m.clone().slice(range.clone());
-                let v = f.v.clone().slice(range);
-                out.insert(name.clone(), Moments { m, v });
-                offset += n;
-            }
+            out.extend(f.by_name());
         }
         out
+    }
+
+    /// Moves the fused step's flat state into the per-name map (for the per-parameter step,
+    /// or a fused step over a different parameter set).
+    pub(super) fn unfuse(&mut self) {
+        if let Some(f) = self.fused.take() {
+            self.moments.extend(f.by_name());
+        }
     }
 
     /// Starts step `t = step + 1`; call once per step before [`Self::update`].
@@ -123,10 +138,7 @@ impl<B: Backend> AdamW<B> {
         lr: f64,
     ) -> Tensor<B, 1> {
         assert!(self.step > 0, "AdamW::update called before begin_step");
-        if self.fused.is_some() {
-            self.moments = self.moments_by_name();
-            self.fused = None;
-        }
+        self.unfuse();
         let AdamWConfig {
             betas: (b1, b2),
             eps,

@@ -30,6 +30,21 @@ pub fn clip_to_norm<B: Backend>(grads: &mut NamedTensors<B>, norm: f64, max_norm
     }
 }
 
+/// `min(1, max_norm / (sqrt(sq_norm) + eps))` as a one-element tensor: the factor the
+/// handout's clipping multiplies gradients by, computed on the device.
+pub(super) fn clip_scale<B: Backend>(
+    sq_norm: Tensor<B, 1>,
+    max_norm: f64,
+    eps: f64,
+) -> Tensor<B, 1> {
+    sq_norm
+        .sqrt()
+        .add_scalar(eps)
+        .recip()
+        .mul_scalar(max_norm)
+        .clamp_max(1.0)
+}
+
 /// [`clip_to_norm`] without leaving the device: `sq_norm` is [`squared_norm_tensor`]'s
 /// result and the scale `min(1, max_norm / (norm + eps))` stays a tensor, so a training
 /// step needs no read-back.
@@ -39,12 +54,7 @@ pub fn clip_to_norm_on_device<B: Backend>(
     max_norm: f64,
     eps: f64,
 ) {
-    let scale = sq_norm
-        .sqrt()
-        .add_scalar(eps)
-        .recip()
-        .mul_scalar(max_norm)
-        .clamp_max(1.0);
+    let scale = clip_scale(sq_norm, max_norm, eps);
     for g in grads.values_mut() {
         g.values = g.values.clone().mul(scale.clone());
     }

@@ -9,6 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::adamw::{AdamW, AdamWConfig, FusedMoments, Moments, adamw_rule};
+use super::clip::clip_scale;
 use crate::params::{FlatTensor, NamedTensors, map_named_params, named_params};
 
 impl<B: Backend> AdamW<B> {
@@ -46,16 +47,7 @@ impl<B: Backend> AdamW<B> {
         );
         let sq_norm = grad.clone().square().sum();
         let grad = match max_norm {
-            Some(max_norm) => {
-                let scale = sq_norm
-                    .clone()
-                    .sqrt()
-                    .add_scalar(1e-6)
-                    .recip()
-                    .mul_scalar(max_norm)
-                    .clamp_max(1.0);
-                grad * scale
-            }
+            Some(max_norm) => grad * clip_scale(sq_norm.clone(), max_norm, 1e-6),
             None => grad,
         };
         let state = self.take_fused_state(&layout, &param);
@@ -92,15 +84,11 @@ impl<B: Backend> AdamW<B> {
     /// The flat moments for `layout`: kept from the last fused step, else gathered from the
     /// per-parameter state (zeros for parameters without any).
     fn take_fused_state(&mut self, layout: &[(String, usize)], like: &Tensor<B, 1>) -> Moments<B> {
-        if let Some(f) = self.fused.take() {
-            if f.layout == layout {
-                return Moments { m: f.m, v: f.v };
-            }
-            // A different parameter set: fall back to the per-name form and regather.
-            self.fused = Some(f);
-            self.moments = self.moments_by_name();
-            self.fused = None;
+        if let Some(f) = self.fused.take_if(|f| f.layout == layout) {
+            return Moments { m: f.m, v: f.v };
         }
+        // First step, or a different parameter set: gather from the per-name form.
+        self.unfuse();
         let device = like.device();
         let (mut ms, mut vs) = (Vec::new(), Vec::new());
         for (name, n) in layout {
