@@ -18,22 +18,7 @@ G=runs/gpu
 RUN=runs/gpu-run
 LM="bash $G/run-with-cuda.sh $G/lm"
 CFG=fixtures/configs/tinystories-gpu.toml
-# Median tokens/s over steps 51.. of a run directory's metrics, as one JSON line.
-summarize() {
-    python3 - "$1/metrics.jsonl" "$2" <<'PY' | tee -a "$LOG"
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-steps = [r for r in rows if "loss" in r]
-evals = [r for r in rows if "eval_loss" in r]
-warm = steps[50:] or steps
-tps = statistics.median(r["tokens_per_s"] for r in warm)
-mfu = statistics.median(r.get("mfu", 0) for r in warm)
-print(json.dumps({"impl": sys.argv[2], "steps": len(steps), "median_tokens_per_s": tps,
-                  "median_mfu_f32_peak67": mfu, "last_loss": steps[-1]["loss"],
-                  "evals": [(e["step"], round(e["eval_loss"], 4)) for e in evals],
-                  "wall_s": steps[-1]["wall_s"]}))
-PY
-}
+summarize() { python3 bench/gpu_summarize.py "$1" "$2" | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$LOG"
 if [ "$phase" = throughput ]; then
     RUN=runs/gpu-throughput
@@ -59,6 +44,7 @@ else
         --prompt "Once upon a time" --prompt "The old man said" --prompt "In the morning, the ship" \
         --max-tokens 80 --temperature 0.8 --top-p 0.95 --seed 1 2>&1 | tee -a "$LOG"
 fi
-summarize "$RUN" "ours (burn 0.21 cuda, f32, plain attention)"cp $RUN/loss_curve.png "$OUT/" 2>/dev/null
+summarize "$RUN" "ours (burn 0.21 cuda, f32, plain attention)"
+cp $RUN/loss_curve.png "$OUT/" 2>/dev/null
 gzip -c $RUN/metrics.jsonl > "$OUT/metrics.jsonl.gz"
 tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Lab-2 (and lab-1 throughput) runs on the device machine, after bench/gpu_pack.sh here.
 # Phase `check`: golden conformance of labs 1 and 2 on cuda, then the lab-1 throughput
-# comparison (bench/gpu_lab1.sh throughput). Phase `attention`: PyTorch SDPA and
+# comparison (bench/gpu_lab1.sh throughput). Phase `precision`: the same conformance plus
+# the fused cross-entropy cases with the kernel opted in on CUDA, then PyTorch eager f32/bf16
+# beside our trainer in f32 and bf16-mixed (and bf16-mixed with the fused cross-entropy).
+# Phase `profile`: `cargo xtask lab2` on cuda beside bench/pytorch_profile.py.
+# Phase `attention`: PyTorch SDPA and
 # `cargo xtask bench attention` on the same grid. Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
@@ -20,6 +24,38 @@ elif [ "$phase" = flash-and-throughput ]; then
     bash bench/gpu_lab1.sh throughput "${2:-100}"
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid small 2>&1 | tee -a "$OUT/log.txt"
     $X bench attention --backend cuda --grid small 2>&1 | grep -v '^JSON' | tee -a "$OUT/log.txt"
+elif [ "$phase" = precision ]; then
+    LOG="$OUT/log.txt"
+    LM="bash $G/run-with-cuda.sh $G/lm"
+    CFG=fixtures/configs/tinystories-gpu.toml
+    steps=${2:-400}
+    $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -30 | tee -a "$LOG"
+    LM_CUDA_FUSED_CE=1 $X conformance --golden runs/golden --backend cuda --filter cross_entropy 2>&1 \
+        | tail -8 | tee -a "$LOG"
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
+        | grep '^{' | tee -a "$LOG"
+    train() { # run-dir label extra-settings...
+        local dir=$1 label=$2; shift 2
+        $LM train --config $CFG --run-dir $dir --set train.steps=$steps --set train.eval_interval=0 \
+            --set train.checkpoint_interval=0 --set train.profile_steps=20 "$@" 2>&1 | tail -9 | tee -a "$LOG"
+        python3 bench/gpu_summarize.py $dir "$label" | tee -a "$LOG"
+    }
+    train runs/gpu-f32 "ours f32, flash" --set model.precision=f32
+    train runs/gpu-bf16 "ours bf16-mixed, flash" --set model.precision=bf16-mixed --set train.peak_tflops=989
+    export LM_CUDA_FUSED_CE=1
+    train runs/gpu-bf16-ce "ours bf16-mixed, flash, fused CE" \
+        --set model.precision=bf16-mixed --set train.peak_tflops=989
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = profile ]; then
+    # The lab-2 profiling harness beside PyTorch (fused SDPA + fused AdamW, TF32 f32 matmuls
+    # like burn's); $2 sizes, $3 contexts (comma lists).
+    sizes=${2:-small,medium,large,xl}; contexts=${3:-128,256,512,1024}
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_profile.py --sizes $sizes --contexts $contexts \
+        --allow-tf32 2>&1 | tee runs/torch-profile.jsonl | tee -a "$OUT/log.txt"
+    $X lab2 --backend cuda --size $sizes --context $contexts --baseline runs/torch-profile.jsonl \
+        --run-dir runs/lab2-gpu 2>&1 | tee -a "$OUT/log.txt"
+    cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.png "$OUT/" 2>/dev/null
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
     $X bench attention --backend cuda --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"

@@ -2,5 +2,8 @@
 //! suite runs it too.
 
 pub mod bench;
+pub mod child;
 pub mod conformance;
 pub mod lab1;
+pub mod lab2;
+mod lab2_plot;

@@ -196,6 +196,7 @@ mod tests {
             rope_theta: 10_000.0,
             eps: 1e-5,
             attention: Default::default(),
+            precision: Default::default(),
         };
         let device = Default::default();
         let model = TransformerLm::<NdArray>::new(&cfg, 1, &device).unwrap();

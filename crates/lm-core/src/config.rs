@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LmError, Result};
+pub use crate::precision::Precision;
 
 /// Hyper-parameters of [`crate::TransformerLm`], named as in the CS336 handout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,10 @@ pub struct TransformerConfig {
     /// plain tensor-op attention; `plain`: always the plain one.
     #[serde(default)]
     pub attention: AttentionKernel,
+    /// `f32` (default) or `bf16-mixed`: bf16 matrix products over f32 weights, see
+    /// [`Precision`].
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// Which causal attention implementation the model uses (results agree to f32 rounding).
@@ -55,6 +60,7 @@ impl TransformerConfig {
             rope_theta: 10_000.0,
             eps: 1e-5,
             attention: AttentionKernel::Auto,
+            precision: Precision::F32,
         }
     }
 

@@ -60,3 +60,17 @@ pub fn cross_entropy_rows<B: Backend>(
         None
     }
 }
+
+/// `(bytes in use, bytes reserved)` on `device` for the CubeCL backends of this build, or
+/// `None` (CPU backends, where the allocator is the process's own).
+pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::memory::device_memory::<B>(device).map(|m| (m.in_use, m.reserved))
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = device;
+        None
+    }
+}

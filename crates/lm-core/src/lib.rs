@@ -16,6 +16,7 @@ pub mod layers;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod precision;
 pub mod summary;
 
 pub use config::TransformerConfig;

@@ -1,12 +1,13 @@
 //! The CS336 Transformer language model.
 
 use burn::module::Module;
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, backend::Backend};
 
 use crate::config::TransformerConfig;
 use crate::error::{LmError, Result};
 use crate::init::Initializer;
 use crate::layers::{Embedding, Linear, RmsNorm, TransformerBlock};
+use crate::precision::to_dtype;
 
 /// `token_embeddings → layers → ln_final → lm_head`, returning unnormalised logits.
 ///
@@ -19,12 +20,16 @@ pub struct TransformerLm<B: Backend> {
     pub ln_final: RmsNorm<B>,
     pub lm_head: Linear<B>,
     pub context_length: usize,
+    /// The dtype of the LM head's product (see [`crate::precision::Precision`]).
+    #[module(skip)]
+    pub compute: DType,
 }
 
 impl<B: Backend> TransformerLm<B> {
     /// A freshly initialised model; the seed fixes every weight on every backend.
     pub fn new(cfg: &TransformerConfig, seed: u64, device: &B::Device) -> Result<Self> {
         cfg.validate()?;
+        cfg.precision.check_supported::<B>(device)?;
         let mut init = Initializer::new(seed);
         let token_embeddings = Embedding::new(cfg.vocab_size, cfg.d_model, &mut init, device);
         let layers = (0..cfg.num_layers)
@@ -36,6 +41,7 @@ impl<B: Backend> TransformerLm<B> {
             ln_final: RmsNorm::new(cfg.d_model, cfg.eps, device),
             lm_head: Linear::new(cfg.d_model, cfg.vocab_size, &mut init, device),
             context_length: cfg.context_length,
+            compute: cfg.precision.compute_dtype(),
         })
     }
 
@@ -43,6 +49,16 @@ impl<B: Backend> TransformerLm<B> {
     ///
     /// Panics (with our message) when `seq > context_length`; use [`Self::try_forward`] on
     /// untrusted input.
+    /// Computes the matrix products in `dtype` (what `precision` sets). Public so the
+    /// mixed-precision plumbing can be tested on backends without bf16 (e.g. f64 on ndarray).
+    pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
+        self.compute = dtype;
+        for layer in &mut self.layers {
+            layer.compute = dtype;
+        }
+        self
+    }
+
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         self.try_forward(input_ids)
             .unwrap_or_else(|e| panic!("TransformerLm: {e}"))
@@ -62,6 +78,9 @@ impl<B: Backend> TransformerLm<B> {
         for layer in &self.layers {
             h = layer.forward(h, None);
         }
-        Ok(self.lm_head.forward(self.ln_final.forward(h)))
+        // Logits leave in the residual dtype (f32), so the loss is always computed in f32.
+        let residual = h.dtype();
+        let normed = to_dtype(self.ln_final.forward(h), self.compute);
+        Ok(to_dtype(self.lm_head.forward(normed), residual))
     }
 }

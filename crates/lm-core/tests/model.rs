@@ -21,6 +21,7 @@ fn tiny() -> TransformerConfig {
         rope_theta: 10_000.0,
         eps: 1e-5,
         attention: Default::default(),
+        precision: Default::default(),
     }
 }
 
@@ -267,6 +268,7 @@ fn parameter_count_and_flops_follow_the_handout() {
         rope_theta: 10_000.0,
         eps: 1e-5,
         attention: Default::default(),
+        precision: Default::default(),
     };
     let per_seq = forward_flops_per_token(&xl, 1024) * 1024.0;
     assert!((per_seq / 4.513e12 - 1.0).abs() < 1e-3, "{per_seq:e}");

@@ -1,6 +1,7 @@
 //! CubeCL kernels for the lab-2 systems work and their burn backend extensions.
 //!
 //! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
+//! `memory`: device memory in use and reserved, for the profiling harness.
 //! `flash`: FlashAttention-2 forward and backward (feature `cubecl`; `wgpu` / `cuda` add the
 //! concrete backends lm-core dispatches to). Without features the crate is empty, so CPU
 //! builds do not compile CubeCL.
@@ -13,3 +14,5 @@ pub mod dispatch;
 pub mod flash;
 #[cfg(feature = "cubecl")]
 mod fusion_op;
+#[cfg(feature = "cubecl")]
+pub mod memory;

@@ -7,7 +7,6 @@
 //! their difference, as in the PyTorch script), TFLOP/s by the FlashAttention-2 paper's
 //! count, and for ours on small shapes the largest error against f32 plain attention.
 
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -112,7 +111,6 @@ pub fn grid(grid: Grid) -> Vec<Shape> {
 /// Runs every (shape, implementation) in a child process of this executable and prints a
 /// table; JSON lines go to stdout as well for the docs script.
 pub fn run(backend: BackendKind, shapes: Grid, plain_max_seq: usize) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the xtask executable")?;
     println!(
         "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10}",
         "shape", "impl", "fwd ms", "fwd+bwd ms", "fwd+bwd TF/s", "max err", "status"
@@ -122,31 +120,20 @@ pub fn run(backend: BackendKind, shapes: Grid, plain_max_seq: usize) -> Result<(
             if implementation == Implementation::Plain && shape.seq > plain_max_seq {
                 continue;
             }
-            let out = Command::new(&exe)
-                .args(["bench-attention-worker", "--shape"])
-                .arg(serde_json::to_string(&shape)?)
-                .args(["--backend", &format!("{backend:?}").to_lowercase()])
-                .args([
-                    "--implementation",
-                    &format!("{implementation:?}").to_lowercase(),
-                ])
-                .output()
-                .context("starting a benchmark worker")?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let line = stdout.lines().rev().find(|l| l.starts_with('{'));
-            let record: serde_json::Value = match line {
-                Some(l) if out.status.success() => serde_json::from_str(l)?,
-                _ => {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let oom = stderr.to_lowercase().contains("out of memory")
-                        || stderr.contains("OutOfMemory");
-                    let reason = stderr
-                        .lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("");
-                    json!({"shape": shape, "impl": implementation,
-                           "status": if oom { "OOM" } else { "failed" }, "error": reason})
+            let args = vec![
+                "bench-attention-worker".to_string(),
+                "--shape".into(),
+                serde_json::to_string(&shape)?,
+                "--backend".into(),
+                format!("{backend:?}").to_lowercase(),
+                "--implementation".into(),
+                format!("{implementation:?}").to_lowercase(),
+            ];
+            let record = match crate::child::run_json_worker(&args)? {
+                Ok(record) => record,
+                Err(why) => {
+                    let status = if why == "OOM" { "OOM" } else { "failed" };
+                    json!({"shape": shape, "impl": implementation, "status": status, "error": why})
                 }
             };
             let num = |k: &str| record[k].as_f64().map_or("-".into(), |v| format!("{v:.3}"));

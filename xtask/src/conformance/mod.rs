@@ -70,7 +70,8 @@ pub fn default_golden_dir() -> PathBuf {
 }
 
 /// Backends the runner can use; each but ndarray needs its cargo feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Ndarray,
     Wgpu,

@@ -61,8 +61,9 @@ pub fn read_losses(path: &Path) -> Result<(Series, Series)> {
     Ok((train, eval))
 }
 
-/// A sans-serif font for labels, if the system has DejaVu (Debian `fonts-dejavu-core`).
-fn register_font() -> bool {
+/// Registers a sans-serif font for plot labels, if the system has DejaVu (Debian
+/// `fonts-dejavu-core`); without one, plots are drawn unlabelled.
+pub fn register_font() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
         let candidates = [

@@ -1,10 +1,11 @@
 use burn::module::Module;
-use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use burn::tensor::{Bool, DType, Int, Tensor, backend::Backend};
 
 use super::{Linear, Rope, expect_last_dim};
 use crate::config::AttentionKernel;
 use crate::functional::{logsumexp, softmax};
 use crate::init::Initializer;
+use crate::precision::to_dtype;
 
 /// `softmax(q kᵀ / √d_k + M) v` with `M = −∞` where `mask` is false (true = attend).
 ///
@@ -28,7 +29,10 @@ pub fn scaled_dot_product_attention<B: Backend, const D: usize>(
         }
         None => scores,
     };
-    softmax(scores, D - 1).matmul(v)
+    // Softmax in f32 whatever the compute dtype (bf16 sums lose too much).
+    let probs = softmax(to_dtype(scores, DType::F32), D - 1);
+    let dtype = v.dtype();
+    to_dtype(probs, dtype).matmul(v)
 }
 
 /// `[seq, seq]` mask, true where query `i` may attend key `j` (`j ≤ i`).

@@ -1,9 +1,10 @@
 use burn::module::Module;
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, backend::Backend};
 
 use super::{MultiHeadSelfAttention, RmsNorm, Rope, SwiGlu};
 use crate::config::TransformerConfig;
 use crate::init::Initializer;
+use crate::precision::to_dtype;
 
 /// Pre-norm block: `h = x + attn(ln1(x))`, `y = h + ffn(ln2(h))`.
 #[derive(Module, Debug)]
@@ -12,6 +13,9 @@ pub struct TransformerBlock<B: Backend> {
     pub ln1: RmsNorm<B>,
     pub ln2: RmsNorm<B>,
     pub ffn: SwiGlu<B>,
+    /// The dtype attention and the FFN compute in (the residual stream keeps its own).
+    #[module(skip)]
+    pub compute: DType,
 }
 
 impl<B: Backend> TransformerBlock<B> {
@@ -24,11 +28,19 @@ impl<B: Backend> TransformerBlock<B> {
             ln1: RmsNorm::new(cfg.d_model, cfg.eps, device),
             ln2: RmsNorm::new(cfg.d_model, cfg.eps, device),
             ffn: SwiGlu::new(cfg.d_model, cfg.d_ff, init, device),
+            compute: cfg.precision.compute_dtype(),
         }
     }
 
     pub fn forward(&self, x: Tensor<B, 3>, positions: Option<Tensor<B, 2, Int>>) -> Tensor<B, 3> {
-        let h = x.clone() + self.attn.forward(self.ln1.forward(x), positions);
-        h.clone() + self.ffn.forward(self.ln2.forward(h))
+        let (residual, compute) = (x.dtype(), self.compute);
+        let attn = self
+            .attn
+            .forward(to_dtype(self.ln1.forward(x.clone()), compute), positions);
+        let h = x + to_dtype(attn, residual);
+        let ffn = self
+            .ffn
+            .forward(to_dtype(self.ln2.forward(h.clone()), compute));
+        h + to_dtype(ffn, residual)
     }
 }

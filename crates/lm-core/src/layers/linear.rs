@@ -3,6 +3,7 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::expect_last_dim;
 use crate::init::Initializer;
+use crate::precision::to_dtype;
 
 /// `y = x Wᵀ`, no bias; `weight` is `[d_out, d_in]` as in PyTorch.
 #[derive(Module, Debug)]
@@ -41,7 +42,10 @@ impl<B: Backend> Linear<B> {
         let mut out_dims = dims;
         out_dims[D - 1] = self.d_out();
         // One 2-D GEMM over all leading positions: x [rows, d_in] @ Wᵀ [d_in, d_out].
+        // The product runs in x's dtype (bf16 under `bf16-mixed`); the f32 weight is cast
+        // differentiably, so its gradient arrives in f32.
+        let weight = to_dtype(self.weight.val(), x.dtype());
         let x2: Tensor<B, 2> = x.reshape([rows, self.d_in()]);
-        x2.matmul(self.weight.val().transpose()).reshape(out_dims)
+        x2.matmul(weight.transpose()).reshape(out_dims)
     }
 }

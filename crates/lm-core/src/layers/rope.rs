@@ -2,6 +2,7 @@ use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::expect_last_dim;
+use crate::precision::to_dtype;
 
 /// Rotary position embedding on interleaved pairs `(x[2k], x[2k+1])`, angle
 /// `pos · θ^(−2k/d_k)`, with cos/sin tables precomputed for `max_seq_len` positions.
@@ -70,6 +71,7 @@ impl<B: Backend> Rope<B> {
         let flat: Tensor<B, 1, Int> = positions.reshape([pos_dims.iter().product::<usize>()]);
         let cos: Tensor<B, D> = self.cos.clone().select(0, flat.clone()).reshape(table_dims);
         let sin: Tensor<B, D> = self.sin_signed.clone().select(0, flat).reshape(table_dims);
+        let (cos, sin) = (to_dtype(cos, x.dtype()), to_dtype(sin, x.dtype()));
         let swapped = x.clone().select(D - 1, self.pair_swap.clone());
         x * cos + swapped * sin
     }

@@ -259,6 +259,7 @@ pub fn case_config<B: AutodiffBackend>(ctx: &CaseCtx<B>) -> Result<TransformerCo
             1e-5
         },
         attention: Default::default(),
+        precision: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)
