@@ -53,10 +53,19 @@ fn losses(attention: AttentionKernel) -> Vec<f32> {
 
 #[test]
 fn flash_kernel_trains_like_plain_attention() {
-    assert!(lm_core::kernels::flash_available::<B>(), "wgpu builds have the kernel");
-    let (flash, plain) = (losses(AttentionKernel::Auto), losses(AttentionKernel::Plain));
+    assert!(
+        lm_core::kernels::flash_available::<B>(),
+        "wgpu builds have the kernel"
+    );
+    let (flash, plain) = (
+        losses(AttentionKernel::Auto),
+        losses(AttentionKernel::Plain),
+    );
     for (step, (f, p)) in flash.iter().zip(&plain).enumerate() {
-        assert!((f - p).abs() <= 2e-3 * p.abs().max(1.0), "step {step}: flash {f} vs plain {p}");
+        assert!(
+            (f - p).abs() <= 2e-3 * p.abs().max(1.0),
+            "step {step}: flash {f} vs plain {p}"
+        );
     }
     let (first, last) = (plain[0], *plain.last().unwrap());
     assert!(last < 0.5 * first, "the loss must drop: {first} -> {last}");

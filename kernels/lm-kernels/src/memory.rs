@@ -48,6 +48,5 @@ pub fn device_memory<B: Backend>(device: &B::Device) -> Option<DeviceMemory> {
     fn of<K: MemoryBackend>(device: K::Device) -> Option<DeviceMemory> {
         K::device_memory(&device)
     }
-    crate::for_kernel_backend!(B, |K| of::<K>(crate::dispatch::same_type(device.clone())))
-        .flatten()
+    crate::for_kernel_backend!(B, |K| of::<K>(crate::dispatch::same_type(device.clone()))).flatten()
 }

@@ -1,0 +1,89 @@
+//! Distributed training (issue 6): a [`Communicator`] with collectives over f32 buffers, the
+//! rendezvous that connects the ranks, and the data-parallel gradient synchronisation built
+//! on it ([`ddp`]).
+//!
+//! [`TcpCommunicator`] is the CPU implementation (ranks on loopback or across hosts, a ring
+//! over TCP); the training code only sees the trait, so an NCCL implementation slots in
+//! beside it.
+
+pub mod ddp;
+pub mod env;
+pub mod tcp;
+
+use std::time::Duration;
+
+pub use env::DistEnv;
+pub use tcp::TcpCommunicator;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    #[error("distributed setup: environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("rank {rank}: rendezvous at {addr} failed: {reason}")]
+    Rendezvous {
+        rank: usize,
+        addr: String,
+        reason: String,
+    },
+    #[error("rank {rank}: peer rank {peer} {what} (timeout {timeout:?}): {reason}")]
+    Peer {
+        rank: usize,
+        peer: usize,
+        what: &'static str,
+        timeout: Duration,
+        reason: String,
+    },
+    #[error("rank {rank}: {op}: {reason}")]
+    Usage {
+        rank: usize,
+        op: &'static str,
+        reason: String,
+    },
+}
+
+/// Collectives over host f32 buffers, identical on every rank (each rank calls the same
+/// sequence of operations with the same lengths).
+pub trait Communicator: Send {
+    fn rank(&self) -> usize;
+    fn world_size(&self) -> usize;
+    /// Every rank ends with the elementwise sum over ranks.
+    fn all_reduce_sum(&mut self, buf: &mut [f32]) -> Result<(), DistError>;
+    /// Every rank ends with `root`'s values.
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<(), DistError>;
+    /// `input` is `world_size` equal shards; rank r receives the sum over ranks of shard r.
+    fn reduce_scatter_sum(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError>;
+    /// `out` is `world_size` shards; shard r is rank r's `input`.
+    fn all_gather(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError>;
+    /// Returns once every rank has called it.
+    fn barrier(&mut self) -> Result<(), DistError>;
+}
+
+/// The trivial communicator of a single process.
+#[derive(Debug, Default)]
+pub struct SingleProcess;
+
+impl Communicator for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world_size(&self) -> usize {
+        1
+    }
+    fn all_reduce_sum(&mut self, _: &mut [f32]) -> Result<(), DistError> {
+        Ok(())
+    }
+    fn broadcast(&mut self, _: &mut [f32], _: usize) -> Result<(), DistError> {
+        Ok(())
+    }
+    fn reduce_scatter_sum(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
+        out.copy_from_slice(input);
+        Ok(())
+    }
+    fn all_gather(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
+        out.copy_from_slice(input);
+        Ok(())
+    }
+    fn barrier(&mut self) -> Result<(), DistError> {
+        Ok(())
+    }
+}

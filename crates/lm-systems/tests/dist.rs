@@ -1,0 +1,412 @@
+//! Distributed training on the CPU: ranks as threads joined over loopback TCP (the same
+//! rendezvous and ring code as separate processes use).
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use burn::tensor::{Int, Tensor, TensorData};
+use lm_core::backends::NdArrayAutodiff;
+use lm_core::functional::cross_entropy;
+use lm_core::optim::{AdamW, AdamWConfig};
+use lm_core::params::{named_grads, named_params};
+use lm_core::{TransformerConfig, TransformerLm};
+use lm_systems::dist::ddp::{DataParallel, DdpStrategy, ZeroAdamW, local_rows};
+use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn env(rank: usize, world_size: usize, port: u16, timeout_s: u64) -> DistEnv {
+    DistEnv {
+        rank,
+        world_size,
+        local_rank: rank,
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+        timeout: Duration::from_secs(timeout_s),
+    }
+}
+
+/// Runs `f(rank, communicator)` on `world` threads joined through one rendezvous.
+fn on_ranks<T: Send>(world: usize, f: impl Fn(usize, TcpCommunicator) -> T + Sync) -> Vec<T> {
+    let port = free_port();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                let f = &f;
+                s.spawn(move || {
+                    f(
+                        rank,
+                        TcpCommunicator::connect(&env(rank, world, port, 20)).unwrap(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn values(rank: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((rank * 31 + i * 7) % 13) as f32 - 6.0 + 0.25 * rank as f32)
+        .collect()
+}
+
+fn close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "[{i}] {x} vs {y}");
+    }
+}
+
+#[test]
+fn env_reads_torchrun_variables_and_names_bad_ones() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(DistEnv::from_lookup(vars(&[])).unwrap(), DistEnv::single());
+    let e = DistEnv::from_lookup(vars(&[
+        ("WORLD_SIZE", "4"),
+        ("RANK", "2"),
+        ("LOCAL_RANK", "0"),
+        ("MASTER_ADDR", "10.0.0.1"),
+        ("MASTER_PORT", "29500"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (e.rank, e.world_size, e.local_rank, e.master_port),
+        (2, 4, 0, 29500)
+    );
+    assert_eq!(e.master_addr, "10.0.0.1");
+    for (pairs, var) in [
+        (&[("WORLD_SIZE", "2"), ("MASTER_PORT", "1")][..], "RANK"),
+        (
+            &[("WORLD_SIZE", "2"), ("RANK", "2"), ("MASTER_PORT", "1")][..],
+            "RANK",
+        ),
+        (
+            &[("WORLD_SIZE", "two"), ("RANK", "0"), ("MASTER_PORT", "1")][..],
+            "WORLD_SIZE",
+        ),
+        (
+            &[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "70000")][..],
+            "MASTER_PORT",
+        ),
+    ] {
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(pairs.to_vec().into_boxed_slice());
+        let err = DistEnv::from_lookup(vars(pairs)).unwrap_err().to_string();
+        assert!(err.contains(var), "{var}: {err}");
+    }
+}
+
+#[test]
+fn collectives_match_their_definitions() {
+    for world in [1, 2, 3, 4] {
+        // Lengths below, at and above the world size, and not multiples of it.
+        for len in [1, 3, 7, 1000] {
+            let results = on_ranks(world, |rank, mut comm| {
+                let mut summed = values(rank, len);
+                comm.all_reduce_sum(&mut summed).unwrap();
+                let mut broadcast = values(rank, len);
+                comm.broadcast(&mut broadcast, world - 1).unwrap();
+                let shard = values(rank, len);
+                let mut gathered = vec![0.0; len * world];
+                comm.all_gather(&shard, &mut gathered).unwrap();
+                let mut scattered = vec![0.0; len];
+                comm.reduce_scatter_sum(&values(rank, len * world), &mut scattered)
+                    .unwrap();
+                comm.barrier().unwrap();
+                (summed, broadcast, gathered, scattered)
+            });
+            let sum_of = |n: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| (0..world).map(|r| values(r, n)[i]).sum())
+                    .collect()
+            };
+            let total = sum_of(len * world);
+            for (rank, (summed, broadcast, gathered, scattered)) in results.iter().enumerate() {
+                close(summed, &sum_of(len));
+                close(broadcast, &values(world - 1, len));
+                let expected: Vec<f32> = (0..world).flat_map(|r| values(r, len)).collect();
+                close(gathered, &expected);
+                close(scattered, &total[rank * len..(rank + 1) * len]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rank_that_exits_fails_its_peers_with_its_name() {
+    let port = free_port();
+    let errors = std::thread::scope(|s| {
+        let r0 = s.spawn(|| {
+            let mut comm = TcpCommunicator::connect(&env(0, 2, port, 5)).unwrap();
+            comm.all_reduce_sum(&mut [1.0; 64]).unwrap_err()
+        });
+        let r1 = s.spawn(|| {
+            let comm = TcpCommunicator::connect(&env(1, 2, port, 5)).unwrap();
+            drop(comm); // exits without joining the collective
+        });
+        r1.join().unwrap();
+        r0.join().unwrap()
+    });
+    let text = errors.to_string();
+    assert!(matches!(errors, DistError::Peer { peer: 1, .. }), "{text}");
+    assert!(
+        text.contains("rank 0") && text.contains("peer rank 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rank_that_never_joins_times_out_naming_it() {
+    let port = free_port();
+    let started = std::time::Instant::now();
+    let err = TcpCommunicator::connect(&env(0, 3, port, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[1, 2]") && err.contains("did not join"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn ranks_calling_different_collectives_get_an_error() {
+    let results = on_ranks(2, |rank, mut comm| {
+        let mut buf = vec![1.0; 4 + rank];
+        comm.all_reduce_sum(&mut buf).map_err(|e| e.to_string())
+    });
+    let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("different collectives")),
+        "{results:?}"
+    );
+}
+
+// --- data parallel training equals single-process training on the global batch ---
+
+fn tiny() -> TransformerConfig {
+    TransformerConfig {
+        vocab_size: 48,
+        context_length: 12,
+        d_model: 16,
+        num_layers: 2,
+        num_heads: 2,
+        d_ff: 32,
+        rope_theta: 10_000.0,
+        eps: 1e-5,
+        attention: Default::default(),
+        precision: Default::default(),
+    }
+}
+
+const GLOBAL_BATCH: usize = 12;
+/// ~300 values a bucket: several buckets, some parameters alone.
+const STRATEGIES: [DdpStrategy; 3] = [
+    DdpStrategy::Naive,
+    DdpStrategy::Flat,
+    DdpStrategy::Bucketed {
+        bucket_size_mb: 0.0012,
+    },
+];
+const STEPS: u64 = 3;
+
+/// Step `step`'s global batch: `GLOBAL_BATCH` rows of 11 tokens → (input, target) rows.
+fn batch(
+    step: u64,
+    rows: std::ops::Range<usize>,
+) -> (
+    Tensor<NdArrayAutodiff, 2, Int>,
+    Tensor<NdArrayAutodiff, 2, Int>,
+) {
+    let tokens: Vec<i64> = rows
+        .clone()
+        .flat_map(|r| (0..11).map(move |i| ((r as u64 * 17 + i * 5 + step * 3) % 48) as i64))
+        .collect();
+    let all = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
+        TensorData::new(tokens, [rows.len(), 11]),
+        &Default::default(),
+    );
+    let n = rows.len();
+    (all.clone().slice([0..n, 0..10]), all.slice([0..n, 1..11]))
+}
+
+fn config() -> AdamWConfig {
+    AdamWConfig {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..Default::default()
+    }
+}
+
+fn flat(model: &TransformerLm<NdArrayAutodiff>) -> Vec<f32> {
+    named_params(model)
+        .values()
+        .flat_map(|t| t.values.clone().into_data().to_vec::<f32>().unwrap())
+        .collect()
+}
+
+/// Single-process reference: the global batch, on-device clipping and fused AdamW (what
+/// the trainer does).
+fn single_process(max_norm: f64) -> Vec<f32> {
+    let mut model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
+    let mut opt = AdamW::new(config());
+    for step in 0..STEPS {
+        let (x, y) = batch(step, 0..GLOBAL_BATCH);
+        let loss = cross_entropy(model.forward(x), y);
+        let grads = named_grads(&model, &loss.backward());
+        model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
+    }
+    flat(&model)
+}
+
+/// Each rank starts from a different seed: the broadcast from rank 0 must fix that.
+fn data_parallel(world: usize, strategy: DdpStrategy, max_norm: f64) -> Vec<Vec<f32>> {
+    on_ranks(world, |rank, comm| {
+        let mut ddp = DataParallel::new(comm, strategy);
+        let model = TransformerLm::<NdArrayAutodiff>::new(
+            &tiny(),
+            1 + rank as u64 * 100,
+            &Default::default(),
+        )
+        .unwrap();
+        let mut model = ddp.broadcast_module(model).unwrap();
+        let mut opt = AdamW::new(config());
+        let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
+        for step in 0..STEPS {
+            let (x, y) = batch(step, rows.clone());
+            let loss = cross_entropy(model.forward(x), y);
+            let mut grads = named_grads(&model, &loss.backward());
+            ddp.average_gradients(&mut grads).unwrap();
+            model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
+        }
+        flat(&model)
+    })
+}
+
+fn zero1(world: usize, max_norm: f64) -> Vec<Vec<f32>> {
+    on_ranks(world, |rank, comm| {
+        let mut ddp = DataParallel::new(comm, DdpStrategy::Flat);
+        let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
+        let mut model = ddp.broadcast_module(model).unwrap();
+        let total = flat(&model).len();
+        let mut opt = ZeroAdamW::new(config(), total, &ddp.comm);
+        let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
+        for step in 0..STEPS {
+            let (x, y) = batch(step, rows.clone());
+            let loss = cross_entropy(model.forward(x), y);
+            let grads = named_grads(&model, &loss.backward());
+            model = opt
+                .step(&mut ddp.comm, model, &grads, 1e-2, Some(max_norm))
+                .unwrap()
+                .0;
+        }
+        flat(&model)
+    })
+}
+
+fn assert_same_training(reference: &[f32], ranks: &[Vec<f32>], what: &str) {
+    for (rank, params) in ranks.iter().enumerate() {
+        assert_eq!(params.len(), reference.len());
+        for (i, (p, r)) in params.iter().zip(reference).enumerate() {
+            assert!(
+                (p - r).abs() <= 1e-5 + 1e-5 * r.abs(),
+                "{what}, rank {rank}, parameter value {i}: {p} vs single-process {r}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ddp_variants_train_like_one_process_on_the_global_batch() {
+    // A loose limit never clips; a tight one clips every step with the global norm.
+    for max_norm in [1e6, 0.05] {
+        let reference = single_process(max_norm);
+        for world in [2, 4] {
+            for strategy in STRATEGIES {
+                let what = format!("{strategy:?} on {world} ranks, max_norm {max_norm}");
+                assert_same_training(&reference, &data_parallel(world, strategy, max_norm), &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn zero1_trains_like_plain_adamw() {
+    for max_norm in [1e6, 0.05] {
+        let reference = single_process(max_norm);
+        for world in [2, 3, 4] {
+            let what = format!("ZeRO-1 on {world} ranks, max_norm {max_norm}");
+            assert_same_training(&reference, &zero1(world, max_norm), &what);
+        }
+    }
+}
+
+#[test]
+fn an_uneven_global_batch_is_an_error() {
+    let err = local_rows(5, 0, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("global batch (5)") && err.contains("2 ranks"),
+        "{err}"
+    );
+}
+
+/// AdamW barely sees a gradient's scale, so the averaging itself is checked directly: after
+/// `average_gradients` every rank holds the global batch's gradient.
+#[test]
+fn averaged_gradients_are_the_global_batch_gradient() {
+    let grads_of = |model: &TransformerLm<NdArrayAutodiff>, rows| {
+        let (x, y) = batch(0, rows);
+        let loss = cross_entropy(model.forward(x), y);
+        named_grads(model, &loss.backward())
+    };
+    let flat_grads = |g: &lm_core::params::NamedTensors<lm_core::backends::NdArray>| -> Vec<f32> {
+        g.values()
+            .flat_map(|t| t.values.clone().into_data().to_vec::<f32>().unwrap())
+            .collect()
+    };
+    let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
+    let reference = flat_grads(&grads_of(&model, 0..GLOBAL_BATCH));
+    for world in [2, 4] {
+        for strategy in STRATEGIES {
+            let per_rank = on_ranks(world, |rank, comm| {
+                let mut ddp = DataParallel::new(comm, strategy);
+                let mut grads = grads_of(&model, local_rows(GLOBAL_BATCH, rank, world).unwrap());
+                let stats = ddp.average_gradients(&mut grads).unwrap();
+                (flat_grads(&grads), stats)
+            });
+            for (grads, stats) in &per_rank {
+                close(grads, &reference);
+                assert_eq!(
+                    stats.values,
+                    reference.len(),
+                    "{strategy:?}: every value sent once"
+                );
+            }
+            let collectives = per_rank[0].1.collectives;
+            match strategy {
+                DdpStrategy::Flat => assert_eq!(collectives, 1),
+                DdpStrategy::Naive => assert_eq!(collectives, named_params(&model).len()),
+                DdpStrategy::Bucketed { .. } => {
+                    assert!(
+                        collectives > 1 && collectives < named_params(&model).len(),
+                        "{collectives}"
+                    )
+                }
+            }
+        }
+    }
+}
