@@ -67,7 +67,6 @@ eval_batches = 8
 checkpoint_interval = {eval}
 seed = {seed}
 backend = "ndarray"
-precision = "f32"
 "#,
         train = run.join("train.bin").display(),
         valid = run.join("valid.bin").display(),

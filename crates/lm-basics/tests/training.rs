@@ -105,7 +105,6 @@ eval_batches = 2
 checkpoint_interval = 4
 seed = 3
 backend = "ndarray"
-precision = "f32"
 "#,
         train_path.display(),
         valid_path.display()

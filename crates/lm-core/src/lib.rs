@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod optim;
+pub mod parallel;
 pub mod params;
 pub mod precision;
 pub mod summary;

@@ -153,6 +153,47 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
     })
 }
 
+/// Every parameter's values as f32, concatenated in name order (the layout
+/// [`assign_flat_params`] reads; used to move whole models through collectives).
+pub fn flatten_params<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
+    named_params(module)
+        .values()
+        .flat_map(|t| {
+            t.values
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 after convert")
+        })
+        .collect()
+}
+
+/// Writes `flat` (the layout of [`flatten_params`]) into `module`, keeping each
+/// parameter's dtype and device. Panics if the length does not match the module.
+pub fn assign_flat_params<B: Backend, M: Module<B>>(module: M, flat: &[f32]) -> M {
+    // The module is visited in its own field order; the flat layout is by name.
+    let mut ranges = BTreeMap::new();
+    let mut offset = 0;
+    for (name, t) in named_params(&module) {
+        ranges.insert(name, offset..offset + t.numel());
+        offset += t.numel();
+    }
+    assert_eq!(offset, flat.len(), "assign_flat_params: length mismatch");
+    map_named_params(module, &mut |name, current| {
+        let values = flat[ranges[name].clone()].to_vec();
+        let n = values.len();
+        FlatTensor {
+            values: Tensor::<B, 1>::from_data(
+                TensorData::new(values, [n]),
+                &current.values.device(),
+            )
+            .cast(current.values.dtype()),
+            shape: current.shape,
+        }
+    })
+}
+
 /// `(prefix + name, shape, f32 bytes)` for every tensor of a map, ready for
 /// [`write_safetensors_f32`].
 pub fn f32_entries<B: Backend>(

@@ -63,8 +63,10 @@ pub struct LoopConfig {
     pub seed: u64,
     /// `ndarray`, `wgpu` or `cuda` (the latter two need the matching cargo feature).
     pub backend: String,
-    /// Only `f32` for now (`bf16-mixed` arrives with the GPU-throughput issue).
-    pub precision: String,
+    /// Superseded by `model.precision` (the one place the precision policy is set); older
+    /// configs may still carry it, and then it must agree.
+    #[serde(default, skip_serializing)]
+    pub precision: Option<String>,
     /// Peak FLOP/s of the device in TFLOP/s, for MFU; unset = no MFU.
     #[serde(default)]
     pub peak_tflops: Option<f64>,
@@ -140,11 +142,17 @@ impl TrainConfig {
                 format!("`{}`: use ndarray, wgpu or cuda", t.backend),
             ));
         }
-        if t.precision != "f32" {
-            return Err(BasicsError::invalid(
-                "train.precision",
-                format!("`{}` is not supported yet (only f32)", t.precision),
-            ));
+        if let Some(legacy) = &t.precision {
+            let model = serde_json::to_value(self.model.precision).expect("serialisable");
+            if model.as_str() != Some(legacy.as_str()) {
+                return Err(BasicsError::invalid(
+                    "train.precision",
+                    format!(
+                        "`{legacy}`: the precision is now set by model.precision (which is {model}); \
+                         remove train.precision"
+                    ),
+                ));
+            }
         }
         self.token_dtype()?;
         Ok(())
@@ -233,7 +241,6 @@ eval_batches = 4
 checkpoint_interval = 50
 seed = 0
 backend = "ndarray"
-precision = "f32"
 "#;
 
     #[test]

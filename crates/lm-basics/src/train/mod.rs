@@ -8,4 +8,4 @@ pub mod step_log;
 pub mod trainer;
 
 pub use config::TrainConfig;
-pub use trainer::{RunOutcome, evaluate, train};
+pub use trainer::{RunOutcome, evaluate, train, train_data_parallel};

@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lm_core::TransformerLm;
 use lm_core::functional::cross_entropy;
 use lm_core::optim::AdamW;
-use lm_core::params::named_grads;
+use lm_core::parallel::DataParallelHook;
+use lm_core::params::{assign_flat_params, flatten_params, named_grads};
 use lm_core::summary::forward_flops_per_token;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -120,7 +121,39 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     show_progress: bool,
 ) -> Result<RunOutcome> {
+    train_data_parallel::<B>(cfg, run_dir, resume, device, show_progress, None)
+}
+
+/// [`train`] as one rank of a data-parallel run when `parallel` is given: every rank draws
+/// the same global batch (`train.batch_size` rows) and trains on its share of the rows;
+/// rank 0's initial parameters are broadcast and gradients are averaged over ranks, so the
+/// run computes what one process would on the whole batch. Each rank keeps its own run
+/// directory (the launcher gives ranks > 0 a subdirectory); logged losses are the mean over
+/// ranks.
+pub fn train_data_parallel<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    resume: bool,
+    device: &B::Device,
+    show_progress: bool,
+    mut parallel: Option<&mut dyn DataParallelHook<B::InnerBackend>>,
+) -> Result<RunOutcome> {
     cfg.validate()?;
+    let dist_err = |e: String| BasicsError::invalid("distributed", e);
+    let rows = match parallel.as_deref() {
+        Some(p) => {
+            let (rank, n) = (p.rank(), p.world_size());
+            if !cfg.train.batch_size.is_multiple_of(n) {
+                return Err(BasicsError::invalid(
+                    "train.batch_size",
+                    format!("{} does not divide over {n} ranks", cfg.train.batch_size),
+                ));
+            }
+            let per = cfg.train.batch_size / n;
+            rank * per..(rank + 1) * per
+        }
+        None => 0..cfg.train.batch_size,
+    };
     std::fs::create_dir_all(run_dir).map_err(|e| BasicsError::io(run_dir, e))?;
     let ckpt_path = run_dir.join(CHECKPOINT_FILE);
     if !resume && (ckpt_path.exists() || run_dir.join(METRICS_FILE).exists()) {
@@ -157,8 +190,13 @@ pub fn train<B: AutodiffBackend>(
         }
         (model, optimizer, state.rng, state.step)
     } else {
-        let model = TransformerLm::<B>::new(&cfg.model, cfg.train.seed, device)
+        let mut model = TransformerLm::<B>::new(&cfg.model, cfg.train.seed, device)
             .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
+        if let Some(p) = parallel.as_deref_mut() {
+            let mut values = flatten_params(&model);
+            p.broadcast_params(&mut values).map_err(dist_err)?;
+            model = assign_flat_params(model, &values);
+        }
         // Batches draw from their own stream so model init and data order are independent.
         let rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_DA7A);
         (model, AdamW::new(adamw_config(cfg)), rng, 0)
@@ -184,10 +222,21 @@ pub fn train<B: AutodiffBackend>(
         profile.begin::<B>(step, device)?;
         let lr = cfg.lr_at(step);
         let (x, y) = get_batch::<B>(&train_data, t.batch_size, context, &mut rng, device)?;
+        let (x, y) = if rows.len() < t.batch_size {
+            (
+                x.slice([rows.clone(), 0..context]),
+                y.slice([rows.clone(), 0..context]),
+            )
+        } else {
+            (x, y)
+        };
         profile.end::<B>(Phase::Data, device)?;
         let loss = cross_entropy(model.forward(x), y);
         profile.end::<B>(Phase::Forward, device)?;
-        let grads = named_grads(&model, &loss.clone().backward());
+        let mut grads = named_grads(&model, &loss.clone().backward());
+        if let Some(p) = parallel.as_deref_mut() {
+            p.average_gradients(&mut grads).map_err(dist_err)?;
+        }
         profile.end::<B>(Phase::Backward, device)?;
         let loss = loss.inner(); // the graph was consumed by backward
         let clip = (cfg.optimizer.grad_clip > 0.0).then_some(cfg.optimizer.grad_clip);
@@ -199,16 +248,23 @@ pub fn train<B: AutodiffBackend>(
 
         // Past the time limit, this step is the last: it evaluates and checkpoints. (No
         // prediction from step times: a GPU's first step includes minutes of kernel compiling.)
-        let last = done == t.steps
+        let mut last = done == t.steps
             || t.max_seconds
                 .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
+        if let (Some(p), Some(_)) = (parallel.as_deref_mut(), t.max_seconds) {
+            // Clocks differ between ranks; they must stop at the same step.
+            last = p.mean(f64::from(u8::from(last))).map_err(dist_err)? > 0.0;
+        }
         if last {
             end = done;
         }
         let evaluate_now = due(done, t.eval_interval, end);
         let checkpoint_now = due(done, t.checkpoint_interval, end);
         if step_log.len() as u64 >= t.log_interval || evaluate_now || checkpoint_now {
-            for r in step_log.flush() {
+            for mut r in step_log.flush() {
+                if let Some(p) = parallel.as_deref_mut() {
+                    r.loss = p.mean(r.loss).map_err(dist_err)?;
+                }
                 if !r.loss.is_finite() {
                     bar.abandon();
                     return Err(diverged(&r, done, &ckpt_path));

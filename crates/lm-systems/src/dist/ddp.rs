@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use lm_core::optim::{AdamW, AdamWConfig, clip_to_norm};
-use lm_core::params::{FlatTensor, NamedTensors, map_named_params, named_params};
+use lm_core::params::{FlatTensor, NamedTensors, assign_flat_params, flatten_params, named_params};
 use serde::{Deserialize, Serialize};
 
 use super::{Communicator, DistError};
@@ -79,12 +79,9 @@ impl<C: Communicator> DataParallel<C> {
         &mut self,
         module: M,
     ) -> Result<M, DistError> {
-        let mut flat = Vec::new();
-        for t in named_params(&module).values() {
-            flat.extend(to_host(&t.values));
-        }
+        let mut flat = flatten_params(&module);
         self.comm.broadcast(&mut flat, 0)?;
-        Ok(assign_flat(module, &flat))
+        Ok(assign_flat_params(module, &flat))
     }
 
     /// Replaces each gradient by its mean over ranks.
@@ -135,21 +132,6 @@ impl<C: Communicator> DataParallel<C> {
     }
 }
 
-/// Writes `flat` (every parameter in name order, concatenated) into `module`.
-fn assign_flat<B: Backend, M: Module<B>>(module: M, flat: &[f32]) -> M {
-    // The module is visited in its own field order, the flat layout is by name.
-    let mut ranges = std::collections::BTreeMap::new();
-    let mut offset = 0;
-    for (name, t) in named_params(&module) {
-        ranges.insert(name, offset..offset + t.numel());
-        offset += t.numel();
-    }
-    map_named_params(module, &mut |name, current| FlatTensor {
-        values: from_host(flat[ranges[name].clone()].to_vec(), &current.values),
-        shape: current.shape,
-    })
-}
-
 /// The optimizer-state name of this rank's shard.
 const SHARD: &str = "zero1_shard";
 
@@ -194,11 +176,9 @@ impl<B: Backend> ZeroAdamW<B> {
         let shard_len = self.padded / n;
         let shard = comm.rank() * shard_len..(comm.rank() + 1) * shard_len;
 
-        let params = named_params(&module);
+        let mut flat_params = flatten_params(&module);
         let mut flat_grads = Vec::with_capacity(self.padded);
-        let mut flat_params = Vec::with_capacity(self.padded);
-        for (name, p) in &params {
-            flat_params.extend(to_host(&p.values));
+        for (name, p) in &named_params(&module) {
             match grads.get(name) {
                 Some(g) => flat_grads.extend(to_host(&g.values)),
                 None => flat_grads.extend(std::iter::repeat_n(0.0, p.numel())),
@@ -250,6 +230,30 @@ impl<B: Backend> ZeroAdamW<B> {
         let mut gathered = vec![0f32; self.padded];
         comm.all_gather(&to_host(&updated), &mut gathered)?;
         gathered.truncate(self.total);
-        Ok((assign_flat(module, &gathered), norm))
+        Ok((assign_flat_params(module, &gathered), norm))
+    }
+}
+
+impl<B: Backend, C: Communicator> lm_core::parallel::DataParallelHook<B> for DataParallel<C> {
+    fn rank(&self) -> usize {
+        self.comm.rank()
+    }
+    fn world_size(&self) -> usize {
+        self.comm.world_size()
+    }
+    fn broadcast_params(&mut self, values: &mut [f32]) -> Result<(), String> {
+        self.comm.broadcast(values, 0).map_err(|e| e.to_string())
+    }
+    fn average_gradients(&mut self, grads: &mut NamedTensors<B>) -> Result<(), String> {
+        DataParallel::average_gradients(self, grads)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    fn mean(&mut self, value: f64) -> Result<f64, String> {
+        let mut buf = [value as f32];
+        self.comm
+            .all_reduce_sum(&mut buf)
+            .map_err(|e| e.to_string())?;
+        Ok(f64::from(buf[0]) / self.comm.world_size() as f64)
     }
 }
