@@ -1,5 +1,6 @@
 //! `lm`: the project's command line. Each lab adds its subcommands here.
 
+mod launch;
 mod model_cmd;
 mod tokenizer_cmd;
 mod train_cmd;

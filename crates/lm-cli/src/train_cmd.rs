@@ -9,7 +9,9 @@ use lm_basics::generate::{SampleOptions, generate_batch};
 use lm_basics::tokenizer::files;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::metrics::{METRICS_FILE, PLOT_FILE, plot_losses};
-use lm_basics::train::{TrainConfig, evaluate, train};
+use lm_basics::train::{TrainConfig, evaluate, train, train_data_parallel};
+use lm_systems::dist::ddp::{DataParallel, DdpStrategy};
+use lm_systems::dist::{DistEnv, TcpCommunicator};
 
 /// Runs `$body` with `B` bound to the autodiff backend named `$name` (`ndarray`, `wgpu`,
 /// `cuda`), erroring for one this binary was built without.
@@ -51,10 +53,30 @@ pub struct TrainArgs {
     /// Override a config key, e.g. `--set optimizer.lr=1e-3` (repeatable).
     #[arg(long = "set")]
     overrides: Vec<String>,
+    /// Data-parallel over this many processes on this machine (ranks > 0 write into
+    /// `<run-dir>/rank<r>/`); `train.ddp` picks the gradient averaging.
+    #[arg(long, default_value_t = 1)]
+    nproc_per_node: usize,
 }
 
 pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
     let cfg = TrainConfig::load(&args.config, &args.overrides)?;
+    let env = DistEnv::from_env()?;
+    if args.nproc_per_node > 1 && env.world_size == 1 {
+        let mut argv = vec!["train".to_string(), "--config".into()];
+        argv.push(args.config.display().to_string());
+        argv.extend(["--run-dir".into(), args.run_dir.display().to_string()]);
+        if args.resume {
+            argv.push("--resume".into());
+        }
+        for o in &args.overrides {
+            argv.extend(["--set".into(), o.clone()]);
+        }
+        return crate::launch::launch(args.nproc_per_node, &argv);
+    }
+    if env.world_size > 1 {
+        return train_rank(&cfg, &args, &env);
+    }
     let backend = cfg.train.backend.clone();
     let out = with_backend!(backend.as_str(), |B| train::<B>(
         &cfg,
@@ -63,6 +85,42 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
         &Default::default(),
         true
     )?);
+    report(&out, &args.run_dir);
+    Ok(())
+}
+
+/// One rank of a data-parallel run (the environment says which).
+fn train_rank(cfg: &TrainConfig, args: &TrainArgs, env: &DistEnv) -> anyhow::Result<()> {
+    let strategy = match cfg.train.ddp.as_str() {
+        "naive" => DdpStrategy::Naive,
+        "flat" => DdpStrategy::Flat,
+        _ => DdpStrategy::Bucketed {
+            bucket_size_mb: cfg.train.bucket_size_mb,
+        },
+    };
+    let run_dir = if env.rank == 0 {
+        args.run_dir.clone()
+    } else {
+        args.run_dir.join(format!("rank{}", env.rank))
+    };
+    let comm = TcpCommunicator::connect(env)?;
+    let mut hook = DataParallel::new(comm, strategy);
+    let backend = cfg.train.backend.clone();
+    let out = with_backend!(backend.as_str(), |B| train_data_parallel::<B>(
+        cfg,
+        &run_dir,
+        args.resume,
+        &Default::default(),
+        env.rank == 0,
+        Some(&mut hook)
+    )?);
+    if env.rank == 0 {
+        report(&out, &run_dir);
+    }
+    Ok(())
+}
+
+fn report(out: &lm_basics::train::RunOutcome, run_dir: &std::path::Path) {
     println!(
         "{} steps in {:.1} s ({:.0} tokens/s); last train loss {:.4}{}; run directory {}",
         out.steps,
@@ -72,9 +130,8 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
         out.eval_loss
             .map(|l| format!(", validation loss {l:.4} (perplexity {:.2})", l.exp()))
             .unwrap_or_default(),
-        args.run_dir.display()
+        run_dir.display()
     );
-    Ok(())
 }
 
 #[derive(Args)]

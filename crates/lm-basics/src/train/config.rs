@@ -82,10 +82,25 @@ pub struct LoopConfig {
     /// backward, optimizer with clipping), syncing the device after each phase; 0 = off.
     #[serde(default)]
     pub profile_steps: u64,
+    /// Data-parallel runs (`lm train --nproc-per-node N`, or RANK/WORLD_SIZE set by a
+    /// launcher): how gradients are averaged: `naive` (one all-reduce per parameter),
+    /// `flat` (one of everything) or `bucketed` (buckets of `bucket_size_mb`).
+    #[serde(default = "default_ddp")]
+    pub ddp: String,
+    #[serde(default = "default_bucket_size_mb")]
+    pub bucket_size_mb: f64,
 }
 
 fn default_log_interval() -> u64 {
     10
+}
+
+fn default_ddp() -> String {
+    "bucketed".into()
+}
+
+fn default_bucket_size_mb() -> f64 {
+    25.0
 }
 
 impl TrainConfig {
@@ -140,6 +155,18 @@ impl TrainConfig {
             return Err(BasicsError::invalid(
                 "train.backend",
                 format!("`{}`: use ndarray, wgpu or cuda", t.backend),
+            ));
+        }
+        if !["naive", "flat", "bucketed"].contains(&t.ddp.as_str()) {
+            return Err(BasicsError::invalid(
+                "train.ddp",
+                format!("`{}`: use naive, flat or bucketed", t.ddp),
+            ));
+        }
+        if !(t.bucket_size_mb > 0.0) {
+            return Err(BasicsError::invalid(
+                "train.bucket_size_mb",
+                format!("{} must be positive", t.bucket_size_mb),
             ));
         }
         if let Some(legacy) = &t.precision {
