@@ -163,7 +163,7 @@ impl TrainConfig {
                 format!("`{}`: use naive, flat or bucketed", t.ddp),
             ));
         }
-        if !(t.bucket_size_mb > 0.0) {
+        if t.bucket_size_mb.is_nan() || t.bucket_size_mb <= 0.0 {
             return Err(BasicsError::invalid(
                 "train.bucket_size_mb",
                 format!("{} must be positive", t.bucket_size_mb),
