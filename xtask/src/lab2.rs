@@ -18,6 +18,91 @@ use serde::Serialize;
 
 use crate::conformance::BackendKind;
 
+/// The command line of `cargo xtask lab2`; defaults depend on the backend (a CPU gets the
+/// tiny size only).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Lab2Args {
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: BackendKind,
+    /// Model sizes (tiny, small, medium, large, xl) [default: tiny on ndarray, else
+    /// small,medium,large,xl].
+    #[arg(long = "size", value_delimiter = ',')]
+    pub sizes: Vec<String>,
+    /// Context lengths [default: 128 on ndarray, else 128,256,512,1024].
+    #[arg(long = "context", value_delimiter = ',')]
+    pub contexts: Vec<usize>,
+    /// f32 and/or bf16-mixed [default: f32 on ndarray, else both].
+    #[arg(long = "precision", value_delimiter = ',', value_parser = parse_config_name::<Precision>)]
+    pub precisions: Vec<Precision>,
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub vocab: usize,
+    /// Untimed steps first (kernel compilation, autotuning).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// auto (the FlashAttention-2 kernel where the backend has it) or plain.
+    #[arg(long, default_value = "auto", value_parser = parse_config_name::<AttentionKernel>)]
+    pub attention: AttentionKernel,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// JSON lines of bench/pytorch_profile.py for the same cases.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Run directory [default: runs/lab2-<unix time>].
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// A config enum from its config-file name (`bf16-mixed`, `plain`, ...).
+fn parse_config_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|e| e.to_string())
+}
+
+/// `given`, or the default for a CPU or a GPU backend when nothing was given.
+fn or_default<T: Clone>(given: Vec<T>, cpu: bool, on_cpu: &[T], on_gpu: &[T]) -> Vec<T> {
+    match (given.is_empty(), cpu) {
+        (false, _) => given,
+        (true, true) => on_cpu.to_vec(),
+        (true, false) => on_gpu.to_vec(),
+    }
+}
+
+impl Lab2Args {
+    pub fn into_options(self, unix_time: u64) -> Lab2Options {
+        let cpu = self.backend == BackendKind::Ndarray;
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Lab2Options {
+            backend: self.backend,
+            sizes: or_default(
+                self.sizes,
+                cpu,
+                &names(&["tiny"]),
+                &names(&["small", "medium", "large", "xl"]),
+            ),
+            contexts: or_default(self.contexts, cpu, &[128], &[128, 256, 512, 1024]),
+            precisions: or_default(
+                self.precisions,
+                cpu,
+                &[Precision::F32],
+                &[Precision::F32, Precision::Bf16Mixed],
+            ),
+            batch: self.batch,
+            vocab: self.vocab,
+            warmup: self.warmup,
+            steps: self.steps,
+            attention: self.attention,
+            seed: self.seed,
+            baseline: self.baseline,
+            run_dir: self
+                .run_dir
+                .unwrap_or_else(|| PathBuf::from(format!("runs/lab2-{unix_time}"))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Lab2Options {
     pub backend: BackendKind,

@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use lm_core::config::{AttentionKernel, Precision};
 use xtask::bench;
 use xtask::conformance::{self, BackendKind, Options, report};
 
@@ -54,40 +53,7 @@ enum Task {
     },
     /// Lab 2 profiling harness: forward, backward and optimizer times (mean ± std) and device
     /// memory of the course's model sizes, beside the PyTorch baseline's (--baseline).
-    Lab2 {
-        #[arg(long, value_enum, default_value = "ndarray")]
-        backend: BackendKind,
-        /// Model sizes (tiny, small, medium, large, xl) [default: tiny on ndarray, else
-        /// small,medium,large,xl].
-        #[arg(long = "size", value_delimiter = ',')]
-        sizes: Vec<String>,
-        /// Context lengths [default: 128 on ndarray, else 128,256,512,1024].
-        #[arg(long = "context", value_delimiter = ',')]
-        contexts: Vec<usize>,
-        /// f32 and/or bf16-mixed [default: f32 on ndarray, else both].
-        #[arg(long = "precision", value_delimiter = ',', value_parser = parse_config_name::<Precision>)]
-        precisions: Vec<Precision>,
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        #[arg(long, default_value_t = 10_000)]
-        vocab: usize,
-        /// Untimed steps first (kernel compilation, autotuning).
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// auto (the FlashAttention-2 kernel where the backend has it) or plain.
-        #[arg(long, default_value = "auto", value_parser = parse_config_name::<AttentionKernel>)]
-        attention: AttentionKernel,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// JSON lines of bench/pytorch_profile.py for the same cases.
-        #[arg(long)]
-        baseline: Option<PathBuf>,
-        /// Run directory [default: runs/lab2-<unix time>].
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-    },
+    Lab2(xtask::lab2::Lab2Args),
     /// (internal) one lab-2 profiling case in a child process.
     #[command(hide = true)]
     Lab2Worker {
@@ -151,11 +117,6 @@ fn assets_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))
 }
 
-/// A config enum from its config-file name (`bf16-mixed`, `plain`, ...).
-fn parse_config_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|e| e.to_string())
-}
-
 fn unix_time() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -205,61 +166,7 @@ fn main() -> ExitCode {
             corpus_mb,
             steps,
         })),
-        Task::Lab2 {
-            backend,
-            sizes,
-            contexts,
-            precisions,
-            batch,
-            vocab,
-            warmup,
-            steps,
-            attention,
-            seed,
-            baseline,
-            run_dir,
-        } => {
-            let cpu = backend == BackendKind::Ndarray;
-            let or = |given: Vec<String>, cpu_default: &[&str], gpu_default: &[&str]| {
-                if !given.is_empty() {
-                    given
-                } else {
-                    let d = if cpu { cpu_default } else { gpu_default };
-                    d.iter().map(|s| s.to_string()).collect()
-                }
-            };
-            let sizes = or(sizes, &["tiny"], &["small", "medium", "large", "xl"]);
-            let contexts = if !contexts.is_empty() {
-                contexts
-            } else if cpu {
-                vec![128]
-            } else {
-                vec![128, 256, 512, 1024]
-            };
-            let precisions = if !precisions.is_empty() {
-                precisions
-            } else if cpu {
-                vec![Precision::F32]
-            } else {
-                vec![Precision::F32, Precision::Bf16Mixed]
-            };
-            let run_dir =
-                run_dir.unwrap_or_else(|| PathBuf::from(format!("runs/lab2-{}", unix_time())));
-            finish(xtask::lab2::run(&xtask::lab2::Lab2Options {
-                backend,
-                sizes,
-                contexts,
-                precisions,
-                batch,
-                vocab,
-                warmup,
-                steps,
-                attention,
-                seed,
-                baseline,
-                run_dir,
-            }))
-        }
+        Task::Lab2(args) => finish(xtask::lab2::run(&args.into_options(unix_time()))),
         Task::Lab2Worker { backend, case } => finish(xtask::lab2::worker(backend, &case)),
         Task::BenchTrainWorker {
             trainer,

@@ -186,18 +186,7 @@ mod tests {
     #[test]
     fn batched_generation_equals_one_prompt_at_a_time() {
         use lm_core::backends::NdArray;
-        let cfg = lm_core::TransformerConfig {
-            vocab_size: 40,
-            context_length: 8,
-            d_model: 16,
-            num_layers: 2,
-            num_heads: 2,
-            d_ff: 32,
-            rope_theta: 10_000.0,
-            eps: 1e-5,
-            attention: Default::default(),
-            precision: Default::default(),
-        };
+        let cfg = lm_core::TransformerConfig::new(40, 8, 16, 2, 2, 32);
         let device = Default::default();
         let model = TransformerLm::<NdArray>::new(&cfg, 1, &device).unwrap();
         let prompts = vec![

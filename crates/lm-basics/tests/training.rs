@@ -12,8 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn write_tokens(path: &Path, ids: &[u16]) {
-    let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
-    std::fs::write(path, bytes).unwrap();
+    lm_basics::train::fixture::write_tokens(path, ids).unwrap();
 }
 
 #[test]
@@ -69,47 +68,8 @@ fn sequential_batches_cover_the_file_in_order() {
     );
 }
 
-/// A tiny config over random-ish token files in `dir`.
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let ids: Vec<u16> = (0..4000u32)
-        .map(|i| ((i * 7 + i / 13) % 61) as u16)
-        .collect();
-    let (train_path, valid_path) = (dir.join("train.bin"), dir.join("valid.bin"));
-    write_tokens(&train_path, &ids);
-    write_tokens(&valid_path, &ids[..600]);
-    let text = format!(
-        r#"
-[model]
-vocab_size = 64
-context_length = 16
-d_model = 32
-num_layers = 2
-num_heads = 2
-d_ff = 64
-[data]
-train = "{}"
-valid = "{}"
-[optimizer]
-lr = 3e-3
-min_lr = 3e-4
-betas = [0.9, 0.95]
-eps = 1e-8
-weight_decay = 0.01
-warmup_iters = 2
-grad_clip = 1.0
-[train]
-steps = {steps}
-batch_size = 4
-eval_interval = 4
-eval_batches = 2
-checkpoint_interval = 4
-seed = 3
-backend = "ndarray"
-"#,
-        train_path.display(),
-        valid_path.display()
-    );
-    TrainConfig::from_toml(&text, &[]).unwrap()
+    lm_basics::train::fixture::tiny_run(dir, steps)
 }
 
 fn model_bytes(run: &Path) -> Vec<u8> {

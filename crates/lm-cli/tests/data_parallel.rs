@@ -23,60 +23,14 @@ fn lm(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The trainer's tiny fixture (5 steps); returns the path of its config file.
 fn write_config(dir: &Path) -> String {
-    let ids: Vec<u8> = (0..4000u32)
-        .flat_map(|i| (((i * 7 + i / 13) % 61) as u16).to_le_bytes())
-        .collect();
-    std::fs::write(dir.join("train.bin"), &ids).unwrap();
-    std::fs::write(dir.join("valid.bin"), &ids[..1200]).unwrap();
-    let text = format!(
-        r#"[model]
-vocab_size = 64
-context_length = 16
-d_model = 32
-num_layers = 2
-num_heads = 2
-d_ff = 64
-[data]
-train = "{0}/train.bin"
-valid = "{0}/valid.bin"
-[optimizer]
-lr = 3e-3
-min_lr = 3e-4
-betas = [0.9, 0.95]
-eps = 1e-8
-weight_decay = 0.01
-warmup_iters = 2
-grad_clip = 1.0
-[train]
-steps = 5
-batch_size = 4
-eval_interval = 0
-eval_batches = 2
-checkpoint_interval = 0
-seed = 3
-backend = "ndarray"
-"#,
-        dir.display()
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    lm_basics::train::fixture::tiny_run(dir, 5);
+    dir.join("config.toml").display().to_string()
 }
 
 fn params(run: &Path) -> Vec<f32> {
-    let cfg = TransformerConfig {
-        vocab_size: 64,
-        context_length: 16,
-        d_model: 32,
-        num_layers: 2,
-        num_heads: 2,
-        d_ff: 64,
-        rope_theta: 10_000.0,
-        eps: 1e-5,
-        attention: Default::default(),
-        precision: Default::default(),
-    };
+    let cfg = TransformerConfig::new(64, 16, 32, 2, 2, 64);
     let model = lm_core::TransformerLm::<NdArray>::new(&cfg, 0, &Default::default()).unwrap();
     flatten_params(&load_safetensors(model, &run.join("model.safetensors")).unwrap())
 }

@@ -48,20 +48,33 @@ fn default_eps() -> f64 {
 }
 
 impl TransformerConfig {
-    /// The handout's "TinyStories" model: 17M non-embedding parameters.
-    pub fn tiny_stories() -> Self {
+    /// A model of these sizes with the handout's defaults: RoPE θ = 10000, RMSNorm ε = 1e-5,
+    /// the flash kernel where available, f32.
+    pub fn new(
+        vocab_size: usize,
+        context_length: usize,
+        d_model: usize,
+        num_layers: usize,
+        num_heads: usize,
+        d_ff: usize,
+    ) -> Self {
         Self {
-            vocab_size: 10_000,
-            context_length: 256,
-            d_model: 512,
-            num_layers: 4,
-            num_heads: 16,
-            d_ff: 1344,
-            rope_theta: 10_000.0,
-            eps: 1e-5,
+            vocab_size,
+            context_length,
+            d_model,
+            num_layers,
+            num_heads,
+            d_ff,
+            rope_theta: default_rope_theta(),
+            eps: default_eps(),
             attention: AttentionKernel::Auto,
             precision: Precision::F32,
         }
+    }
+
+    /// The handout's "TinyStories" model: 17M non-embedding parameters.
+    pub fn tiny_stories() -> Self {
+        Self::new(10_000, 256, 512, 4, 16, 1344)
     }
 
     /// Per-head dimension `d_model / num_heads`.

@@ -15,16 +15,8 @@ type B = WgpuAutodiff;
 
 fn config(attention: AttentionKernel) -> TransformerConfig {
     TransformerConfig {
-        vocab_size: 64,
-        context_length: 40,
-        d_model: 32,
-        num_layers: 2,
-        num_heads: 2,
-        d_ff: 64,
-        rope_theta: 10_000.0,
-        eps: 1e-5,
         attention,
-        precision: Default::default(),
+        ..TransformerConfig::new(64, 40, 32, 2, 2, 64)
     }
 }
 

@@ -11,18 +11,7 @@ use lm_core::summary::{ModelSummary, forward_flops_per_token};
 use lm_core::{LmError, TransformerConfig, TransformerLm};
 
 fn tiny() -> TransformerConfig {
-    TransformerConfig {
-        vocab_size: 32,
-        context_length: 16,
-        d_model: 16,
-        num_layers: 2,
-        num_heads: 2,
-        d_ff: 40,
-        rope_theta: 10_000.0,
-        eps: 1e-5,
-        attention: Default::default(),
-        precision: Default::default(),
-    }
+    TransformerConfig::new(32, 16, 16, 2, 2, 40)
 }
 
 fn flat_values(model: &TransformerLm<NdArray>) -> Vec<(String, Vec<f32>)> {
@@ -258,18 +247,7 @@ fn parameter_count_and_flops_follow_the_handout() {
     );
     assert_eq!(s.non_embedding_params, s.total_params - v * d);
     // GPT-2 XL at 1024 tokens: the handout's ≈ 4.5 TFLOPs per forward sequence.
-    let xl = TransformerConfig {
-        vocab_size: 50_257,
-        context_length: 1024,
-        d_model: 1600,
-        num_layers: 48,
-        num_heads: 25,
-        d_ff: 6400,
-        rope_theta: 10_000.0,
-        eps: 1e-5,
-        attention: Default::default(),
-        precision: Default::default(),
-    };
+    let xl = TransformerConfig::new(50_257, 1024, 1600, 48, 25, 6400);
     let per_seq = forward_flops_per_token(&xl, 1024) * 1024.0;
     assert!((per_seq / 4.513e12 - 1.0).abs() < 1e-3, "{per_seq:e}");
     assert!(s.to_string().contains("lm_head.weight"));

@@ -10,16 +10,8 @@ use lm_core::{LmError, TransformerConfig, TransformerLm};
 
 fn tiny(precision: Precision) -> TransformerConfig {
     TransformerConfig {
-        vocab_size: 32,
-        context_length: 16,
-        d_model: 16,
-        num_layers: 2,
-        num_heads: 2,
-        d_ff: 40,
-        rope_theta: 10_000.0,
-        eps: 1e-5,
-        attention: Default::default(),
         precision,
+        ..TransformerConfig::new(32, 16, 16, 2, 2, 40)
     }
 }
 

@@ -86,16 +86,16 @@ impl ProfileCase {
     pub fn model_config(&self) -> Result<TransformerConfig, LmError> {
         let size = ModelSize::by_name(&self.size)?;
         let cfg = TransformerConfig {
-            vocab_size: self.vocab,
-            context_length: self.context,
-            d_model: size.d_model,
-            num_layers: size.num_layers,
-            num_heads: size.num_heads,
-            d_ff: size.d_ff,
-            rope_theta: 10_000.0,
-            eps: 1e-5,
             attention: self.attention,
             precision: self.precision,
+            ..TransformerConfig::new(
+                self.vocab,
+                self.context,
+                size.d_model,
+                size.num_layers,
+                size.num_heads,
+                size.d_ff,
+            )
         };
         cfg.validate()?;
         if self.steps == 0 || self.batch == 0 {

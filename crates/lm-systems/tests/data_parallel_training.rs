@@ -12,45 +12,14 @@ use lm_core::params::{flatten_params, load_safetensors};
 use lm_systems::dist::ddp::{DataParallel, DdpStrategy};
 use lm_systems::dist::{DistEnv, TcpCommunicator};
 
+/// The trainer's tiny fixture for 6 steps, evaluating and checkpointing every 3, logging
+/// every 2.
 fn config(dir: &Path) -> TrainConfig {
-    let ids: Vec<u8> = (0..4000u32)
-        .flat_map(|i| (((i * 7 + i / 13) % 61) as u16).to_le_bytes())
-        .collect();
-    std::fs::write(dir.join("train.bin"), &ids).unwrap();
-    std::fs::write(dir.join("valid.bin"), &ids[..1200]).unwrap();
-    let text = format!(
-        r#"
-[model]
-vocab_size = 64
-context_length = 16
-d_model = 32
-num_layers = 2
-num_heads = 2
-d_ff = 64
-[data]
-train = "{0}/train.bin"
-valid = "{0}/valid.bin"
-[optimizer]
-lr = 3e-3
-betas = [0.9, 0.95]
-eps = 1e-8
-weight_decay = 0.01
-min_lr = 3e-4
-warmup_iters = 2
-grad_clip = 1.0
-[train]
-steps = 6
-batch_size = 4
-eval_interval = 3
-eval_batches = 2
-checkpoint_interval = 3
-log_interval = 2
-seed = 3
-backend = "ndarray"
-"#,
-        dir.display()
-    );
-    TrainConfig::from_toml(&text, &[]).unwrap()
+    let mut cfg = lm_basics::train::fixture::tiny_run(dir, 6);
+    cfg.train.eval_interval = 3;
+    cfg.train.checkpoint_interval = 3;
+    cfg.train.log_interval = 2;
+    cfg
 }
 
 fn params(cfg: &TrainConfig, run: &Path) -> Vec<f32> {

@@ -199,18 +199,7 @@ fn ranks_calling_different_collectives_get_an_error() {
 // --- data parallel training equals single-process training on the global batch ---
 
 fn tiny() -> TransformerConfig {
-    TransformerConfig {
-        vocab_size: 48,
-        context_length: 12,
-        d_model: 16,
-        num_layers: 2,
-        num_heads: 2,
-        d_ff: 32,
-        rope_theta: 10_000.0,
-        eps: 1e-5,
-        attention: Default::default(),
-        precision: Default::default(),
-    }
+    TransformerConfig::new(48, 12, 16, 2, 2, 32)
 }
 
 const GLOBAL_BATCH: usize = 12;

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod fixture;
 pub mod metrics;
 pub mod profile;
 pub mod step_log;
