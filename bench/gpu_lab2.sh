@@ -2,8 +2,8 @@
 # Lab-2 (and lab-1 throughput) runs on the device machine, after bench/gpu_pack.sh here.
 # Phase `check`: golden conformance of labs 1 and 2 on cuda, then the lab-1 throughput
 # comparison (bench/gpu_lab1.sh throughput). Phase `precision`: the same conformance plus
-# the fused cross-entropy cases with the kernel opted in on CUDA, then PyTorch eager f32/bf16
-# beside our trainer in f32 and bf16-mixed (and bf16-mixed with the fused cross-entropy).
+# the cross-entropy cases, then PyTorch eager f32/bf16 beside our trainer in f32 and
+# bf16-mixed (and bf16-mixed with the tensor-op cross-entropy, LM_CUDA_FUSED_CE=0).
 # Phase `profile`: `cargo xtask lab2` on cuda beside bench/pytorch_profile.py.
 # Phase `attention`: PyTorch SDPA and
 # `cargo xtask bench attention` on the same grid. Text results are appended to $OUT/log.txt.
@@ -30,7 +30,7 @@ elif [ "$phase" = precision ]; then
     CFG=fixtures/configs/tinystories-gpu.toml
     steps=${2:-400}
     $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -30 | tee -a "$LOG"
-    LM_CUDA_FUSED_CE=1 $X conformance --golden runs/golden --backend cuda --filter cross_entropy 2>&1 \
+    $X conformance --golden runs/golden --backend cuda --filter cross_entropy 2>&1 \
         | tail -8 | tee -a "$LOG"
     PYTHONUNBUFFERED=1 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
         | grep '^{' | tee -a "$LOG"
@@ -43,8 +43,8 @@ elif [ "$phase" = precision ]; then
     train runs/gpu-f32 "ours f32, flash" --set model.precision=f32
     train runs/gpu-bf16 "ours bf16-mixed, flash" --set model.precision=bf16-mixed --set train.peak_tflops=989
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
-    export LM_CUDA_FUSED_CE=1
-    train runs/gpu-bf16-ce "ours bf16-mixed, flash, fused CE" \
+    export LM_CUDA_FUSED_CE=0
+    train runs/gpu-bf16-noce "ours bf16-mixed, flash, tensor-op CE" \
         --set model.precision=bf16-mixed --set train.peak_tflops=989
 elif [ "$phase" = profile ]; then
     # The lab-2 profiling harness beside PyTorch (fused SDPA + fused AdamW, TF32 f32 matmuls
