@@ -170,6 +170,36 @@ fn a_rank_that_exits_fails_its_peers_with_its_name() {
 }
 
 #[test]
+fn a_rank_that_hangs_fails_its_peers_within_the_timeout() {
+    let port = free_port();
+    let (err, waited) = std::thread::scope(|s| {
+        let r0 = s.spawn(|| {
+            let mut comm = TcpCommunicator::connect(&env(0, 2, port, 1)).unwrap();
+            let started = std::time::Instant::now();
+            (
+                comm.all_reduce_sum(&mut [1.0; 8]).unwrap_err(),
+                started.elapsed(),
+            )
+        });
+        s.spawn(|| {
+            let comm = TcpCommunicator::connect(&env(1, 2, port, 1)).unwrap();
+            std::thread::sleep(Duration::from_secs(3)); // alive, but never joins the collective
+            drop(comm);
+        });
+        r0.join().unwrap()
+    });
+    let text = err.to_string();
+    assert!(
+        text.contains("peer rank 1") && text.contains("timed out"),
+        "{text}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "failed only after the peer exited: {waited:?}"
+    );
+}
+
+#[test]
 fn a_rank_that_never_joins_times_out_naming_it() {
     let port = free_port();
     let started = std::time::Instant::now();
