@@ -59,5 +59,5 @@ elif [ "$phase" = profile ]; then
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
     $X bench attention --backend cuda --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
-    tar -C $G -czf "$OUT/kernel-cache.tgz" kernel-cache
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 fi
