@@ -69,7 +69,7 @@ def profile(size, ctx, precision, args):
         "optimizer": timing(times[2]), "step": step,
         "tokens_per_s": args.batch * ctx / (step["mean_ms"] / 1e3),
         "memory_reserved": torch.cuda.max_memory_reserved(),
-        "last_loss": float(loss),
+        "last_loss": loss.item(),
     }
 
 
