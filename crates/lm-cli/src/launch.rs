@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-/// Runs `lm <args>` as `nproc` ranks; `args` must not contain `--nproc-per-node`.
+/// Runs `lm <args>` as `nproc` ranks (a `--nproc-per-node` among `args` is ignored by the
+/// ranks, whose environment already names the world).
 pub fn launch(nproc: usize, args: &[String]) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the lm executable")?;
     let port = match std::env::var("MASTER_PORT") {

@@ -63,15 +63,9 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
     let cfg = TrainConfig::load(&args.config, &args.overrides)?;
     let env = DistEnv::from_env()?;
     if args.nproc_per_node > 1 && env.world_size == 1 {
-        let mut argv = vec!["train".to_string(), "--config".into()];
-        argv.push(args.config.display().to_string());
-        argv.extend(["--run-dir".into(), args.run_dir.display().to_string()]);
-        if args.resume {
-            argv.push("--resume".into());
-        }
-        for o in &args.overrides {
-            argv.extend(["--set".into(), o.clone()]);
-        }
+        // The ranks get this exact command line; WORLD_SIZE in their environment makes them
+        // train instead of launching again.
+        let argv: Vec<String> = std::env::args().skip(1).collect();
         return crate::launch::launch(args.nproc_per_node, &argv);
     }
     if env.world_size > 1 {

@@ -24,6 +24,14 @@ fn lm(args: &[&str]) -> (bool, String) {
 }
 
 /// The trainer's tiny fixture (5 steps); returns the path of its config file.
+/// `lm train --config <config> --run-dir <run> <extra…>`.
+fn lm_train(config: &str, run: &Path, extra: &[&str]) -> (bool, String) {
+    let run = run.to_str().unwrap();
+    let mut args = vec!["train", "--config", config, "--run-dir", run];
+    args.extend_from_slice(extra);
+    lm(&args)
+}
+
 fn write_config(dir: &Path) -> String {
     lm_basics::train::fixture::tiny_run(dir, 5);
     dir.join("config.toml").display().to_string()
@@ -41,27 +49,12 @@ fn two_processes_train_like_one() {
     let config = write_config(dir.path());
     let single = dir.path().join("single");
     let ddp = dir.path().join("ddp");
-    let (ok, out) = lm(&[
-        "train",
-        "--config",
-        &config,
-        "--run-dir",
-        single.to_str().unwrap(),
-    ]);
+    let (ok, out) = lm_train(&config, &single, &[]);
     assert!(ok, "{out}");
     for strategy in ["flat", "naive"] {
         let run = ddp.join(strategy);
-        let (ok, out) = lm(&[
-            "train",
-            "--config",
-            &config,
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--nproc-per-node",
-            "2",
-            "--set",
-            &format!("train.ddp={strategy}"),
-        ]);
+        let ddp = format!("train.ddp={strategy}");
+        let (ok, out) = lm_train(&config, &run, &["--nproc-per-node", "2", "--set", &ddp]);
         assert!(ok, "{strategy}: {out}");
         assert!(
             run.join("rank1/model.safetensors").exists(),
@@ -83,15 +76,7 @@ fn a_failing_rank_stops_the_run_and_is_named() {
     let config = write_config(dir.path());
     let run = dir.path().join("run");
     // A batch of 4 does not split over 3 ranks: every rank fails at startup.
-    let (ok, out) = lm(&[
-        "train",
-        "--config",
-        &config,
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--nproc-per-node",
-        "3",
-    ]);
+    let (ok, out) = lm_train(&config, &run, &["--nproc-per-node", "3"]);
     assert!(!ok);
     assert!(out.contains("does not divide over 3 ranks"), "{out}");
     assert!(out.contains("rank") && out.contains("failed"), "{out}");

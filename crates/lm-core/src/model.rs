@@ -45,10 +45,6 @@ impl<B: Backend> TransformerLm<B> {
         })
     }
 
-    /// `input_ids [batch, seq]` → logits `[batch, seq, vocab]`, positions `0..seq`.
-    ///
-    /// Panics (with our message) when `seq > context_length`; use [`Self::try_forward`] on
-    /// untrusted input.
     /// Computes the matrix products in `dtype` (what `precision` sets). Public so the
     /// mixed-precision plumbing can be tested on backends without bf16 (e.g. f64 on ndarray).
     pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
@@ -59,6 +55,10 @@ impl<B: Backend> TransformerLm<B> {
         self
     }
 
+    /// `input_ids [batch, seq]` → logits `[batch, seq, vocab]`, positions `0..seq`.
+    ///
+    /// Panics (with our message) when `seq > context_length`; use [`Self::try_forward`] on
+    /// untrusted input.
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         self.try_forward(input_ids)
             .unwrap_or_else(|e| panic!("TransformerLm: {e}"))

@@ -2,6 +2,8 @@
 //! parameters and averages gradients over the ranks. Implementations live with the
 //! communicators (`lm_systems::dist`); the trainer only sees this trait.
 
+use std::ops::Range;
+
 use burn::tensor::backend::Backend;
 
 use crate::params::NamedTensors;
@@ -15,4 +17,14 @@ pub trait DataParallelHook<B: Backend> {
     fn average_gradients(&mut self, grads: &mut NamedTensors<B>) -> Result<(), String>;
     /// The mean over ranks of one number per rank (e.g. the loss, for logging).
     fn mean(&mut self, value: f64) -> Result<f64, String>;
+}
+
+/// The rows of a global batch of `global_batch` that `rank` of `world_size` trains on, or
+/// `None` when the batch does not divide evenly over the ranks.
+pub fn rank_rows(global_batch: usize, rank: usize, world_size: usize) -> Option<Range<usize>> {
+    if world_size == 0 || !global_batch.is_multiple_of(world_size) {
+        return None;
+    }
+    let per = global_batch / world_size;
+    Some(rank * per..(rank + 1) * per)
 }

@@ -153,19 +153,27 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
     })
 }
 
+/// A flat tensor's values on the host as f32, whatever its dtype.
+pub fn to_f32_vec<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 after convert")
+}
+
+/// `values` as a flat tensor on `like`'s device, in `like`'s dtype.
+pub fn f32_to_tensor_like<B: Backend>(values: Vec<f32>, like: &Tensor<B, 1>) -> Tensor<B, 1> {
+    let n = values.len();
+    Tensor::<B, 1>::from_data(TensorData::new(values, [n]), &like.device()).cast(like.dtype())
+}
+
 /// Every parameter's values as f32, concatenated in name order (the layout
 /// [`assign_flat_params`] reads; used to move whole models through collectives).
 pub fn flatten_params<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
     named_params(module)
         .values()
-        .flat_map(|t| {
-            t.values
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .expect("f32 after convert")
-        })
+        .flat_map(|t| to_f32_vec(&t.values))
         .collect()
 }
 
@@ -180,17 +188,9 @@ pub fn assign_flat_params<B: Backend, M: Module<B>>(module: M, flat: &[f32]) -> 
         offset += t.numel();
     }
     assert_eq!(offset, flat.len(), "assign_flat_params: length mismatch");
-    map_named_params(module, &mut |name, current| {
-        let values = flat[ranges[name].clone()].to_vec();
-        let n = values.len();
-        FlatTensor {
-            values: Tensor::<B, 1>::from_data(
-                TensorData::new(values, [n]),
-                &current.values.device(),
-            )
-            .cast(current.values.dtype()),
-            shape: current.shape,
-        }
+    map_named_params(module, &mut |name, current| FlatTensor {
+        values: f32_to_tensor_like(flat[ranges[name].clone()].to_vec(), &current.values),
+        shape: current.shape,
     })
 }
 
@@ -270,11 +270,8 @@ pub fn assign_params<B: Backend, M: Module<B>>(
     }
     Ok(map_named_params(module, &mut |name, current| {
         let values = loaded.remove(name).expect("every parameter was read above");
-        let device = current.values.device();
-        let dtype = current.values.dtype();
-        let data = TensorData::new(values, [current.numel()]);
         FlatTensor {
-            values: Tensor::<B, 1>::from_data(data, &device).cast(dtype),
+            values: f32_to_tensor_like(values, &current.values),
             shape: current.shape,
         }
     }))

@@ -8,7 +8,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use lm_core::backends::NdArrayAutodiff;
 use lm_core::functional::cross_entropy;
 use lm_core::optim::{AdamW, AdamWConfig};
-use lm_core::params::{named_grads, named_params};
+use lm_core::params::{flatten_params, named_grads, named_params, to_f32_vec};
 use lm_core::{TransformerConfig, TransformerLm};
 use lm_systems::dist::ddp::{DataParallel, DdpStrategy, ZeroAdamW, local_rows};
 use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
@@ -271,13 +271,6 @@ fn config() -> AdamWConfig {
     }
 }
 
-fn flat(model: &TransformerLm<NdArrayAutodiff>) -> Vec<f32> {
-    named_params(model)
-        .values()
-        .flat_map(|t| t.values.clone().into_data().to_vec::<f32>().unwrap())
-        .collect()
-}
-
 /// Single-process reference: the global batch, on-device clipping and fused AdamW (what
 /// the trainer does).
 fn single_process(max_norm: f64) -> Vec<f32> {
@@ -289,7 +282,7 @@ fn single_process(max_norm: f64) -> Vec<f32> {
         let grads = named_grads(&model, &loss.backward());
         model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
     }
-    flat(&model)
+    flatten_params(&model)
 }
 
 /// Each rank starts from a different seed: the broadcast from rank 0 must fix that.
@@ -312,7 +305,7 @@ fn data_parallel(world: usize, strategy: DdpStrategy, max_norm: f64) -> Vec<Vec<
             ddp.average_gradients(&mut grads).unwrap();
             model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
         }
-        flat(&model)
+        flatten_params(&model)
     })
 }
 
@@ -321,7 +314,7 @@ fn zero1(world: usize, max_norm: f64) -> Vec<Vec<f32>> {
         let mut ddp = DataParallel::new(comm, DdpStrategy::Flat);
         let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
         let mut model = ddp.broadcast_module(model).unwrap();
-        let total = flat(&model).len();
+        let total = flatten_params(&model).len();
         let mut opt = ZeroAdamW::new(config(), total, &ddp.comm);
         let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
         for step in 0..STEPS {
@@ -333,7 +326,7 @@ fn zero1(world: usize, max_norm: f64) -> Vec<Vec<f32>> {
                 .unwrap()
                 .0;
         }
-        flat(&model)
+        flatten_params(&model)
     })
 }
 
@@ -393,9 +386,7 @@ fn averaged_gradients_are_the_global_batch_gradient() {
         named_grads(model, &loss.backward())
     };
     let flat_grads = |g: &lm_core::params::NamedTensors<lm_core::backends::NdArray>| -> Vec<f32> {
-        g.values()
-            .flat_map(|t| t.values.clone().into_data().to_vec::<f32>().unwrap())
-            .collect()
+        g.values().flat_map(|t| to_f32_vec(&t.values)).collect()
     };
     let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
     let reference = flat_grads(&grads_of(&model, 0..GLOBAL_BATCH));

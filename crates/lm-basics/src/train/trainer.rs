@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lm_core::TransformerLm;
 use lm_core::functional::cross_entropy;
 use lm_core::optim::AdamW;
-use lm_core::parallel::DataParallelHook;
+use lm_core::parallel::{DataParallelHook, rank_rows};
 use lm_core::params::{assign_flat_params, flatten_params, named_grads};
 use lm_core::summary::forward_flops_per_token;
 use rand::SeedableRng;
@@ -141,17 +141,16 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     cfg.validate()?;
     let dist_err = |e: String| BasicsError::invalid("distributed", e);
     let rows = match parallel.as_deref() {
-        Some(p) => {
-            let (rank, n) = (p.rank(), p.world_size());
-            if !cfg.train.batch_size.is_multiple_of(n) {
-                return Err(BasicsError::invalid(
-                    "train.batch_size",
-                    format!("{} does not divide over {n} ranks", cfg.train.batch_size),
-                ));
-            }
-            let per = cfg.train.batch_size / n;
-            rank * per..(rank + 1) * per
-        }
+        Some(p) => rank_rows(cfg.train.batch_size, p.rank(), p.world_size()).ok_or_else(|| {
+            BasicsError::invalid(
+                "train.batch_size",
+                format!(
+                    "{} does not divide over {} ranks",
+                    cfg.train.batch_size,
+                    p.world_size()
+                ),
+            )
+        })?,
         None => 0..cfg.train.batch_size,
     };
     std::fs::create_dir_all(run_dir).map_err(|e| BasicsError::io(run_dir, e))?;

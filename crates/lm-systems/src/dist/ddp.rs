@@ -4,10 +4,14 @@
 //! optimizer state is sharded too ([`ZeroAdamW`], ZeRO stage 1).
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
 use lm_core::optim::{AdamW, AdamWConfig, clip_to_norm};
-use lm_core::params::{FlatTensor, NamedTensors, assign_flat_params, flatten_params, named_params};
+use lm_core::parallel::rank_rows;
+use lm_core::params::{
+    FlatTensor, NamedTensors, assign_flat_params, f32_to_tensor_like, flatten_params, named_params,
+    to_f32_vec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{Communicator, DistError};
@@ -32,36 +36,19 @@ pub struct SyncStats {
     pub values: usize,
 }
 
-pub(crate) fn to_host<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
-    t.clone()
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("f32 after convert")
-}
-
-pub(crate) fn from_host<B: Backend>(values: Vec<f32>, like: &Tensor<B, 1>) -> Tensor<B, 1> {
-    let n = values.len();
-    Tensor::<B, 1>::from_data(TensorData::new(values, [n]), &like.device()).cast(like.dtype())
-}
-
 /// The rows `[start, end)` of a global batch of `global_batch` that `rank` trains on.
 pub fn local_rows(
     global_batch: usize,
     rank: usize,
     world_size: usize,
 ) -> Result<std::ops::Range<usize>, DistError> {
-    if !global_batch.is_multiple_of(world_size) {
-        return Err(DistError::Usage {
-            rank,
-            op: "data parallel",
-            reason: format!(
-                "the global batch ({global_batch}) must divide evenly over {world_size} ranks"
-            ),
-        });
-    }
-    let per = global_batch / world_size;
-    Ok(rank * per..(rank + 1) * per)
+    rank_rows(global_batch, rank, world_size).ok_or_else(|| DistError::Usage {
+        rank,
+        op: "data parallel",
+        reason: format!(
+            "the global batch ({global_batch}) must divide evenly over {world_size} ranks"
+        ),
+    })
 }
 
 pub struct DataParallel<C: Communicator> {
@@ -114,7 +101,7 @@ impl<C: Communicator> DataParallel<C> {
         for group in groups {
             let mut buf = Vec::new();
             for name in &group {
-                buf.extend(to_host(&grads[name].values));
+                buf.extend(to_f32_vec(&grads[name].values));
             }
             self.comm.all_reduce_sum(&mut buf)?;
             stats.collectives += 1;
@@ -124,7 +111,7 @@ impl<C: Communicator> DataParallel<C> {
                 let g = grads.get_mut(name).expect("listed above");
                 let n = g.numel();
                 let mean: Vec<f32> = buf[offset..offset + n].iter().map(|v| v * scale).collect();
-                g.values = from_host(mean, &g.values);
+                g.values = f32_to_tensor_like(mean, &g.values);
                 offset += n;
             }
         }
@@ -180,7 +167,7 @@ impl<B: Backend> ZeroAdamW<B> {
         let mut flat_grads = Vec::with_capacity(self.padded);
         for (name, p) in &named_params(&module) {
             match grads.get(name) {
-                Some(g) => flat_grads.extend(to_host(&g.values)),
+                Some(g) => flat_grads.extend(to_f32_vec(&g.values)),
                 None => flat_grads.extend(std::iter::repeat_n(0.0, p.numel())),
             }
         }
@@ -216,19 +203,19 @@ impl<B: Backend> ZeroAdamW<B> {
         let mut shard_grads = NamedTensors::<B>::new();
         shard_grads.insert(
             SHARD.into(),
-            FlatTensor::from_tensor(from_host(grad_shard, &like)),
+            FlatTensor::from_tensor(f32_to_tensor_like(grad_shard, &like)),
         );
         if let Some(max) = max_norm {
             // The handout's rule with the global norm, as single-process clipping applies it.
             clip_to_norm(&mut shard_grads, norm, max, 1e-6);
         }
         let grad = shard_grads.remove(SHARD).expect("inserted above").values;
-        let param_shard = from_host(flat_params[shard].to_vec(), &like);
+        let param_shard = f32_to_tensor_like(flat_params[shard].to_vec(), &like);
         self.optimizer.begin_step();
         let updated = self.optimizer.update(SHARD, param_shard, grad, lr);
 
         let mut gathered = vec![0f32; self.padded];
-        comm.all_gather(&to_host(&updated), &mut gathered)?;
+        comm.all_gather(&to_f32_vec(&updated), &mut gathered)?;
         gathered.truncate(self.total);
         Ok((assign_flat_params(module, &gathered), norm))
     }

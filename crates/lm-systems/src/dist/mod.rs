@@ -57,33 +57,3 @@ pub trait Communicator: Send {
     /// Returns once every rank has called it.
     fn barrier(&mut self) -> Result<(), DistError>;
 }
-
-/// The trivial communicator of a single process.
-#[derive(Debug, Default)]
-pub struct SingleProcess;
-
-impl Communicator for SingleProcess {
-    fn rank(&self) -> usize {
-        0
-    }
-    fn world_size(&self) -> usize {
-        1
-    }
-    fn all_reduce_sum(&mut self, _: &mut [f32]) -> Result<(), DistError> {
-        Ok(())
-    }
-    fn broadcast(&mut self, _: &mut [f32], _: usize) -> Result<(), DistError> {
-        Ok(())
-    }
-    fn reduce_scatter_sum(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
-        out.copy_from_slice(input);
-        Ok(())
-    }
-    fn all_gather(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
-        out.copy_from_slice(input);
-        Ok(())
-    }
-    fn barrier(&mut self) -> Result<(), DistError> {
-        Ok(())
-    }
-}

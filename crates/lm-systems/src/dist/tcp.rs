@@ -135,20 +135,10 @@ impl TcpCommunicator {
         // peer's listener, which exists before the rendezvous, so this cannot deadlock).
         let next_rank = (rank + 1) % n;
         let prev_rank = (rank + n - 1) % n;
-        let mut next = connect_until(table[next_rank], deadline).map_err(|e| DistError::Peer {
-            rank,
-            peer: next_rank,
-            what: "could not be reached",
-            timeout: env.timeout,
-            reason: io_reason(&e),
-        })?;
-        let mut prev = accept_until(&ring_listener, deadline).map_err(|e| DistError::Peer {
-            rank,
-            peer: prev_rank,
-            what: "did not connect",
-            timeout: env.timeout,
-            reason: io_reason(&e),
-        })?;
+        let mut next = connect_until(table[next_rank], deadline)
+            .map_err(|e| comm.peer_error(next_rank, "could not be reached", &e))?;
+        let mut prev = accept_until(&ring_listener, deadline)
+            .map_err(|e| comm.peer_error(prev_rank, "did not connect", &e))?;
         for s in [&mut next, &mut prev] {
             s.set_nodelay(true).ok();
             s.set_read_timeout(Some(env.timeout)).ok();
@@ -265,6 +255,24 @@ impl TcpCommunicator {
         }
     }
 
+    /// `whole` must hold one shard of `shard` values per rank.
+    fn check_shards(
+        &self,
+        op: &'static str,
+        what: &str,
+        whole: usize,
+        shard: usize,
+    ) -> Result<(), DistError> {
+        let n = self.world_size;
+        if whole == shard * n {
+            return Ok(());
+        }
+        Err(self.usage(
+            op,
+            format!("{what} has {whole} values, not {n} shards of {shard}"),
+        ))
+    }
+
     fn next_rank(&self) -> usize {
         (self.rank + 1) % self.world_size
     }
@@ -286,14 +294,8 @@ impl TcpCommunicator {
     fn send(&mut self, op: Op, values: &[f32]) -> Result<(), DistError> {
         let bytes = Self::encode(op, values);
         let peer = self.next_rank();
-        let stream = self.next.as_mut().expect("connected");
-        stream.write_all(&bytes).map_err(|e| DistError::Peer {
-            rank: self.rank,
-            peer,
-            what: "stopped receiving",
-            timeout: self.timeout,
-            reason: io_reason(&e),
-        })
+        let sent = self.next.as_mut().expect("connected").write_all(&bytes);
+        sent.map_err(|e| self.peer_error(peer, "stopped receiving", &e))
     }
 
     /// Receives one message of `op` with exactly `out.len()` values; `combine(out, value)`
@@ -305,17 +307,13 @@ impl TcpCommunicator {
         combine: fn(&mut f32, f32),
     ) -> Result<(), DistError> {
         let peer = self.prev_rank();
-        let stream = self.prev.as_mut().expect("connected");
         let mut header = [0u8; 12];
-        stream
-            .read_exact(&mut header)
-            .map_err(|e| DistError::Peer {
-                rank: self.rank,
-                peer,
-                what: "sent nothing",
-                timeout: self.timeout,
-                reason: io_reason(&e),
-            })?;
+        let read = self
+            .prev
+            .as_mut()
+            .expect("connected")
+            .read_exact(&mut header);
+        read.map_err(|e| self.peer_error(peer, "sent nothing", &e))?;
         let tag = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
         let len = u64::from_le_bytes(header[4..].try_into().expect("8 bytes")) as usize;
         if tag != op as u32 || len != out.len() {
@@ -353,7 +351,7 @@ impl TcpCommunicator {
         combine: fn(&mut f32, f32),
     ) -> Result<(), DistError> {
         let bytes = Self::encode(op, outgoing);
-        let (rank, peer, timeout) = (self.rank, self.next_rank(), self.timeout);
+        let peer = self.next_rank();
         let mut next = self.next.take().expect("connected");
         let (next, sent, received) = std::thread::scope(|s| {
             let sender = s.spawn(move || {
@@ -365,13 +363,7 @@ impl TcpCommunicator {
             (next, sent, received)
         });
         self.next = Some(next);
-        sent.map_err(|e| DistError::Peer {
-            rank,
-            peer,
-            what: "stopped receiving",
-            timeout,
-            reason: io_reason(&e),
-        })?;
+        sent.map_err(|e| self.peer_error(peer, "stopped receiving", &e))?;
         received
     }
 
@@ -442,16 +434,7 @@ impl Communicator for TcpCommunicator {
 
     fn reduce_scatter_sum(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
         let n = self.world_size;
-        if input.len() != out.len() * n {
-            return Err(self.usage(
-                "reduce_scatter",
-                format!(
-                    "input has {} values, not {n} shards of {}",
-                    input.len(),
-                    out.len()
-                ),
-            ));
-        }
+        self.check_shards("reduce_scatter", "input", input.len(), out.len())?;
         let mut buf = input.to_vec();
         if n > 1 {
             // Shift so the reduced chunk this rank ends with is its own shard.
@@ -463,16 +446,7 @@ impl Communicator for TcpCommunicator {
 
     fn all_gather(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
         let n = self.world_size;
-        if out.len() != input.len() * n {
-            return Err(self.usage(
-                "all_gather",
-                format!(
-                    "output has {} values, not {n} shards of {}",
-                    out.len(),
-                    input.len()
-                ),
-            ));
-        }
+        self.check_shards("all_gather", "output", out.len(), input.len())?;
         let own = self.chunk(out.len(), self.rank);
         out[own].copy_from_slice(input);
         if n > 1 {
