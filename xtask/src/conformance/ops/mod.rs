@@ -5,6 +5,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::ctx::CaseCtx;
 
 mod layers;
+mod scaling;
 mod systems;
 mod training;
 
@@ -32,6 +33,7 @@ pub fn lookup<B: AutodiffBackend>(op: &str) -> Option<OpFn<B>> {
         "adamw" => training::adamw,
         "lr_cosine" => training::lr_cosine,
         "flash_attention" => systems::flash_attention,
+        "isoflops_fit" => scaling::isoflops_fit,
         _ => return None,
     };
     Some(f)
