@@ -3,6 +3,7 @@
 //! local server backed by a loss surface or by real short training runs.
 
 pub mod analysis;
+pub mod api;
 pub mod chinchilla;
 pub mod error;
 pub mod isoflop;

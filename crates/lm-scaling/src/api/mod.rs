@@ -1,0 +1,13 @@
+//! The course's training API: run configs, the client with its budget ledger, the planner
+//! and the local server.
+
+pub mod client;
+pub mod config;
+pub mod ledger;
+pub mod planner;
+pub mod server;
+
+pub use client::{ApiClient, COURSE_BUDGET, QueryOutcome};
+pub use config::{RunConfig, RunRecord};
+pub use planner::{Plan, PlanOptions, plan};
+pub use server::{LocalServer, LossOracle, ServerConfig, SurfaceOracle};
