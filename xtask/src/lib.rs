@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod lab1;
 pub mod lab2;
 mod lab2_plot;
+pub mod lab3;

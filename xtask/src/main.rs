@@ -54,6 +54,9 @@ enum Task {
     /// Lab 2 profiling harness: forward, backward and optimizer times (mean ± std) and device
     /// memory of the course's model sizes, beside the PyTorch baseline's (--baseline).
     Lab2(xtask::lab2::Lab2Args),
+    /// Lab 3 end to end: fits on the course's IsoFLOP data, then plan → query a local
+    /// training API → fit → plots → predictions for 1e23/1e24 FLOPs.
+    Lab3(xtask::lab3::Lab3Args),
     /// (internal) one lab-2 profiling case in a child process.
     #[command(hide = true)]
     Lab2Worker {
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
         })),
         Task::Lab2(args) => finish(xtask::lab2::run(&args.into_options(unix_time()))),
         Task::Lab2Worker { backend, case } => finish(xtask::lab2::worker(backend, &case)),
+        Task::Lab3(args) => finish(xtask::lab3::run(&args, unix_time())),
         Task::BenchTrainWorker {
             trainer,
             input,

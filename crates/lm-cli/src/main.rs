@@ -2,6 +2,7 @@
 
 mod launch;
 mod model_cmd;
+mod scaling_cmd;
 mod tokenizer_cmd;
 mod train_cmd;
 
@@ -33,6 +34,9 @@ enum Command {
     Generate(train_cmd::GenerateArgs),
     /// (Re)draw a run directory's loss curve.
     Plot(train_cmd::PlotArgs),
+    /// Lab 3: scaling-law fits, the experiment planner, the training-API client and server.
+    #[command(subcommand)]
+    Scaling(scaling_cmd::ScalingCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => train_cmd::eval_cmd(args),
         Command::Generate(args) => train_cmd::generate_cmd(args),
         Command::Plot(args) => train_cmd::plot_cmd(args),
+        Command::Scaling(cmd) => scaling_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -110,26 +110,46 @@ struct Fits {
     surface: Option<SurfaceFit>,
 }
 
+/// What one fit says: the exponents and, per prediction budget, (N, D, loss).
+struct Summary {
+    n_exponent: f64,
+    d_exponent: f64,
+    predictions: Vec<[f64; 3]>,
+}
+
+/// Reads one number out of a [`Summary`].
+type Pick<'a> = &'a dyn Fn(&Summary) -> f64;
+
 impl Fits {
-    /// (N exponent, D exponent, per budget (N, D, loss)) of `method`, if its fit worked.
-    fn summary(&self, method: Method, budgets: &[f64]) -> Option<(f64, f64, Vec<[f64; 3]>)> {
-        let iso = |f: &IsoflopFit| {
-            let preds = budgets.iter().map(|&c| {
-                let (n, d) = f.predict(c);
-                [n, d, f64::NAN]
-            });
-            (f.n_law.exponent, f.d_law.exponent, preds.collect())
+    /// The summary of `method`, if its fit worked.
+    fn summary(&self, method: Method, budgets: &[f64]) -> Option<Summary> {
+        let iso = |f: &IsoflopFit| Summary {
+            n_exponent: f.n_law.exponent,
+            d_exponent: f.d_law.exponent,
+            predictions: budgets
+                .iter()
+                .map(|&c| {
+                    let (n, d) = f.predict(c);
+                    [n, d, f64::NAN]
+                })
+                .collect(),
         };
         match method {
             Method::IsoflopMin => self.isoflop.as_ref().map(iso),
             Method::IsoflopParabola => self.parabola.as_ref().map(iso),
             Method::LossSurface => self.surface.as_ref().map(|f| {
                 let s = f.surface;
-                let preds = budgets.iter().map(|&c| {
-                    let (n, d) = s.optimum(c);
-                    [n, d, s.loss(n, d)]
-                });
-                (s.n_exponent(), s.d_exponent(), preds.collect())
+                Summary {
+                    n_exponent: s.n_exponent(),
+                    d_exponent: s.d_exponent(),
+                    predictions: budgets
+                        .iter()
+                        .map(|&c| {
+                            let (n, d) = s.optimum(c);
+                            [n, d, s.loss(n, d)]
+                        })
+                        .collect(),
+                }
             }),
         }
     }
@@ -191,32 +211,29 @@ pub fn analyze(runs: &[Run], opts: &AnalysisOptions) -> Result<Analysis> {
     let methods = Method::ALL
         .iter()
         .filter_map(|&m| {
-            let (n_exp, d_exp, preds) = full.summary(m, budgets)?;
-            let boot: Vec<_> = replicates
+            let point = full.summary(m, budgets)?;
+            let boot: Vec<Summary> = replicates
                 .iter()
                 .filter_map(|r| r.summary(m, budgets))
                 .collect();
-            let interval = |f: &dyn Fn(&(f64, f64, Vec<[f64; 3]>)) -> f64| {
-                percentile_interval(boot.iter().map(f).collect(), opts.confidence)
-            };
-            let estimate = |value, f: &dyn Fn(&(f64, f64, Vec<[f64; 3]>)) -> f64| Estimate {
-                value,
-                interval: interval(f),
+            let estimate = |pick: Pick| Estimate {
+                value: pick(&point),
+                interval: percentile_interval(boot.iter().map(pick).collect(), opts.confidence),
             };
             let predictions = budgets
                 .iter()
                 .enumerate()
                 .map(|(j, &budget)| Prediction {
                     budget,
-                    n_opt: estimate(preds[j][0], &|b| b.2[j][0]),
-                    d_opt: estimate(preds[j][1], &|b| b.2[j][1]),
-                    loss: (m == Method::LossSurface).then(|| estimate(preds[j][2], &|b| b.2[j][2])),
+                    n_opt: estimate(&|s| s.predictions[j][0]),
+                    d_opt: estimate(&|s| s.predictions[j][1]),
+                    loss: (m == Method::LossSurface).then(|| estimate(&|s| s.predictions[j][2])),
                 })
                 .collect();
             Some(MethodResult {
                 method: m,
-                n_exponent: estimate(n_exp, &|b| b.0),
-                d_exponent: estimate(d_exp, &|b| b.1),
+                n_exponent: estimate(&|s| s.n_exponent),
+                d_exponent: estimate(&|s| s.d_exponent),
                 predictions,
                 failed_replicates: replicates.len() - boot.len(),
             })

@@ -103,6 +103,23 @@ pub fn markdown(a: &Analysis) -> String {
     s
 }
 
+/// Writes everything a fit produces into `dir` (created if needed): `runs.json` (the input),
+/// `report.md`, `report.json` and the plots; returns the paths written.
+pub fn write_all(dir: &Path, runs: &[crate::Run], a: &Analysis) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| ScalingError::io(dir, e))?;
+    let runs_json = serde_json::to_vec_pretty(runs)
+        .map_err(|e| ScalingError::Fit(format!("serialising the runs: {e}")))?;
+    lm_core::fsutil::write_atomic(&dir.join("runs.json"), &runs_json)?;
+    write_report(dir, a)?;
+    let mut paths = vec![
+        dir.join("runs.json"),
+        dir.join("report.md"),
+        dir.join("report.json"),
+    ];
+    paths.extend(crate::plot::write_plots(dir, runs, a)?);
+    Ok(paths)
+}
+
 /// Writes `report.md` and `report.json` into `dir` (atomically).
 pub fn write_report(dir: &Path, a: &Analysis) -> Result<()> {
     let json = serde_json::to_vec_pretty(a)

@@ -150,17 +150,19 @@ fn message(status: StatusCode, text: impl std::fmt::Display) -> Response {
 
 type Params = Query<BTreeMap<String, String>>;
 
-fn api_key(q: &BTreeMap<String, String>) -> std::result::Result<String, Response> {
-    match q.get("api_key").map(|k| k.trim()) {
-        Some(k) if !k.is_empty() => Ok(k.to_string()),
-        _ => Err(message(StatusCode::UNAUTHORIZED, "api_key is missing")),
-    }
+fn api_key(q: &BTreeMap<String, String>) -> Option<String> {
+    q.get("api_key")
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+}
+
+fn missing_key() -> Response {
+    message(StatusCode::UNAUTHORIZED, "api_key is missing")
 }
 
 async fn loss(State(app): State<Arc<App>>, Query(q): Params) -> Response {
-    let key = match api_key(&q) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(key) = api_key(&q) else {
+        return missing_key();
     };
     let config = match RunConfig::from_query(&q).and_then(|c| c.validate().map(|_| c)) {
         Ok(c) => c,
@@ -226,34 +228,34 @@ async fn loss(State(app): State<Arc<App>>, Query(q): Params) -> Response {
 
 async fn total_flops_used(State(app): State<Arc<App>>, Query(q): Params) -> Response {
     match api_key(&q) {
-        Ok(k) => {
+        Some(k) => {
             let accounts = app.accounts.lock().await;
             Json(accounts.get(&k).map_or(0.0, |a| a.flops_used)).into_response()
         }
-        Err(r) => r,
+        None => missing_key(),
     }
 }
 
 async fn previous_runs(State(app): State<Arc<App>>, Query(q): Params) -> Response {
     match api_key(&q) {
-        Ok(k) => {
+        Some(k) => {
             let accounts = app.accounts.lock().await;
             let runs = accounts.get(&k).map(|a| a.runs.clone()).unwrap_or_default();
             Json(json!({ "previous_runs": runs })).into_response()
         }
-        Err(r) => r,
+        None => missing_key(),
     }
 }
 
 async fn budget(State(app): State<Arc<App>>, Query(q): Params) -> Response {
     match api_key(&q) {
-        Ok(k) => {
+        Some(k) => {
             let accounts = app.accounts.lock().await;
             let used = accounts.get(&k).map_or(0.0, |a| a.flops_used);
             Json(json!({ "budget": app.budget, "used": used, "remaining": app.budget - used }))
                 .into_response()
         }
-        Err(r) => r,
+        None => missing_key(),
     }
 }
 
@@ -262,9 +264,8 @@ async fn submit(
     Query(q): Params,
     Json(sub): Json<Submission>,
 ) -> Response {
-    let key = match api_key(&q) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(key) = api_key(&q) else {
+        return missing_key();
     };
     let mut accounts = app.accounts.lock().await;
     let account = accounts.entry(key).or_default();
