@@ -1,5 +1,6 @@
 //! `lm`: the project's command line. Each lab adds its subcommands here.
 
+mod data_cmd;
 mod launch;
 mod model_cmd;
 mod scaling_cmd;
@@ -34,6 +35,9 @@ enum Command {
     Generate(train_cmd::GenerateArgs),
     /// (Re)draw a run directory's loss curve.
     Plot(train_cmd::PlotArgs),
+    /// Lab 4: the data pipeline's pieces (extract, langid, classify, mask-pii, gopher, dedup, …).
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
     /// Lab 3: scaling-law fits, the experiment planner, the training-API client and server.
     #[command(subcommand)]
     Scaling(scaling_cmd::ScalingCommand),
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => train_cmd::generate_cmd(args),
         Command::Plot(args) => train_cmd::plot_cmd(args),
         Command::Scaling(cmd) => scaling_cmd::run(cmd),
+        Command::Data(cmd) => data_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1 @@
+//! Exact-line and MinHash+LSH deduplication (issue 8; being written)

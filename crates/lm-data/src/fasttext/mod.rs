@@ -1,0 +1,1 @@
+//! fastText-format models: reading .bin/.ftz, inference, supervised training (issue 8; being written)
