@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use lm_scaling::api::server::Submission;
 use lm_scaling::api::{
-    ApiClient, COURSE_BUDGET, LossOracle, Plan, PlanOptions, RunConfig, ServerConfig,
+    ApiClient, COURSE_BUDGET, LossOracle, Plan, PlanOptions, RunConfig, ServerConfig, Submitted,
     SurfaceOracle, TrainingOracle, plan, server,
 };
 use lm_scaling::{AnalysisOptions, analyze, load_runs, report};
@@ -132,6 +133,9 @@ pub struct QueryArgs {
     /// Training compute in FLOPs (one of 1e13, 3e13, 6e13, …, 1e18).
     #[arg(long, required_unless_present = "plan")]
     train_flops: Option<f64>,
+    /// Submit every run as a job first (`POST /jobs`), then poll them (seconds between polls).
+    #[arg(long)]
+    poll: Option<f64>,
 }
 
 #[derive(Args)]
@@ -315,6 +319,18 @@ fn query(a: QueryArgs) -> Result<()> {
     };
     let mut client = a.client.client()?;
     let mut failures = 0;
+    let mut jobs = Vec::new();
+    if a.poll.is_some() {
+        for c in &configs {
+            match client.submit_job(c) {
+                Ok(Submitted::Job(job)) => jobs.push(Some(job)),
+                Ok(Submitted::Known(_)) => jobs.push(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        eprintln!("{} jobs queued", jobs.iter().flatten().count());
+    }
+    let interval = Duration::from_secs_f64(a.poll.unwrap_or(1.0).max(0.01));
     for (i, c) in configs.iter().enumerate() {
         let what = format!(
             "[{}/{}] d_model {} layers {} heads {} lr {} C {:.0e}",
@@ -326,7 +342,11 @@ fn query(a: QueryArgs) -> Result<()> {
             c.learning_rate,
             c.train_flops as f64
         );
-        match client.loss(c) {
+        let answer = match jobs.get(i).copied().flatten() {
+            Some(job) => client.wait(&job, interval),
+            None => client.loss(c),
+        };
+        match answer {
             Ok(o) => println!(
                 "{what}: loss {:.4}{}",
                 o.loss,

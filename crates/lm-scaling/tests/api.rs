@@ -81,7 +81,7 @@ fn budget_rules_ledger_and_duplicates() {
         "{e}"
     );
     assert_eq!(eager.ledger().used(), 6e15);
-    assert_eq!(eager.ledger().entries().last().unwrap().flops_charged, 0);
+    assert_eq!(eager.ledger().entries().last().unwrap().flops_charged, 0.0);
 
     // Malformed requests: the client names the field; the server answers 422 / 401.
     let e = client
@@ -161,4 +161,90 @@ fn plan_query_fit_recovers_the_servers_law() {
         (fit.predictions[0].n_opt.value / n - 1.0).abs() < 1e-2,
         "{fit:?} vs {n}"
     );
+}
+
+/// The surface, slowed down, failing for d_model 128 (to see queued jobs and refunds).
+struct SlowOracle;
+
+impl LossOracle for SlowOracle {
+    fn loss(&self, c: &RunConfig) -> lm_scaling::Result<f64> {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        if c.d_model == 128 {
+            return Err(ScalingError::Fit("injected failure".into()));
+        }
+        SurfaceOracle {
+            noise: 0.0,
+            ..Default::default()
+        }
+        .loss(c)
+    }
+
+    fn describe(&self) -> String {
+        "slow surface".into()
+    }
+}
+
+#[test]
+fn jobs_are_polled_charged_on_success_and_refunded_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = LocalServer::start(ServerConfig {
+        oracle: Arc::new(SlowOracle),
+        budget: 1.5e15,
+        state_file: None,
+    })
+    .unwrap();
+    let mut client =
+        ApiClient::new(&srv.url(), "k", &dir.path().join("ledger.jsonl"), 1e16).unwrap();
+    let a = run(256, 1e15);
+    let Submitted::Job(job) = client.submit_job(&a).unwrap() else {
+        panic!("expected a job")
+    };
+    assert!(matches!(
+        client.poll(&job).unwrap(),
+        JobStatus::Queued | JobStatus::Running
+    ));
+    // Another client with the same key follows the same job instead of paying twice.
+    let mut twin = ApiClient::new(&srv.url(), "k", &dir.path().join("twin.jsonl"), 1e16).unwrap();
+    assert_eq!(twin.submit_job(&a).unwrap(), Submitted::Job(job));
+    assert_eq!(twin.ledger().used(), 0.0);
+    // Reserved FLOPs count against the server's budget before the job finishes.
+    let e = twin.submit_job(&run(320, 1e15)).unwrap_err().to_string();
+    assert!(e.contains("HTTP 400") && e.contains("reserved"), "{e}");
+
+    let done = client
+        .wait(&job, std::time::Duration::from_millis(20))
+        .unwrap();
+    let want = SurfaceOracle {
+        noise: 0.0,
+        ..Default::default()
+    }
+    .loss(&a)
+    .unwrap();
+    assert_eq!(done.loss, want);
+    assert_eq!(client.total_flops_used().unwrap(), 1e15);
+    assert_eq!(client.ledger().used(), 1e15);
+    assert_eq!(client.ledger().known_loss(&a), Some(want));
+    assert!(
+        matches!(client.submit_job(&a).unwrap(), Submitted::Known(o) if o.free && o.loss == want)
+    );
+
+    // A failing job: the server charges nothing, the ledger refunds what it charged.
+    let b = run(128, 3e14);
+    let Submitted::Job(failing) = client.submit_job(&b).unwrap() else {
+        panic!("expected a job")
+    };
+    assert_eq!(client.ledger().used(), 1e15 + 3e14);
+    let e = client
+        .wait(&failing, std::time::Duration::from_millis(20))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("injected failure"), "{e}");
+    assert_eq!(client.ledger().used(), 1e15);
+    client.poll(&failing).unwrap();
+    assert_eq!(client.ledger().used(), 1e15, "a refund is recorded once");
+    assert_eq!(client.total_flops_used().unwrap(), 1e15);
+    // Jobs are private to their key.
+    let other = ApiClient::new(&srv.url(), "other", &dir.path().join("o.jsonl"), 1e16).unwrap();
+    let mut other = other;
+    assert!(other.poll(&job).unwrap_err().to_string().contains("404"));
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::config::{RunConfig, RunRecord};
 use super::ledger::{Ledger, LedgerEntry, now_secs};
-use super::server::Submission;
+use super::server::{JobStatus, Submission};
 use crate::error::{Result, ScalingError};
 
 /// The course's API budget for the scaling-laws experiments, in FLOPs.
@@ -34,6 +34,32 @@ pub struct ApiClient {
 struct LossBody {
     loss: f64,
     total_flops_used: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct JobBody {
+    job_id: usize,
+}
+
+#[derive(Deserialize)]
+struct ConflictBody {
+    loss: Option<f64>,
+    job_id: Option<usize>,
+}
+
+/// A run queued on the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Job {
+    pub id: usize,
+    pub config: RunConfig,
+}
+
+/// What [`ApiClient::submit_job`] got.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Submitted {
+    Job(Job),
+    /// Already run (ledger or server): its loss, nothing spent.
+    Known(QueryOutcome),
 }
 
 #[derive(Deserialize)]
@@ -86,7 +112,7 @@ impl ApiClient {
                         free: false,
                     }),
                     body.total_flops_used,
-                    config.train_flops,
+                    config.train_flops as f64,
                 )
             }
             // The server already ran it (e.g. from another machine): its loss, no charge.
@@ -98,20 +124,120 @@ impl ApiClient {
                         free: true,
                     }),
                     body.total_flops_used,
-                    0,
+                    0.0,
                 )
             }
-            Err(e) => (Err(api_error(e)), None, 0),
+            Err(e) => (Err(api_error(e)), None, 0.0),
         };
         self.ledger.record(LedgerEntry {
             time: now_secs(),
             config: *config,
             loss: outcome.as_ref().ok().map(|o| o.loss),
             flops_charged: charged,
+            job_id: None,
             server_flops_used: server_used,
             error: outcome.as_ref().err().map(|e| e.to_string()),
         })?;
         outcome
+    }
+
+    /// Queues `config` as a job on the server (`POST /jobs`) and returns at once; the ledger
+    /// charges it now and refunds it if the job fails. A run the ledger or the server already
+    /// has comes back as [`Submitted::Known`].
+    pub fn submit_job(&mut self, config: &RunConfig) -> Result<Submitted> {
+        config.validate()?;
+        if let Some(loss) = self.ledger.known_loss(config) {
+            return Ok(Submitted::Known(QueryOutcome { loss, free: true }));
+        }
+        self.ledger.check_affordable(config)?;
+        let mut req = self.agent.post(&format!("{}/jobs", self.base_url));
+        for (k, v) in config.query_pairs() {
+            req = req.query(k, &v);
+        }
+        let entry = |loss, charged, job_id, error| LedgerEntry {
+            time: now_secs(),
+            config: *config,
+            loss,
+            flops_charged: charged,
+            job_id,
+            server_flops_used: None,
+            error,
+        };
+        match req.query("api_key", &self.api_key).call() {
+            Ok(r) => {
+                let body: JobBody = read_json(r)?;
+                self.ledger.record(entry(
+                    None,
+                    config.train_flops as f64,
+                    Some(body.job_id),
+                    None,
+                ))?;
+                Ok(Submitted::Job(Job {
+                    id: body.job_id,
+                    config: *config,
+                }))
+            }
+            Err(ureq::Error::Status(409, r)) => {
+                let body: ConflictBody = read_json(r)?;
+                match (body.loss, body.job_id) {
+                    (Some(loss), _) => {
+                        self.ledger.record(entry(Some(loss), 0.0, None, None))?;
+                        Ok(Submitted::Known(QueryOutcome { loss, free: true }))
+                    }
+                    // Running for this key already (submitted elsewhere): follow that job.
+                    (None, Some(id)) => Ok(Submitted::Job(Job {
+                        id,
+                        config: *config,
+                    })),
+                    (None, None) => Err(ScalingError::Api("409 without a loss or a job id".into())),
+                }
+            }
+            Err(e) => {
+                let err = api_error(e);
+                self.ledger
+                    .record(entry(None, 0.0, None, Some(err.to_string())))?;
+                Err(err)
+            }
+        }
+    }
+
+    /// The job's status; a finished job's loss (or a failed job's refund) goes into the ledger.
+    pub fn poll(&mut self, job: &Job) -> Result<JobStatus> {
+        let status: JobStatus = self.get(&format!("jobs/{}", job.id))?;
+        let entry = |loss, charged, error| LedgerEntry {
+            time: now_secs(),
+            config: job.config,
+            loss,
+            flops_charged: charged,
+            job_id: Some(job.id),
+            server_flops_used: None,
+            error,
+        };
+        match &status {
+            JobStatus::Done { loss } if self.ledger.known_loss(&job.config).is_none() => {
+                self.ledger.record(entry(Some(*loss), 0.0, None))?;
+            }
+            JobStatus::Failed { error } if self.ledger.job_charge(job.id) > 0.0 => {
+                let refund = -self.ledger.job_charge(job.id);
+                self.ledger
+                    .record(entry(None, refund, Some(error.clone())))?;
+            }
+            _ => {}
+        }
+        Ok(status)
+    }
+
+    /// Polls `job` every `interval` until it finishes.
+    pub fn wait(&mut self, job: &Job, interval: Duration) -> Result<QueryOutcome> {
+        loop {
+            match self.poll(job)? {
+                JobStatus::Done { loss } => return Ok(QueryOutcome { loss, free: false }),
+                JobStatus::Failed { error } => {
+                    return Err(ScalingError::Api(format!("job {}: {error}", job.id)));
+                }
+                JobStatus::Queued | JobStatus::Running => std::thread::sleep(interval),
+            }
+        }
     }
 
     /// The runs the server has for this key.

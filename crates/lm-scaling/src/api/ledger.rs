@@ -16,8 +16,12 @@ pub struct LedgerEntry {
     pub config: RunConfig,
     /// The final loss, or `None` when the query failed.
     pub loss: Option<f64>,
-    /// FLOPs charged against the budget (0 for failures and for runs the server already had).
-    pub flops_charged: u64,
+    /// FLOPs charged against the budget: 0 for failures and for runs the server already had;
+    /// a job is charged when submitted and refunded (negative) if it fails.
+    pub flops_charged: f64,
+    /// The server's job id, for runs submitted as jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<usize>,
     /// What the server reported as used after the query, when it said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_flops_used: Option<f64>,
@@ -73,7 +77,7 @@ impl Ledger {
 
     /// FLOPs spent so far.
     pub fn used(&self) -> f64 {
-        self.entries.iter().map(|e| e.flops_charged as f64).sum()
+        self.entries.iter().map(|e| e.flops_charged).sum()
     }
 
     /// The loss of an earlier successful query of the same run.
@@ -82,6 +86,15 @@ impl Ledger {
             .iter()
             .find(|e| e.config == *config && e.loss.is_some())
             .and_then(|e| e.loss)
+    }
+
+    /// Net FLOPs charged for job `id` (positive while it is paid for, 0 once refunded).
+    pub fn job_charge(&self, id: usize) -> f64 {
+        self.entries
+            .iter()
+            .filter(|e| e.job_id == Some(id))
+            .map(|e| e.flops_charged)
+            .sum()
     }
 
     /// Fails, before anything is sent, when `config` would take the total over the budget.

@@ -4,12 +4,14 @@
 pub mod client;
 pub mod config;
 pub mod ledger;
+pub mod oracle;
 pub mod planner;
 pub mod server;
 pub mod train_oracle;
 
-pub use client::{ApiClient, COURSE_BUDGET, QueryOutcome};
+pub use client::{ApiClient, COURSE_BUDGET, Job, QueryOutcome, Submitted};
 pub use config::{RunConfig, RunRecord};
+pub use oracle::{LossOracle, SurfaceOracle};
 pub use planner::{Plan, PlanOptions, plan};
-pub use server::{LocalServer, LossOracle, ServerConfig, SurfaceOracle};
+pub use server::{JobStatus, LocalServer, ServerConfig};
 pub use train_oracle::TrainingOracle;

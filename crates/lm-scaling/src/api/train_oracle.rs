@@ -10,7 +10,7 @@ use burn::tensor::backend::AutodiffBackend;
 use lm_basics::train::{TrainConfig, train};
 
 use super::config::RunConfig;
-use super::server::LossOracle;
+use super::oracle::LossOracle;
 use crate::error::{Result, ScalingError};
 
 pub struct TrainingOracle<B: AutodiffBackend> {

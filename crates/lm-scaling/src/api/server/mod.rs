@@ -1,10 +1,12 @@
 //! `lm scaling serve`: the course's training API served locally (axum), answering from a
 //! [`LossOracle`] — a synthetic loss surface or real short training runs — with the API's
 //! budget rules: a duplicate run is refused with 409 (its loss in the body, nothing charged),
-//! a run past the budget with 400, a malformed one with 422 naming the field.
+//! a run past the budget with 400, a malformed one with 422 naming the field. Runs can be
+//! asked for synchronously (`GET /loss`) or as jobs (`POST /jobs`, then `GET /jobs/{id}`).
+
+mod jobs;
 
 use std::collections::BTreeMap;
-use std::hash::Hasher;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,75 +16,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::config::{RunConfig, RunRecord};
-use crate::chinchilla::LossSurface;
+use super::config::RunRecord;
+use super::oracle::LossOracle;
 use crate::error::{Result, ScalingError};
 
-/// Where the server's losses come from.
-pub trait LossOracle: Send + Sync + 'static {
-    /// The final loss of a (validated) run; may take long (real training).
-    fn loss(&self, config: &RunConfig) -> Result<f64>;
-    fn describe(&self) -> String;
-}
-
-/// Losses from `L(N, D) = E + A/N^α + B/D^β`, times a learning-rate penalty
-/// `1 + lr_penalty · ln²(lr / lr_opt)`, times `1 + noise · z` with z ~ N(0, 1) drawn from a
-/// seed and the run (the same run always gets the same loss).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SurfaceOracle {
-    pub surface: LossSurface,
-    pub noise: f64,
-    pub lr_opt: f64,
-    pub lr_penalty: f64,
-    pub seed: u64,
-}
-
-impl Default for SurfaceOracle {
-    /// Hoffmann et al.'s fitted surface, 0.5% noise, a mild learning-rate optimum at 6e-4.
-    fn default() -> Self {
-        Self {
-            surface: LossSurface {
-                e: 1.69,
-                a: 406.4,
-                b: 410.7,
-                alpha: 0.34,
-                beta: 0.28,
-            },
-            noise: 0.005,
-            lr_opt: 6e-4,
-            lr_penalty: 0.01,
-            seed: 0,
-        }
-    }
-}
-
-impl LossOracle for SurfaceOracle {
-    fn loss(&self, c: &RunConfig) -> Result<f64> {
-        let mut h = rustc_hash::FxHasher::default();
-        h.write(serde_json::to_string(c).unwrap_or_default().as_bytes());
-        h.write_u64(self.seed);
-        let z: f64 = StandardNormal.sample(&mut ChaCha8Rng::seed_from_u64(h.finish()));
-        let lr = (c.learning_rate / self.lr_opt).ln();
-        Ok(self.surface.loss(c.parameters(), c.tokens())
-            * (1.0 + self.lr_penalty * lr * lr)
-            * (1.0 + self.noise * z))
-    }
-
-    fn describe(&self) -> String {
-        let s = self.surface;
-        format!(
-            "loss surface {} + {}/N^{} + {}/D^{}, noise {}, seed {}",
-            s.e, s.a, s.alpha, s.b, s.beta, self.noise, self.seed
-        )
-    }
-}
+pub use jobs::JobStatus;
 
 /// A final answer handed in through `POST /submit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +41,9 @@ struct Account {
     runs: Vec<RunRecord>,
     flops_used: f64,
     submission: Option<Submission>,
+    /// FLOPs of runs accepted but not finished (charged when they finish, refunded if they fail).
+    #[serde(skip)]
+    reserved: f64,
 }
 
 /// Everything the server needs; `state_file` keeps the accounts across restarts.
@@ -109,12 +54,20 @@ pub struct ServerConfig {
     pub state_file: Option<PathBuf>,
 }
 
+/// What the server remembers; one lock, held briefly (never across a run).
+#[derive(Default)]
+struct Books {
+    accounts: BTreeMap<String, Account>,
+    jobs: Vec<jobs::Job>,
+}
+
 struct App {
     oracle: Arc<dyn LossOracle>,
     budget: f64,
     state_file: Option<PathBuf>,
-    /// Held across a run, so runs are answered one at a time (a training run uses every core).
-    accounts: Mutex<BTreeMap<String, Account>>,
+    books: Mutex<Books>,
+    /// Held across a run: runs execute one at a time (a training run uses every core).
+    run_slot: Mutex<()>,
 }
 
 impl App {
@@ -130,7 +83,11 @@ impl App {
             oracle: cfg.oracle,
             budget: cfg.budget,
             state_file: cfg.state_file,
-            accounts: Mutex::new(accounts),
+            books: Mutex::new(Books {
+                accounts,
+                jobs: Vec::new(),
+            }),
+            run_slot: Mutex::new(()),
         })
     }
 
@@ -160,77 +117,11 @@ fn missing_key() -> Response {
     message(StatusCode::UNAUTHORIZED, "api_key is missing")
 }
 
-async fn loss(State(app): State<Arc<App>>, Query(q): Params) -> Response {
-    let Some(key) = api_key(&q) else {
-        return missing_key();
-    };
-    let config = match RunConfig::from_query(&q).and_then(|c| c.validate().map(|_| c)) {
-        Ok(c) => c,
-        Err(e) => return message(StatusCode::UNPROCESSABLE_ENTITY, e),
-    };
-    let mut accounts = app.accounts.lock().await;
-    let account = accounts.entry(key).or_default();
-    if let Some(prev) = account.runs.iter().find(|r| r.config == config) {
-        let body = json!({
-            "message": "this configuration was already run; its loss is returned and nothing is charged",
-            "loss": prev.loss,
-            "total_flops_used": account.flops_used,
-        });
-        return (StatusCode::CONFLICT, Json(body)).into_response();
-    }
-    let after = account.flops_used + config.train_flops as f64;
-    if after > app.budget {
-        return message(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "over budget: this run needs {:e} FLOPs, {:e} of {:e} are used",
-                config.train_flops as f64, account.flops_used, app.budget
-            ),
-        );
-    }
-    let oracle = app.oracle.clone();
-    let result = tokio::task::spawn_blocking(move || oracle.loss(&config)).await;
-    let value = match result {
-        Ok(Ok(v)) if v.is_finite() => v,
-        Ok(Ok(v)) => {
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the run diverged (loss {v})"),
-            );
-        }
-        Ok(Err(e)) => {
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the run failed: {e}"),
-            );
-        }
-        Err(e) => {
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the run panicked: {e}"),
-            );
-        }
-    };
-    account.runs.push(RunRecord {
-        config,
-        loss: value,
-    });
-    account.flops_used = after;
-    let body = json!({ "loss": value, "total_flops_used": after });
-    if let Err(e) = app.persist(&accounts) {
-        return message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("saving the server state: {e}"),
-        );
-    }
-    Json(body).into_response()
-}
-
 async fn total_flops_used(State(app): State<Arc<App>>, Query(q): Params) -> Response {
     match api_key(&q) {
         Some(k) => {
-            let accounts = app.accounts.lock().await;
-            Json(accounts.get(&k).map_or(0.0, |a| a.flops_used)).into_response()
+            let books = app.books.lock().await;
+            Json(books.accounts.get(&k).map_or(0.0, |a| a.flops_used)).into_response()
         }
         None => missing_key(),
     }
@@ -239,8 +130,12 @@ async fn total_flops_used(State(app): State<Arc<App>>, Query(q): Params) -> Resp
 async fn previous_runs(State(app): State<Arc<App>>, Query(q): Params) -> Response {
     match api_key(&q) {
         Some(k) => {
-            let accounts = app.accounts.lock().await;
-            let runs = accounts.get(&k).map(|a| a.runs.clone()).unwrap_or_default();
+            let books = app.books.lock().await;
+            let runs = books
+                .accounts
+                .get(&k)
+                .map(|a| a.runs.clone())
+                .unwrap_or_default();
             Json(json!({ "previous_runs": runs })).into_response()
         }
         None => missing_key(),
@@ -250,8 +145,8 @@ async fn previous_runs(State(app): State<Arc<App>>, Query(q): Params) -> Respons
 async fn budget(State(app): State<Arc<App>>, Query(q): Params) -> Response {
     match api_key(&q) {
         Some(k) => {
-            let accounts = app.accounts.lock().await;
-            let used = accounts.get(&k).map_or(0.0, |a| a.flops_used);
+            let books = app.books.lock().await;
+            let used = books.accounts.get(&k).map_or(0.0, |a| a.flops_used);
             Json(json!({ "budget": app.budget, "used": used, "remaining": app.budget - used }))
                 .into_response()
         }
@@ -267,13 +162,13 @@ async fn submit(
     let Some(key) = api_key(&q) else {
         return missing_key();
     };
-    let mut accounts = app.accounts.lock().await;
-    let account = accounts.entry(key).or_default();
+    let mut books = app.books.lock().await;
+    let account = books.accounts.entry(key).or_default();
     if account.submission.is_some() {
         return message(StatusCode::CONFLICT, "a final submission was already made");
     }
     account.submission = Some(sub);
-    if let Err(e) = app.persist(&accounts) {
+    if let Err(e) = app.persist(&books.accounts) {
         return message(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("saving the server state: {e}"),
@@ -284,7 +179,9 @@ async fn submit(
 
 fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/loss", get(loss))
+        .route("/loss", get(jobs::loss))
+        .route("/jobs", post(jobs::submit_job))
+        .route("/jobs/{id}", get(jobs::job_status))
         .route("/total_flops_used", get(total_flops_used))
         .route("/previous_runs", get(previous_runs))
         .route("/budget", get(budget))
