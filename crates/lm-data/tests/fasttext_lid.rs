@@ -1,0 +1,81 @@
+//! Conformance of our fastText reader/predictor with the official bindings on lid.176.ftz
+//! (quantized, hierarchical softmax): same top-5 labels, probabilities within 2e-5.
+
+use lm_data::fasttext::FastText;
+use std::path::PathBuf;
+
+fn shared() -> PathBuf {
+    std::env::var_os("LM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn lid_path() -> PathBuf {
+    shared().join("assets/fasttext/lid.176.ftz")
+}
+
+#[test]
+fn lid176_header_and_dictionary() {
+    let model = FastText::load(&lid_path()).unwrap();
+    assert!(model.is_quantized());
+    assert_eq!(model.args.dim, 16);
+    assert_eq!(model.dict.nlabels, 176);
+    assert_eq!(model.dict.nwords, 7235);
+    assert_eq!(
+        model.args.loss,
+        lm_data::fasttext::format::Loss::HierarchicalSoftmax
+    );
+}
+
+#[test]
+fn lid176_matches_official_predictions() {
+    let model = FastText::load(&lid_path()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(shared().join("assets/fasttext/lid.176.predictions.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = json["predictions"].as_array().unwrap();
+    assert!(cases.len() >= 25);
+    let mut worst = 0.0f64;
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected = case["top5"].as_array().unwrap();
+        let got = model.predict(text, expected.len(), 0.0);
+        assert_eq!(got.len(), expected.len(), "{text:?}");
+        for (g, e) in got.iter().zip(expected) {
+            let label = e[0].as_str().unwrap();
+            let prob = e[1].as_f64().unwrap();
+            assert_eq!(
+                g.label, label,
+                "{text:?}: got {got:?}, expected {expected:?}"
+            );
+            let diff = (g.prob as f64 - prob).abs();
+            worst = worst.max(diff);
+            assert!(diff < 2e-5, "{text:?} {label}: {} vs {prob}", g.prob);
+        }
+    }
+    eprintln!("largest probability difference: {worst:e}");
+}
+
+#[test]
+fn truncated_model_is_an_error_naming_the_file() {
+    let bytes = std::fs::read(lid_path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for cut in [0usize, 3, 40, 1000, bytes.len() / 2, bytes.len() - 1] {
+        let path = dir.path().join(format!("cut{cut}.ftz"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let err = FastText::load(&path)
+            .err()
+            .expect("truncated model must fail");
+        assert!(err.to_string().contains(&format!("cut{cut}.ftz")), "{err}");
+    }
+    let mut bad = bytes.clone();
+    bad[0] ^= 1;
+    let path = dir.path().join("badmagic.ftz");
+    std::fs::write(&path, &bad).unwrap();
+    let err = FastText::load(&path).err().unwrap().to_string();
+    assert!(
+        err.contains("badmagic.ftz") && err.contains("magic"),
+        "{err}"
+    );
+}
