@@ -15,6 +15,33 @@ fn sigmoid(x: f32) -> f32 {
     (1.0 / (1.0f32 + (-x).exp()) as f64) as f32
 }
 
+const SIGMOID_TABLE_SIZE: usize = 512;
+const MAX_SIGMOID: f32 = 8.0;
+
+/// fastText's one-vs-all outputs come from a 513-entry sigmoid table over [-8, 8].
+fn sigmoid_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=SIGMOID_TABLE_SIZE)
+            .map(|i| {
+                let x = (i as f32 * 2.0 * MAX_SIGMOID) / SIGMOID_TABLE_SIZE as f32 - MAX_SIGMOID;
+                (1.0 / (1.0 + (-x).exp() as f64)) as f32
+            })
+            .collect()
+    })
+}
+
+fn table_sigmoid(table: &[f32], x: f32) -> f32 {
+    if x < -MAX_SIGMOID {
+        0.0
+    } else if x > MAX_SIGMOID {
+        1.0
+    } else {
+        let i = ((x + MAX_SIGMOID) * SIGMOID_TABLE_SIZE as f32 / MAX_SIGMOID / 2.0) as usize;
+        table[i]
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Node {
     left: i32,
@@ -107,7 +134,7 @@ impl TopK {
                 .items
                 .iter()
                 .enumerate()
-                .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+                .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
                 .unwrap();
             self.items.swap_remove(worst);
         }
@@ -159,7 +186,8 @@ impl Output<'_> {
         let (rows, _) = self.matrix.shape();
         let mut out: Vec<f32> = (0..rows).map(|i| self.matrix.dot_row(hidden, i)).collect();
         if self.loss == Loss::OneVsAll {
-            out.iter_mut().for_each(|x| *x = sigmoid(*x));
+            let table = sigmoid_table();
+            out.iter_mut().for_each(|x| *x = table_sigmoid(table, *x));
             return out;
         }
         softmax(&mut out);

@@ -3,11 +3,11 @@
 //! decaying linearly to zero over all epochs. One thread, seeded: the same input and options
 //! give the same model bit for bit.
 
-use super::FastText;
-use super::dictionary::{Dictionary, EOS, Entry, EntryKind, LABEL_PREFIX, tokens};
+use super::dictionary::{tokens, Dictionary, Entry, EntryKind, EOS, LABEL_PREFIX};
 use super::format::{Args, Loss, ModelKind};
 use super::matrix::Matrix;
-use super::predict::{HuffmanTree, softmax};
+use super::predict::{softmax, HuffmanTree};
+use super::FastText;
 use crate::{DataError, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
