@@ -4,9 +4,11 @@
 # comparison (bench/gpu_lab1.sh throughput). Phase `precision`: the same conformance plus
 # the cross-entropy cases, then PyTorch eager f32/bf16 beside our trainer in f32 and
 # bf16-mixed (and bf16-mixed with the tensor-op cross-entropy, LM_CUDA_FUSED_CE=0).
-# Phase `profile`: `cargo xtask lab2` on cuda beside bench/pytorch_profile.py.
-# Phase `attention`: PyTorch SDPA and
-# `cargo xtask bench attention` on the same grid. Text results are appended to $OUT/log.txt.
+# Phase `profile [sizes] [contexts] [seconds]`: `cargo xtask lab2` on cuda beside
+# bench/pytorch_profile.py. Phase `attention [grid] [seconds]`: PyTorch SDPA and
+# `cargo xtask bench attention` on the same grid. `seconds` (0: none) is the phase's time:
+# our part stops when it is up, keeping the cases it finished (each is logged as it ends), so
+# one device call can hold several phases. Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
 OUT=${OUT:-/tmp/out}
@@ -15,6 +17,8 @@ export NCCL_NVLS_ENABLE=0
 source bench/gpu_unpack.sh
 G=runs/gpu
 X="bash $G/run-with-cuda.sh $G/xtask"
+# Seconds left of the phase's time $1 (0: no limit; at least 1 once it is up).
+left() { if [ "$1" -gt 0 ]; then echo $(( $1 - SECONDS > 1 ? $1 - SECONDS : 1 )); else echo 0; fi; }
 if [ "$phase" = check ]; then
     $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -40 | tee -a "$OUT/log.txt"
     bash bench/gpu_lab1.sh throughput "${2:-150}"
@@ -52,12 +56,12 @@ elif [ "$phase" = profile ]; then
     sizes=${2:-small,medium,large,xl}; contexts=${3:-128,256,512,1024}
     PYTHONUNBUFFERED=1 python3 bench/pytorch_profile.py --sizes $sizes --contexts $contexts \
         --allow-tf32 2>&1 | tee runs/torch-profile.jsonl | tee -a "$OUT/log.txt"
-    $X lab2 --backend cuda --size $sizes --context $contexts --baseline runs/torch-profile.jsonl \
-        --run-dir runs/lab2-gpu 2>&1 | tee -a "$OUT/log.txt"
+    timeout "$(left "${4:-0}")" $X lab2 --backend cuda --size $sizes --context $contexts \
+        --baseline runs/torch-profile.jsonl --run-dir runs/lab2-gpu 2>&1 | tee -a "$OUT/log.txt"
     cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.png "$OUT/" 2>/dev/null
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
-    $X bench attention --backend cuda --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
+    timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 fi

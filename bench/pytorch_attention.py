@@ -4,7 +4,7 @@ on the same grid (mirrors `grid()` in xtask/src/bench/attention.rs), forward and
 latency with CUDA events, TFLOP/s by the FlashAttention-2 paper's count (backward = 2.5x forward).
 Prints one JSON line per shape; out-of-memory shapes are reported as OOM.
 
-Usage: python3 bench/pytorch_attention.py [--grid quick|small|full]
+Usage: python3 bench/pytorch_attention.py [--grid quick|small|large|full]
 """
 import argparse, json
 
@@ -16,9 +16,12 @@ def grid(which):
     shape = lambda b, s, d, bf16: dict(batch=b, heads=16, seq=s, head_dim=d, bf16=bf16, causal=True)
     if which == "quick":
         return [shape(1, 128, 64, False), shape(1, 256, 32, False)]
+    bf16_causal = lambda seqs: [shape(1, s, d, True) for s in seqs for d in [64, 128]]
     if which == "small":
-        return [shape(1, s, d, True) for s in [1024, 4096, 16384] for d in [64, 128]]
-    shapes = [shape(1, s, d, True) for s in [128, 512, 1024, 2048, 4096, 8192, 16384] for d in [64, 128]]
+        return bf16_causal([1024, 4096, 16384])
+    if which == "large":
+        return bf16_causal([4096, 8192, 16384])
+    shapes = bf16_causal([4096, 8192, 16384]) + bf16_causal([128, 512, 1024, 2048])
     shapes += [shape(1, 4096, d, True) for d in [16, 32]]
     for s in [1024, 4096]:
         shapes += [shape(1, s, 64, False), shape(8, s, 64, True)]
@@ -62,7 +65,7 @@ def run(shape):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--grid", choices=["quick", "small", "full"], default="full")
+    ap.add_argument("--grid", choices=["quick", "small", "large", "full"], default="full")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     for shape in grid(args.grid):

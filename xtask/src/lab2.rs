@@ -192,7 +192,11 @@ pub fn run(opts: &Lab2Options) -> Result<()> {
         let outcome =
             match crate::child::run_json_worker(&args)? {
                 Ok(value) => {
+                    // Each result as it comes (stdout and profile.jsonl), so a run stopped
+                    // part-way (a device call's time limit) keeps the cases it finished.
+                    println!("JSON {value}");
                     raw += &format!("{value}\n");
+                    write_atomic(&dir.join("profile.jsonl"), raw.as_bytes())?;
                     Ok(serde_json::from_value::<ProfileResult>(value)
                         .context("the worker's result")?)
                 }
