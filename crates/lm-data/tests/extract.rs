@@ -1,0 +1,144 @@
+//! HTML → text: the course's fixture exactly, charset handling, and every real page of a few
+//! languages without a panic.
+
+use std::path::PathBuf;
+
+use lm_data::html::{
+    charset::CharsetSource, decode_html, extract_text_from_html_bytes,
+    extract_text_with_content_type,
+};
+
+fn shared() -> PathBuf {
+    std::env::var_os("LM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn assets() -> PathBuf {
+    std::env::var_os("LM_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lm-assets"))
+}
+
+/// The course's `test_extract_text_from_html_bytes`.
+#[test]
+fn moby_matches_the_course_output_exactly() {
+    let fixtures = shared().join("cs336/a4/fixtures");
+    let html = std::fs::read(fixtures.join("moby.html")).unwrap();
+    let expected = std::fs::read_to_string(fixtures.join("moby_extracted.txt")).unwrap();
+    assert_eq!(extract_text_from_html_bytes(&html), expected);
+}
+
+fn page(charset_meta: &str, body: &str) -> String {
+    format!("<html><head>{charset_meta}<title>t</title></head><body><p>{body}</p></body></html>")
+}
+
+#[test]
+fn windows_1252_declared_and_undeclared() {
+    let text = "Café déjà vu — “quoted” naïve façade, 20 € à la carte. Übermäßig schön!";
+    let plain = page("", text);
+    let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&plain);
+    // Undeclared: not UTF-8, so detection must find a Latin encoding.
+    assert_eq!(extract_text_from_html_bytes(&bytes), text);
+    let with_meta = page("<meta charset=\"iso-8859-1\">", text);
+    let (declared, _, _) = encoding_rs::WINDOWS_1252.encode(&with_meta);
+    assert_eq!(decode_html(&declared, None).source, CharsetSource::MetaTag);
+    assert_eq!(extract_text_from_html_bytes(&declared), text);
+    // The HTTP header wins over a wrong page declaration.
+    let wrong_meta = page("<meta charset=utf-8>", text);
+    let (wrong, _, _) = encoding_rs::WINDOWS_1252.encode(&wrong_meta);
+    assert_eq!(
+        extract_text_with_content_type(&wrong, Some("text/html; charset=windows-1252")),
+        text
+    );
+    // Without the header the wrong declaration is followed, lossily, and nothing panics.
+    assert!(extract_text_from_html_bytes(&wrong).contains('\u{fffd}'));
+}
+
+#[test]
+fn shift_jis_and_gbk_declared_and_undeclared() {
+    let japanese = "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。";
+    let chinese = "欢迎来到我们的网站。这是一个关于语言模型的课程，我们从零开始实现所有的组件，包括分词器和训练。";
+    for (encoding, label, text) in [
+        (encoding_rs::SHIFT_JIS, "shift_jis", japanese),
+        (encoding_rs::GBK, "gbk", chinese),
+    ] {
+        let meta =
+            format!("<meta http-equiv=\"Content-Type\" content=\"text/html; charset={label}\">");
+        let with_meta = page(&meta, text);
+        let (declared, _, _) = encoding.encode(&with_meta);
+        let decoded = decode_html(&declared, None);
+        assert_eq!(
+            (decoded.encoding, decoded.source),
+            (encoding, CharsetSource::MetaTag)
+        );
+        assert_eq!(extract_text_from_html_bytes(&declared), text);
+        let plain = page("", text);
+        let (undeclared, _, _) = encoding.encode(&plain);
+        let decoded = decode_html(&undeclared, None);
+        assert_eq!(decoded.source, CharsetSource::Detected);
+        assert_eq!(extract_text_from_html_bytes(&undeclared), text, "{label}");
+    }
+}
+
+#[test]
+fn bom_and_plain_utf8() {
+    let mut bytes = vec![0xef, 0xbb, 0xbf];
+    bytes.extend_from_slice(page("<meta charset=windows-1252>", "naïve").as_bytes());
+    assert_eq!(decode_html(&bytes, None).source, CharsetSource::Bom);
+    assert_eq!(extract_text_from_html_bytes(&bytes), "naïve");
+    let (utf16, _, _) = encoding_rs::UTF_16LE.encode("x"); // encode() never emits UTF-16
+    assert_eq!(utf16, b"x".as_slice());
+    let mut utf16le = vec![0xff, 0xfe];
+    for unit in page("", "日本").encode_utf16() {
+        utf16le.extend_from_slice(&unit.to_le_bytes());
+    }
+    assert_eq!(extract_text_from_html_bytes(&utf16le), "日本");
+    assert_eq!(extract_text_from_html_bytes(b"\xff\xfe\x00"), "\u{fffd}");
+    assert_eq!(extract_text_from_html_bytes(b""), "");
+}
+
+/// Every page of a few languages (different scripts) gives non-empty text without a panic.
+#[test]
+fn real_pages_of_several_languages() {
+    let root = assets().join("html");
+    let Ok(manifest) = std::fs::read_to_string(root.join("manifest.tsv")) else {
+        eprintln!(
+            "skipped: {} absent (run shared/fetch-assets --html)",
+            root.display()
+        );
+        return;
+    };
+    let languages = ["ja", "zh", "ar", "ru", "el", "vi"];
+    let mut pages = 0;
+    for line in manifest.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if !languages.contains(&fields[3]) {
+            continue;
+        }
+        let bytes = std::fs::read(root.join(fields[0])).unwrap();
+        let text = extract_text_from_html_bytes(&bytes);
+        assert!(!text.trim().is_empty(), "{}", fields[0]);
+        assert!(!text.contains('<') || text.len() > 100, "{}", fields[0]);
+        pages += 1;
+    }
+    assert!(pages > 500, "only {pages} pages");
+}
+
+#[test]
+fn hostile_markup_does_not_panic() {
+    let deep = "<div>".repeat(10_000) + "x";
+    assert_eq!(extract_text_from_html_bytes(deep.as_bytes()), "x");
+    let lists = "<ul><li>".repeat(2_000) + "y";
+    assert!(extract_text_from_html_bytes(lists.as_bytes()).ends_with("• y"));
+    for junk in [
+        &b"<"[..],
+        b"</p></p><li></ul>",
+        b"<table><td><tr>",
+        b"\x00\x01<p\x00>",
+        b"<pre>",
+        b"<!--",
+    ] {
+        let _ = extract_text_from_html_bytes(junk);
+    }
+}
