@@ -167,6 +167,28 @@ pub fn quality_training_data(prose: &str, html_pages: &[String], max_per_label: 
     out
 }
 
+/// [`quality_training_data`] from `assets` (`$LM_ASSETS`): `corpora/english-prose-train.txt`
+/// and the English pages under `html/` (Debian handbook `en-US`, installation guide `en`).
+pub fn default_quality_training_data(assets: &Path, max_per_label: usize) -> Result<String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| DataError::io(p, e));
+    let prose_path = assets.join("corpora/english-prose-train.txt");
+    let prose = String::from_utf8_lossy(&read(&prose_path)?).into_owned();
+    let mut pages = Vec::new();
+    for dir in ["html/debian-handbook/en-US", "html/installation-guide/en"] {
+        let dir = assets.join(dir);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| DataError::io(&dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "html"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            pages.push(String::from_utf8_lossy(&read(&p)?).into_owned());
+        }
+    }
+    Ok(quality_training_data(&prose, &pages, max_per_label))
+}
+
 /// Trains the quality classifier (seeded, deterministic) on [`quality_training_data`].
 pub fn train_quality_model(labeled: &str, seed: u64) -> Result<FastText> {
     let options = TrainOptions {
