@@ -95,6 +95,17 @@ enum BenchTarget {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// Lab 4 vs the course's Python tools (FastWARC, Resiliparse, fastText, datasketch), one
+    /// core each, on the real HTML pages of $LM_ASSETS/html (bench/python_data.py).
+    Data {
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Only the first N pages (0: all 4,898).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
     /// FlashAttention-2 (ours) vs burn's unfused attention, latency and TFLOP/s; PyTorch's
     /// SDPA comes from bench/pytorch_attention.py in the same device run (bench/gpu_lab2.sh).
     Attention {
@@ -142,6 +153,27 @@ fn main() -> ExitCode {
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     lm_core::kernel_cache::init();
     match cli.task {
+        Task::Bench {
+            what:
+                BenchTarget::Data {
+                    reps,
+                    limit,
+                    python,
+                },
+        } => {
+            let Some(assets) = assets_dir() else {
+                eprintln!("error: set LM_ASSETS (or HOME) to find the HTML pages");
+                return ExitCode::FAILURE;
+            };
+            finish(bench::data::run(&bench::data::DataBenchOptions {
+                html_dir: assets.join("html"),
+                lid_model: shared_dir().join("assets/fasttext/lid.176.ftz"),
+                work_dir: PathBuf::from("runs/bench-data"),
+                python,
+                reps,
+                limit,
+            }))
+        }
         Task::Bench {
             what: BenchTarget::Tokenizer { reps },
         } => finish(bench::tokenizer::run(&shared_dir(), assets_dir(), reps)),

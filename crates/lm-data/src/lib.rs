@@ -8,6 +8,7 @@ pub mod fasttext;
 pub mod gopher;
 pub mod html;
 pub mod pii;
+pub mod pipeline;
 pub mod tokenize;
 pub mod warc;
 

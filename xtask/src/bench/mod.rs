@@ -1,6 +1,7 @@
 //! `cargo xtask bench …`: ours and the peers in one run on the same input, reporting ratios.
 
 pub mod attention;
+pub mod data;
 pub mod tokenizer;
 
 use std::time::Instant;

@@ -3,6 +3,7 @@
 
 mod classify;
 mod filter;
+mod pipeline;
 mod text;
 
 use anyhow::Result;
@@ -19,6 +20,9 @@ pub enum DataCommand {
     /// PII masking, Gopher rules, deduplication, tokenization.
     #[command(flatten)]
     Filter(filter::FilterCommand),
+    /// The whole pipeline: run (optionally one shard), merge.
+    #[command(flatten)]
+    Pipeline(pipeline::PipelineCommand),
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -26,5 +30,6 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Text(c) => text::run(c),
         DataCommand::Classify(c) => classify::run(c),
         DataCommand::Filter(c) => filter::run(c),
+        DataCommand::Pipeline(c) => pipeline::run_cmd(c),
     }
 }
