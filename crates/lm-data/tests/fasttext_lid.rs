@@ -79,3 +79,23 @@ fn truncated_model_is_an_error_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn corrupted_bytes_give_errors_or_working_models_never_panics() {
+    let bytes = std::fs::read(lid_path()).unwrap();
+    let path = std::path::Path::new("corrupt.ftz");
+    // The header, args and dictionary sizes, then a spread over the whole file.
+    let positions = (0..80).chain((80..bytes.len()).step_by(bytes.len() / 150));
+    for pos in positions {
+        for flip in [0x01u8, 0x80] {
+            let mut bad = bytes.clone();
+            bad[pos] ^= flip;
+            match FastText::from_bytes(&bad, path) {
+                Ok(model) => {
+                    model.predict("hello world, bonjour le monde", 3, 0.0);
+                }
+                Err(e) => assert!(e.to_string().contains("corrupt.ftz"), "{e}"),
+            }
+        }
+    }
+}

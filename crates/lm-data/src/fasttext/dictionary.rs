@@ -131,7 +131,7 @@ impl Dictionary {
         let nlabels = r.i32("dictionary.nlabels")?;
         let ntokens = r.i64("dictionary.ntokens")?;
         let prune_size = r.i64("dictionary.pruneidx_size")?;
-        if size < 0 || nwords < 0 || nlabels < 0 || nwords + nlabels != size {
+        if size < 0 || nwords < 0 || nlabels < 0 || nwords as i64 + nlabels as i64 != size as i64 {
             return Err(r.error(
                 "dictionary",
                 format!("inconsistent sizes: size {size}, nwords {nwords}, nlabels {nlabels}"),
@@ -163,6 +163,13 @@ impl Dictionary {
             for _ in 0..n {
                 let from = r.i32("dictionary.pruneidx key")?;
                 let to = r.i32("dictionary.pruneidx value")?;
+                // Targets index the n-gram rows that follow the words in the input matrix.
+                if to < 0 || to as usize >= n {
+                    return Err(r.error(
+                        "dictionary.pruneidx value",
+                        format!("row {to} outside 0..{n}"),
+                    ));
+                }
                 map.insert(from, to);
             }
             Some(map)
