@@ -4,13 +4,14 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use lm_data::fasttext::format::Loss;
-use lm_data::fasttext::langid::{assets_dir, default_model_path, one_line, LanguageIdentifier};
+use lm_data::fasttext::langid::{LanguageIdentifier, assets_dir, default_model_path, one_line};
 use lm_data::fasttext::quality::{
-    default_quality_training_data, nsfw_model_path, quality_model_path, toxic_model_path,
-    train_quality_model, TextClassifier,
+    TextClassifier, default_quality_training_data, nsfw_model_path, quality_model_path,
+    toxic_model_path, train_quality_model,
 };
-use lm_data::fasttext::train::{train, TrainOptions};
-use lm_data::fasttext::{strip_label, FastText};
+use lm_data::fasttext::train::{TrainOptions, train};
+use lm_data::fasttext::{FastText, strip_label};
+use rayon::prelude::*;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -176,7 +177,10 @@ fn top_k(model: &FastText, text: &str, k: usize) -> Vec<(String, f32)> {
 }
 
 /// Reads the text, predicts (whole text, or each line with --lines) and prints JSON.
-fn predict_io(io: &PredictIo, predict: impl Fn(&str, usize) -> Vec<(String, f32)>) -> Result<()> {
+fn predict_io(
+    io: &PredictIo,
+    predict: impl Fn(&str, usize) -> Vec<(String, f32)> + Sync,
+) -> Result<()> {
     let mut text = String::new();
     match &io.input {
         Some(path) => {
@@ -206,8 +210,14 @@ fn predict_io(io: &PredictIo, predict: impl Fn(&str, usize) -> Vec<(String, f32)
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if io.lines {
-        for line in text.lines() {
-            writeln!(out, "{}", render(predict(line, io.k.max(1))))?;
+        // Lines are independent documents: classify them on all cores, print in order.
+        let lines: Vec<&str> = text.lines().collect();
+        let rendered: Vec<String> = lines
+            .par_iter()
+            .map(|line| render(predict(line, io.k.max(1))).to_string())
+            .collect();
+        for r in rendered {
+            writeln!(out, "{r}")?;
         }
     } else {
         writeln!(out, "{}", render(predict(&text, io.k.max(1))))?;
