@@ -1,13 +1,17 @@
 //! Supervised fastText training: word (and optional word/character n-gram) features averaged
 //! into a hidden vector, softmax or hierarchical-softmax loss, plain SGD with a learning rate
 //! decaying linearly to zero over all epochs. One thread, seeded: the same input and options
-//! give the same model bit for bit.
+//! give the same model bit for bit. Differences from fastText's trainer (which make runs
+//! not bit-identical to it, though the saved `.bin` loads in official fastText and predicts
+//! the same there as here): the learning rate is updated per example rather than every
+//! `lrUpdateRate` tokens, sigmoids are exact rather than table lookups, and the default bucket
+//! count is 200 000 rather than 2 000 000.
 
-use super::dictionary::{tokens, Dictionary, Entry, EntryKind, EOS, LABEL_PREFIX};
+use super::FastText;
+use super::dictionary::{Dictionary, EOS, Entry, EntryKind, LABEL_PREFIX, tokens};
 use super::format::{Args, Loss, ModelKind};
 use super::matrix::Matrix;
-use super::predict::{softmax, HuffmanTree};
-use super::FastText;
+use super::predict::{HuffmanTree, softmax};
 use crate::{DataError, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
