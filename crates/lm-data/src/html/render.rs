@@ -65,11 +65,14 @@ fn walk(root: &Handle, out: &mut TextWriter) {
         node: Handle,
         next_child: usize,
         role: Role,
+        /// `table`, `tbody`, `thead`, `tfoot` or `tr`: white space between cells is not text.
+        table_structure: bool,
     }
     let mut stack = vec![Frame {
         node: root.clone(),
         next_child: 0,
         role: Role::Inline,
+        table_structure: false,
     }];
     while let Some(top) = stack.last_mut() {
         let child = top.node.children.borrow().get(top.next_child).cloned();
@@ -79,8 +82,14 @@ fn walk(root: &Handle, out: &mut TextWriter) {
             continue;
         };
         top.next_child += 1;
+        let table_structure = top.table_structure;
         match &child.data {
-            NodeData::Text { contents } => out.text(&contents.borrow()),
+            NodeData::Text { contents } => {
+                let text = contents.borrow();
+                if !(table_structure && text.chars().all(is_html_space)) {
+                    out.text(&text);
+                }
+            }
             NodeData::Element { name, attrs, .. } => {
                 let role = role(&name.local);
                 match role {
@@ -98,6 +107,10 @@ fn walk(root: &Handle, out: &mut TextWriter) {
                             node: child.clone(),
                             next_child: 0,
                             role,
+                            table_structure: matches!(
+                                &*name.local,
+                                "table" | "tbody" | "thead" | "tfoot" | "tr"
+                            ),
                         });
                     }
                 }
@@ -120,12 +133,16 @@ struct TextWriter {
     /// Consecutive '\n' at the end of `out`.
     trailing_newlines: usize,
     pending_space: bool,
+    /// A space was held back when the line breaks now ending `out` were written; a `<pre>`
+    /// that follows brings it back (as resiliparse does).
+    space_before_breaks: bool,
     pending_cell_separator: bool,
     pending_bullet: Option<String>,
     lists: Vec<ListState>,
     /// Cells seen so far in each open table row.
     rows: Vec<usize>,
-    pre_depth: usize,
+    /// Length of `out` where each open `<pre>` began.
+    pre_starts: Vec<usize>,
 }
 
 impl TextWriter {
@@ -134,11 +151,12 @@ impl TextWriter {
             out: String::with_capacity(capacity),
             trailing_newlines: 0,
             pending_space: false,
+            space_before_breaks: false,
             pending_cell_separator: false,
             pending_bullet: None,
             lists: Vec::new(),
             rows: Vec::new(),
-            pre_depth: 0,
+            pre_starts: Vec::new(),
         }
     }
 
@@ -155,8 +173,16 @@ impl TextWriter {
         match role {
             Role::Block(n) => self.ensure_newlines(n.into()),
             Role::Preformatted => {
+                // Unlike other blocks, a `<pre>` keeps the space before it, even one held
+                // back at the end of the block before.
+                if self.space_before_breaks && self.trailing_newlines > 0 {
+                    let at = self.out.len() - self.trailing_newlines;
+                    self.out.insert(at, ' ');
+                    self.space_before_breaks = false;
+                }
+                self.flush_space();
                 self.ensure_newlines(1);
-                self.pre_depth += 1;
+                self.pre_starts.push(self.out.len());
             }
             Role::List { ordered } => {
                 self.ensure_newlines(1);
@@ -183,11 +209,13 @@ impl TextWriter {
                 self.rows.push(0);
             }
             Role::TableCell => {
-                if let Some(cells) = self.rows.last_mut() {
-                    if *cells > 0 {
-                        self.pending_cell_separator = true;
-                    }
+                let later_cell = self.rows.last_mut().is_some_and(|cells| {
                     *cells += 1;
+                    *cells > 1
+                });
+                if later_cell {
+                    self.flush_space();
+                    self.pending_cell_separator = true;
                 }
             }
             Role::Inline | Role::Hidden | Role::LineBreak | Role::Image => {}
@@ -198,7 +226,13 @@ impl TextWriter {
         match role {
             Role::Block(n) => self.ensure_newlines(n.into()),
             Role::Preformatted => {
-                self.pre_depth -= 1;
+                // Trailing white space of the preformatted text is dropped.
+                let start = self.pre_starts.pop().unwrap_or(0);
+                let end = self.out.trim_end_matches(is_html_space).len().max(start);
+                if end < self.out.len() {
+                    self.out.truncate(end);
+                    self.trailing_newlines = self.out.len() - self.out.trim_end_matches('\n').len();
+                }
                 self.ensure_newlines(1);
             }
             Role::List { .. } => {
@@ -217,9 +251,25 @@ impl TextWriter {
         }
     }
 
-    fn ensure_newlines(&mut self, n: usize) {
+    /// Writes a held-back space now (a cell separator or `<pre>` keeps it).
+    fn flush_space(&mut self) {
+        if self.pending_space && self.trailing_newlines == 0 && !self.out.is_empty() {
+            self.out.push(' ');
+        }
         self.pending_space = false;
-        self.pending_cell_separator = false;
+    }
+
+    fn ensure_newlines(&mut self, n: usize) {
+        if self.pending_space && self.trailing_newlines == 0 {
+            self.space_before_breaks = true;
+        }
+        self.pending_space = false;
+        if std::mem::take(&mut self.pending_cell_separator) {
+            // A block opening a table cell replaces the line breaks before the cell.
+            let end = self.out.trim_end_matches('\n').len();
+            self.out.truncate(end);
+            self.trailing_newlines = 0;
+        }
         if self.out.is_empty() {
             return;
         }
@@ -242,15 +292,18 @@ impl TextWriter {
     }
 
     fn text(&mut self, text: &str) {
-        if self.pre_depth > 0 {
+        if !self.pre_starts.is_empty() {
             if text.is_empty() {
                 return;
             }
+            let len_before = self.out.len();
+            let newlines_before = self.trailing_newlines;
             self.before_visible_text();
             self.out.push_str(text);
             let newlines = text.len() - text.trim_end_matches('\n').len();
-            self.trailing_newlines = if newlines == text.len() {
-                self.trailing_newlines + newlines
+            let only_newlines_added = self.out.len() - len_before == newlines;
+            self.trailing_newlines = if only_newlines_added {
+                newlines_before + newlines
             } else {
                 newlines
             };
@@ -277,17 +330,18 @@ impl TextWriter {
                 self.out.push_str(&bullet);
             }
         } else if at_line_start {
-            if !self.lists.is_empty() && self.pre_depth == 0 {
+            if !self.lists.is_empty() {
                 let indent = 2 * self.lists.len() + 2;
                 self.out.extend(std::iter::repeat_n(' ', indent));
             }
-        } else if self.pending_space {
+        } else if self.pending_space && !self.pending_cell_separator {
             self.out.push(' ');
         }
         if self.pending_cell_separator {
             self.out.push_str("\t\t");
         }
         self.pending_space = false;
+        self.space_before_breaks = false;
         self.pending_cell_separator = false;
         self.trailing_newlines = 0;
     }
@@ -333,5 +387,27 @@ mod tests {
             "a\n\n\t\tb"
         );
         assert_eq!(x("<table><tr><td></td><td>a</td></tr></table>"), "\t\ta");
+        // White space between cells is not text; inside a cell it is kept before the next.
+        assert_eq!(
+            x("<table><tr><td>a</td>\n<td>b</td></tr></table>"),
+            "a\t\tb"
+        );
+        assert_eq!(
+            x("<table><tr><td>a </td>\n<td>b</td></tr></table>"),
+            "a \t\tb"
+        );
+        assert_eq!(
+            x("<table><tr><td><p>1</p></td><td><div>T</div></td></tr></table>"),
+            "1\nT"
+        );
+    }
+
+    #[test]
+    fn preformatted_text() {
+        assert_eq!(x("<pre>a <b> b</b>\n c</pre>"), "a  b\n c");
+        assert_eq!(x("<p>a </p><pre>x</pre>"), "a \n\nx");
+        assert_eq!(x("<pre>a  \n\n</pre>b"), "a\nb");
+        assert_eq!(x("<pre>x\n</pre><div><p>G</p></div>"), "x\n\nG");
+        assert_eq!(x("<ul><li>a <pre>x</pre></ul>"), "  • a \n    x");
     }
 }
