@@ -1,9 +1,9 @@
 //! Supervised training: learns a separable task, is deterministic for a seed, and saves a
 //! fastText `.bin` that our reader loads back with identical predictions.
 
-use lm_data::fasttext::format::Loss;
-use lm_data::fasttext::train::{train, TrainOptions};
 use lm_data::fasttext::FastText;
+use lm_data::fasttext::format::Loss;
+use lm_data::fasttext::train::{TrainOptions, train};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;

@@ -4,7 +4,7 @@
 
 use lm_data::fasttext::langid::assets_dir;
 use lm_data::fasttext::quality::{
-    default_quality_training_data, train_quality_model, TextClassifier,
+    TextClassifier, default_quality_training_data, train_quality_model,
 };
 use std::path::PathBuf;
 use std::time::Instant;

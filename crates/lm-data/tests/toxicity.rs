@@ -4,8 +4,8 @@
 //! the course's (Jigsaw-style), not copied from it. The loading path itself is always tested
 //! with a model trained here.
 
-use lm_data::fasttext::quality::{nsfw_model_path, toxic_model_path, TextClassifier};
-use lm_data::fasttext::train::{train, TrainOptions};
+use lm_data::fasttext::quality::{TextClassifier, nsfw_model_path, toxic_model_path};
+use lm_data::fasttext::train::{TrainOptions, train};
 use std::path::Path;
 
 fn dolma(path: &Path) -> Option<TextClassifier> {

@@ -1,7 +1,7 @@
 //! Language identification with a fastText language-ID model (lid.176): the course's
 //! `identify_language`, returning the language code without `__label__` and its probability.
 
-use super::{strip_label, FastText};
+use super::{FastText, strip_label};
 use crate::{DataError, Result};
 use std::path::{Path, PathBuf};
 

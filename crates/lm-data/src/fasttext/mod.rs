@@ -13,7 +13,7 @@ pub mod train;
 
 use crate::{DataError, Result};
 use dictionary::Dictionary;
-use format::{Args, Loss, ModelKind, Reader, Writer, MAGIC, VERSION};
+use format::{Args, Loss, MAGIC, ModelKind, Reader, VERSION, Writer};
 use matrix::Matrix;
 use predict::{HuffmanTree, Output};
 use std::path::{Path, PathBuf};

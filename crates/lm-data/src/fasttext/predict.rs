@@ -134,7 +134,7 @@ impl TopK {
                 .items
                 .iter()
                 .enumerate()
-                .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+                .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
                 .unwrap();
             self.items.swap_remove(worst);
         }

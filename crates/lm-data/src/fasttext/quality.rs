@@ -4,8 +4,8 @@
 //! data available here (see [`quality_training_data`]).
 
 use super::langid::{assets_dir, one_line};
-use super::train::{train, TrainOptions};
-use super::{strip_label, FastText};
+use super::train::{TrainOptions, train};
+use super::{FastText, strip_label};
 use crate::{DataError, Result};
 use std::path::{Path, PathBuf};
 
