@@ -142,3 +142,35 @@ fn hostile_markup_does_not_panic() {
         let _ = extract_text_from_html_bytes(junk);
     }
 }
+
+/// Throughput on every page of `$LM_ASSETS/html`, one core. Run in release:
+/// `cargo test --release -p lm-data --test extract -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run in release"]
+fn extraction_throughput() {
+    let root = assets().join("html");
+    let manifest = std::fs::read_to_string(root.join("manifest.tsv")).unwrap();
+    let pages: Vec<Vec<u8>> = manifest
+        .lines()
+        .skip(1)
+        .map(|line| std::fs::read(root.join(line.split('\t').next().unwrap())).unwrap())
+        .collect();
+    let bytes: usize = pages.iter().map(Vec::len).sum();
+    let mut best = f64::MAX;
+    let mut chars = 0;
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        chars = pages
+            .iter()
+            .map(|p| extract_text_from_html_bytes(p).len())
+            .sum::<usize>();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "extract: {} pages, {:.1} MB in {best:.3} s: {:.0} docs/s, {:.1} MB/s ({chars} bytes of text)",
+        pages.len(),
+        bytes as f64 / 1e6,
+        pages.len() as f64 / best,
+        bytes as f64 / 1e6 / best
+    );
+}

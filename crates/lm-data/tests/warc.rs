@@ -376,3 +376,29 @@ fn wet_file_with_conversion_records() {
         assert_eq!(r.date().unwrap().len(), 20);
     }
 }
+
+/// Reading speed on iana.warc.gz held in memory, one core. Run in release:
+/// `cargo test --release -p lm-data --test warc -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run in release"]
+fn reading_throughput() {
+    let bytes = std::fs::read(shared_warc("iana.warc.gz")).unwrap();
+    let rounds = 50;
+    let start = std::time::Instant::now();
+    let (mut records, mut block_bytes) = (0usize, 0usize);
+    for _ in 0..rounds {
+        let reader = WarcReader::new(BufReader::new(Cursor::new(&bytes[..]))).unwrap();
+        for r in reader {
+            let r = r.unwrap();
+            records += 1;
+            block_bytes += r.block.len();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "warc: {:.0} records/s, {:.1} MB/s compressed, {:.1} MB/s of content blocks",
+        records as f64 / secs,
+        (bytes.len() * rounds) as f64 / 1e6 / secs,
+        block_bytes as f64 / 1e6 / secs
+    );
+}
