@@ -329,3 +329,65 @@ fn many_exact_copies_collapse_without_quadratic_candidates() {
     assert_eq!(c.report.candidate_pairs, 0);
     assert!(c.is_kept(0) && c.is_kept(3000) && c.is_kept(3001) && !c.is_kept(3002));
 }
+
+/// Throughput of MinHash + LSH on real pages: `$LM_ASSETS/html` (4,898 HTML pages in 25
+/// languages) with a crude tag strip, course parameters, one thread and all threads. Run with
+/// `cargo test --release -p lm-data --test dedup -- --ignored --nocapture minhash_speed`; set
+/// `LM_BENCH_DUMP=DIR` to also write the stripped texts (to time another tool on them).
+#[test]
+#[ignore = "benchmark; needs $LM_ASSETS/html"]
+fn minhash_speed_on_real_html() {
+    let assets = std::env::var_os("LM_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lm-assets"))
+        .join("html");
+    let manifest = std::fs::read_to_string(assets.join("manifest.tsv")).unwrap();
+    let blocks = regex::Regex::new(r"(?is)<(script|style)\b.*?</(script|style)\s*>").unwrap();
+    let tags = regex::Regex::new(r"(?s)<[^>]*>").unwrap();
+    let texts: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let path = assets.join(line.split('\t').next().unwrap());
+            let html = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+            tags.replace_all(&blocks.replace_all(&html, " "), " ")
+                .into_owned()
+        })
+        .collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    if let Some(dir) = std::env::var_os("LM_BENCH_DUMP") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, t) in texts.iter().enumerate() {
+            std::fs::write(Path::new(&dir).join(format!("{i:05}.txt")), t).unwrap();
+        }
+    }
+    use rayon::prelude::*;
+    for (num_hashes, num_bands) in [(100, 10), (500, 50)] {
+        let params = MinhashParams::new(num_hashes, num_bands, 5, 0.8).unwrap();
+        let hasher = MinHasher::new(&params);
+        let run = || {
+            let start = std::time::Instant::now();
+            let features: Vec<_> = texts.par_iter().map(|t| hasher.features(t)).collect();
+            let clustering = cluster_near_duplicates(&features, 0.8);
+            (start.elapsed().as_secs_f64(), clustering.report)
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for (label, (secs, report)) in [("1 thread", one.install(run)), ("all threads", run())] {
+            println!(
+                "minhash {num_hashes}/{num_bands} {label}: {} docs ({:.1} MB) in {secs:.3} s = \
+                 {:.0} docs/s, {:.1} MB/s; kept {}, exact dups {}, candidates {}, similar {}",
+                texts.len(),
+                bytes as f64 / 1e6,
+                texts.len() as f64 / secs,
+                bytes as f64 / 1e6 / secs,
+                report.kept,
+                report.exact_duplicates,
+                report.candidate_pairs,
+                report.similar_pairs,
+            );
+        }
+    }
+}
