@@ -69,7 +69,7 @@ impl<R: BufRead> WarcReader<R> {
             pos: 0,
         };
         let source = if gzip {
-            Source::Gzip(GzMembers::new(counted))
+            Source::Gzip(Box::new(GzMembers::new(counted)))
         } else {
             Source::Plain(counted)
         };
@@ -332,7 +332,8 @@ impl<R: BufRead> BufRead for Counting<R> {
 /// The decompressed byte stream.
 enum Source<R> {
     Plain(Counting<R>),
-    Gzip(GzMembers<R>),
+    /// Boxed: the inflate state is large.
+    Gzip(Box<GzMembers<R>>),
 }
 
 impl<R: BufRead> Source<R> {
