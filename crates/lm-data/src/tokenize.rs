@@ -3,6 +3,9 @@
 //!
 //! Documents are encoded in parallel (rayon, one word cache per thread) in batches that keep
 //! memory bounded, and written in input order through a temp file renamed at the end.
+//!
+//! A document is encoded like any text, so a literal `<|endoftext|>` inside it also becomes
+//! the separator token (as lab 1's encoder does); strip it upstream if that matters.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

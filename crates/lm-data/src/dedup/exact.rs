@@ -44,16 +44,16 @@ pub fn exact_line_dedup(inputs: &[PathBuf], out_dir: &Path) -> Result<ExactDedup
         .map(|path| count_lines(path))
         .try_reduce(LineCounts::default, |a, b| Ok(merge(a, b)))?;
 
-    let kept_lines = inputs
+    let (lines, kept_lines) = inputs
         .par_iter()
         .zip(&outputs)
         .map(|(input, output)| rewrite(input, output, &counts))
         .try_reduce(|| (0, 0), |a, b| Ok((a.0 + b.0, a.1 + b.1)))?;
     Ok(ExactDedupReport {
         files: inputs.len(),
-        lines: kept_lines.0,
+        lines,
         distinct_lines: counts.len() as u64,
-        kept_lines: kept_lines.1,
+        kept_lines,
     })
 }
 
