@@ -5,6 +5,7 @@
 //! does (see [`render`]).
 
 pub mod charset;
+pub mod nesting;
 pub mod render;
 
 pub use charset::{DecodedHtml, decode_html};

@@ -10,8 +10,15 @@ use html5ever::tendril::TendrilSink;
 use html5ever::{ParseOpts, parse_document};
 use markup5ever_rcdom::{Handle, NodeData, RcDom};
 
-/// The visible text of `html` (already decoded).
+use super::nesting::{MAX_ESTIMATED_DEPTH, depth_cut};
+
+/// The visible text of `html` (already decoded). A page nested deeper than
+/// [`MAX_ESTIMATED_DEPTH`] is cut where it gets that deep (see [`super::nesting`]).
 pub fn extract_text(html: &str) -> String {
+    let html = match depth_cut(html, MAX_ESTIMATED_DEPTH) {
+        Some(cut) => &html[..cut],
+        None => html,
+    };
     let dom = parse_document(RcDom::default(), ParseOpts::default()).one(html);
     let mut out = TextWriter::with_capacity(html.len() / 3);
     walk(&dom.document, &mut out);
