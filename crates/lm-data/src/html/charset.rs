@@ -1,7 +1,8 @@
 //! Byte → text decoding of an HTML page. Order: a byte-order mark; then a declared charset —
 //! the HTTP `Content-Type` header if the caller has one, else a `<meta charset>` or
-//! `<meta http-equiv="Content-Type">` in the first bytes; then valid UTF-8 as is; then
-//! chardetng's guess. Decoding is lossy (U+FFFD for bad bytes) and never fails.
+//! `<meta http-equiv="Content-Type">` in the first bytes (unless the bytes contradict it
+//! and detection decodes them cleanly); then valid UTF-8 as is; then chardetng's guess.
+//! Decoding is lossy (U+FFFD for bad bytes) and never fails.
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
@@ -37,6 +38,22 @@ pub fn decode_html(html: &[u8], content_type: Option<&str>) -> DecodedHtml {
     } else {
         encoding.decode_without_bom_handling(html)
     };
+    // A `<meta>` declaration that the bytes contradict (pages saved in another encoding
+    // than they declare are common): trust detection if it decodes cleanly.
+    if had_errors && source == CharsetSource::MetaTag {
+        let detected = detect(html);
+        if detected != encoding {
+            let (text, detected_errors) = detected.decode_without_bom_handling(html);
+            if !detected_errors {
+                return DecodedHtml {
+                    text: text.into_owned(),
+                    encoding: detected,
+                    source: CharsetSource::Detected,
+                    had_errors: false,
+                };
+            }
+        }
+    }
     DecodedHtml {
         text: text.into_owned(),
         encoding,
@@ -65,12 +82,14 @@ pub fn choose_encoding(
     if simdutf8::basic::from_utf8(html).is_ok() {
         return (UTF_8, CharsetSource::ValidUtf8);
     }
+    (detect(html), CharsetSource::Detected)
+}
+
+/// chardetng's guess for the whole page (UTF-8 allowed).
+fn detect(html: &[u8]) -> &'static Encoding {
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(html, true);
-    (
-        detector.guess(None, chardetng::Utf8Detection::Allow),
-        CharsetSource::Detected,
-    )
+    detector.guess(None, chardetng::Utf8Detection::Allow)
 }
 
 /// The `charset=` parameter of a `Content-Type` value (quotes removed).
