@@ -45,42 +45,49 @@ pub fn depth_cut(html: &str, limit: usize) -> Option<usize> {
 }
 
 fn is_void_or_implied(name: &[u8]) -> bool {
-    const NAMES: &[&[u8]] = &[
-        b"area",
-        b"base",
-        b"br",
-        b"col",
-        b"embed",
-        b"hr",
-        b"img",
-        b"input",
-        b"link",
-        b"meta",
-        b"param",
-        b"source",
-        b"track",
-        b"wbr",
-        b"p",
-        b"li",
-        b"td",
-        b"th",
-        b"tr",
-        b"option",
-        b"dt",
-        b"dd",
-        b"colgroup",
-        b"tbody",
-        b"thead",
-        b"tfoot",
-        b"optgroup",
-        b"rb",
-        b"rt",
-        b"rp",
-        b"html",
-        b"head",
-        b"body",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    let mut lower = [0u8; 8];
+    if name.len() > lower.len() {
+        return false;
+    }
+    for (l, b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    matches!(
+        &lower[..name.len()],
+        b"area"
+            | b"base"
+            | b"br"
+            | b"col"
+            | b"embed"
+            | b"hr"
+            | b"img"
+            | b"input"
+            | b"link"
+            | b"meta"
+            | b"param"
+            | b"source"
+            | b"track"
+            | b"wbr"
+            | b"p"
+            | b"li"
+            | b"td"
+            | b"th"
+            | b"tr"
+            | b"option"
+            | b"dt"
+            | b"dd"
+            | b"colgroup"
+            | b"tbody"
+            | b"thead"
+            | b"tfoot"
+            | b"optgroup"
+            | b"rb"
+            | b"rt"
+            | b"rp"
+            | b"html"
+            | b"head"
+            | b"body"
+    )
 }
 
 #[cfg(test)]

@@ -316,15 +316,22 @@ impl TextWriter {
             };
             return;
         }
-        for (i, word) in text.split(is_html_space).enumerate() {
-            if i > 0 {
+        // Byte scan: the collapsible spaces are ASCII, so every cut is a char boundary.
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if is_html_space_byte(bytes[i]) {
                 self.pending_space = true;
+                i += 1;
+                continue;
             }
-            if !word.is_empty() {
-                self.before_visible_text();
-                self.out.push_str(word);
-                self.trailing_newlines = 0;
+            let start = i;
+            while i < bytes.len() && !is_html_space_byte(bytes[i]) {
+                i += 1;
             }
+            self.before_visible_text();
+            self.out.push_str(&text[start..i]);
+            self.trailing_newlines = 0;
         }
     }
 
@@ -356,7 +363,11 @@ impl TextWriter {
 
 /// White space that HTML collapses (ASCII only: U+00A0 and other Unicode spaces are kept).
 fn is_html_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
+    c.is_ascii() && is_html_space_byte(c as u8)
+}
+
+fn is_html_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
 }
 
 #[cfg(test)]
