@@ -240,3 +240,25 @@ fn bad_configs_name_the_field() {
     assert!(e.contains("bogus"), "{e}");
     assert!("3/2".parse::<ShardSpec>().is_err() && "1/2".parse::<ShardSpec>().is_ok());
 }
+
+/// The README's lab-4 command: the shipped config over the shared WARC captures.
+#[test]
+fn the_shipped_config_runs_on_the_shared_captures() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/data/pipeline.toml");
+    let mut cfg = PipelineConfig::load(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cfg.output.dir = dir.path().to_path_buf();
+    let (stats, outputs) = run(&cfg, None, &|_, _| {}).unwrap().merged.unwrap();
+    assert_eq!(stats.files, 5, "{}", stats.summary());
+    assert_eq!(
+        stats.record_errors, 1,
+        "example.warc's short Content-Length"
+    );
+    assert!(
+        stats.documents >= 10 && stats.kept >= 5,
+        "{}",
+        stats.summary()
+    );
+    assert!(count(&stats, "language").1 >= 1, "{}", stats.summary());
+    assert!(outputs.documents.exists());
+}
