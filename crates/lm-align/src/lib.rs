@@ -1,3 +1,5 @@
 //! Lab 5 (alignment): SFT, expert iteration, GRPO and DPO (issue 10).
 
 pub use lm_core;
+pub mod parse;
+pub mod sft_data;
