@@ -4,6 +4,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::ctx::CaseCtx;
 
+mod align;
 mod layers;
 mod scaling;
 mod systems;
@@ -34,6 +35,17 @@ pub fn lookup<B: AutodiffBackend>(op: &str) -> Option<OpFn<B>> {
         "lr_cosine" => training::lr_cosine,
         "flash_attention" => systems::flash_attention,
         "isoflops_fit" => scaling::isoflops_fit,
+        "compute_entropy" => align::compute_entropy,
+        "log_probs_from_logits" => align::log_probs_from_logits,
+        "masked_normalize" => align::masked_normalize,
+        "masked_mean" => align::masked_mean,
+        "sft_microbatch_train_step" => align::sft_microbatch_train_step,
+        "compute_group_normalized_rewards" => align::compute_group_normalized_rewards,
+        "compute_naive_policy_gradient_loss" => align::compute_naive_policy_gradient_loss,
+        "compute_grpo_clip_loss" => align::compute_grpo_clip_loss,
+        "compute_policy_gradient_loss" => align::compute_policy_gradient_loss,
+        "grpo_microbatch_train_step" => align::grpo_microbatch_train_step,
+        "dpo_loss" => align::dpo_loss,
         _ => return None,
     };
     Some(f)
