@@ -5,3 +5,4 @@ pub mod losses;
 pub use lm_core;
 pub mod parse;
 pub mod sft_data;
+pub mod grader;
