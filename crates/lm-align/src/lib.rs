@@ -3,6 +3,6 @@
 pub mod losses;
 
 pub use lm_core;
+pub mod grader;
 pub mod parse;
 pub mod sft_data;
-pub mod grader;
