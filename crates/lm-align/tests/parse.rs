@@ -94,3 +94,30 @@ fn gsm8k_number_forms() {
     assert_eq!(parse_gsm8k_response("1,23").as_deref(), Some("23"));
     assert_eq!(parse_gsm8k_response("#### 18").as_deref(), Some("18"));
 }
+
+/// GSM8K test reference solutions: the parser reads the final `#### N` (thousands commas
+/// removed), and the grader accepts it against N as written.
+#[test]
+fn gsm8k_reference_solutions_parse() {
+    let path = std::env::var_os("LM_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+        })
+        .join("cs336/a5/data/gsm8k/test.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut n = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let solution = v["answer"].as_str().unwrap();
+        let truth = solution.rsplit("#### ").next().unwrap().trim();
+        let parsed = parse_gsm8k_response(solution).unwrap();
+        assert_eq!(parsed, truth.replace(',', ""), "{solution}");
+        assert!(
+            lm_align::grader::grade(&parsed, truth),
+            "{parsed} vs {truth}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 1319);
+}
