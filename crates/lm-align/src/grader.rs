@@ -277,6 +277,7 @@ pub fn evaluate(s: &str) -> Option<f64> {
     let mut p = Parser {
         s: s.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let v = p.expr()?;
     (p.i == p.s.len() && v.is_finite()).then_some(v)
@@ -285,7 +286,12 @@ pub fn evaluate(s: &str) -> Option<f64> {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Nesting of `unary`/`atom` calls, bounded so that a pathological response
+    /// ("((((…" or "----…") cannot overflow the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 200;
 
 impl Parser<'_> {
     fn eat(&mut self, tok: &str) -> bool {
@@ -326,6 +332,16 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Option<f64> {
+        self.depth += 1;
+        let v = self.unary_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn unary_inner(&mut self) -> Option<f64> {
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
         if self.eat("-") {
             return Some(-self.unary()?);
         }
@@ -358,6 +374,16 @@ impl Parser<'_> {
     }
 
     fn atom(&mut self) -> Option<f64> {
+        self.depth += 1;
+        let v = self.atom_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn atom_inner(&mut self) -> Option<f64> {
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
         for (open, close) in [("{", "}"), ("(", ")")] {
             if self.eat(open) {
                 let v = self.expr()?;

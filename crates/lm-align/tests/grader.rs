@@ -103,6 +103,23 @@ fn numeric_equality() {
     assert!(!grade("x", "y"));
 }
 
+#[test]
+fn pathological_inputs_do_not_panic() {
+    let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    assert_eq!(evaluate(&deep), None);
+    assert_eq!(evaluate(&"-".repeat(100_000)), None);
+    assert!(!grade(&"{".repeat(10_000), "1"));
+    for s in [
+        "", "$", "\\boxed", "\\boxed{", "\\frac", "\\sqrt[", "((", "é,ü", "\\text{", "x=", "^",
+        "1/0", "(é)",
+    ] {
+        let _ = grade(s, s);
+        let _ = r1_zero_reward(&format!("</think> <answer>{s}</answer>"), s);
+    }
+    // Division by zero is not a number, so 1/0 and 2/0 are not "equal infinities".
+    assert!(!grade("1/0", "2/0"));
+}
+
 fn math500() -> PathBuf {
     std::env::var_os("LM_SHARED")
         .map(PathBuf::from)
