@@ -192,8 +192,19 @@ fn brace_shorthand(s: &str, cmd: &str, args: usize) -> String {
             continue; // a longer command name
         }
         for _ in 0..args {
-            if rest.starts_with('{') || rest.starts_with('\\') {
-                break; // already braced, or a command argument: left as is
+            if let Some(inner) = rest.strip_prefix('{') {
+                // Already braced: keep the group, fixing shorthand nested inside it.
+                let Some(end) = matching_brace(inner) else {
+                    break;
+                };
+                out.push('{');
+                out.push_str(&brace_shorthand(&inner[..end], cmd, args));
+                out.push('}');
+                rest = &inner[end + 1..];
+                continue;
+            }
+            if rest.starts_with(['\\', '[']) {
+                break; // a command argument or `\sqrt[n]`: left as is
             }
             let Some(c) = rest.chars().next() else { break };
             out.push('{');

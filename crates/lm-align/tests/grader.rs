@@ -70,6 +70,12 @@ fn normalisation() {
     assert_eq!(normalize_answer("x = 3"), "3");
     assert_eq!(normalize_answer("\\frac12"), "\\frac{1}{2}");
     assert_eq!(normalize_answer("\\sqrt2"), "\\sqrt{2}");
+    assert_eq!(normalize_answer("\\frac{1}2"), "\\frac{1}{2}");
+    assert_eq!(
+        normalize_answer("\\frac{\\frac12}{3}"),
+        "\\frac{\\frac{1}{2}}{3}"
+    );
+    assert_eq!(normalize_answer("\\sqrt[3]{27}"), "\\sqrt[3]{27}");
     assert_eq!(normalize_answer(".5"), "0.5");
     assert_eq!(normalize_answer("\\text{(C)}"), "C");
     // A tuple is not a thousands number.
@@ -90,6 +96,8 @@ fn numeric_equality() {
     assert!(grade("\\dfrac{3}{4}", "0.75"));
     assert!(grade("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}"));
     assert!(grade("1000", "1,000"));
+    assert!(grade("3", "\\sqrt[3]{27}"));
+    assert!(grade("\\frac{1}6", "\\frac{\\frac12}{3}"));
     assert!(grade(
         "(3, \\frac{\\pi}{2})",
         "\\left( 3, \\frac{\\pi}{2} \\right)"
