@@ -84,6 +84,43 @@ fn entropy_gradient_matches_finite_differences() {
 }
 
 #[test]
+fn entropy_gradient_of_peaked_rows_is_accurate_in_f32() {
+    // Logits of spread ~30 around ~90: the log-probability of a peak must come from the
+    // max-shifted logits, else its rounding at the scale of 90 (~4e-6) swamps the gradient.
+    type F = Autodiff<NdArray<f32>>;
+    let mut state = 12345u64;
+    let logits: Vec<f64> = (0..3 * 64)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            90.0 + 60.0 * ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
+        })
+        .collect();
+    let gradient = |lg: &[f64]| -> Vec<f64> {
+        lg.chunks(64)
+            .flat_map(|row| {
+                let m = row.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = row.iter().map(|x| (x - m).exp()).sum();
+                let lp: Vec<f64> = row.iter().map(|x| x - m - z.ln()).collect();
+                let mean: f64 = lp.iter().map(|l| l.exp() * l).sum();
+                lp.iter().map(|l| -l.exp() * (l - mean)).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let as_f32: Vec<f32> = logits.iter().map(|&x| x as f32).collect();
+    let x = Tensor::<F, 2>::from_data(
+        TensorData::new(as_f32.clone(), [3, 64]),
+        &Default::default(),
+    )
+    .require_grad();
+    let h = losses::compute_entropy::<F, 2, 1>(x.clone()).unwrap().sum();
+    let got = vals(x.grad(&h.backward()).unwrap());
+    let want = gradient(&as_f32.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    assert_close(&got, &want, 5e-7);
+}
+
+#[test]
 fn log_probs_pick_the_label_column() {
     let logits = Tensor::<B, 3>::from_data([[[0.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 0.0]]], &dev());
     let labels = Tensor::<B, 2, Int>::from_data([[2, 0]], &dev());

@@ -1,10 +1,18 @@
 //! Per-token statistics of a language model's output distribution.
 
 use burn::tensor::{ElementConversion, Int, Tensor, backend::Backend};
-use lm_core::functional::log_softmax;
 use lm_core::{LmError, Result};
 
 use super::check_shape;
+
+/// `log_softmax` along `dim`, shifting by the max before anything else: `(x − m) − log Σ e^(x − m)`.
+/// Near the peak `x − m` is exact, so `log p ≈ 0` keeps its small value instead of being the
+/// rounding residue of `x − (m + log Σ)` at the scale of `x` (lm-core's `log_softmax`), which
+/// would dominate the entropy gradient of peaked rows.
+fn log_softmax_shifted<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    let shifted = x.clone() - x.max_dim(dim).detach();
+    shifted.clone() - shifted.exp().sum_dim(dim).log()
+}
 
 /// Entropy of `softmax(logits)` over the last dim, `logsumexp(l) − Σ softmax(l)·l`, evaluated
 /// as `−Σ p·log p` with `log p = log_softmax(l)`.
@@ -23,7 +31,7 @@ pub fn compute_entropy<B: Backend, const D: usize, const DO: usize>(
         ));
     }
     let last = D - 1;
-    let log_p = log_softmax(logits, last);
+    let log_p = log_softmax_shifted(logits, last);
     let entropy = -(log_p.clone().exp() * log_p).sum_dim(last);
     Ok(entropy.squeeze_dim(last))
 }
@@ -50,6 +58,6 @@ pub fn log_probs_from_logits<B: Backend>(
             ));
         }
     }
-    let picked = log_softmax(logits, 2).gather(2, labels.unsqueeze_dim(2));
+    let picked = log_softmax_shifted(logits, 2).gather(2, labels.unsqueeze_dim(2));
     Ok(picked.squeeze_dim(2))
 }
