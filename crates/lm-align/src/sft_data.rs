@@ -155,7 +155,8 @@ pub fn pack_sft_examples(
 }
 
 /// Batches of `batch_size` packed examples (the last may be shorter), in a shuffled order
-/// when `shuffle_seed` is given. Each batch is (input_ids, labels), row-major.
+/// when `shuffle_seed` is given. Each batch is (input_ids, labels), row-major. A
+/// `batch_size` of 0 is taken as 1.
 pub fn iterate_batches(
     dataset: &[PackedExample],
     batch_size: usize,

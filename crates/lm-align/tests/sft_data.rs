@@ -149,3 +149,43 @@ fn test_iterate_batches() {
     all.sort();
     assert_eq!(seen, all);
 }
+
+#[test]
+fn batch_from_ids_by_hand() {
+    // Prompt [1, 2] + output [3] and prompt [4] + output [5, 6, 7]; pad 0, max length 4.
+    let got = batch_from_ids(&[vec![1, 2], vec![4]], &[vec![3], vec![5, 6, 7]], 0);
+    assert_eq!(got.input_ids, vec![vec![1, 2, 3], vec![4, 5, 6]]);
+    assert_eq!(got.labels, vec![vec![2, 3, 0], vec![5, 6, 7]]);
+    assert_eq!(
+        got.response_mask,
+        vec![vec![false, true, false], vec![true, true, true]]
+    );
+    let empty = batch_from_ids(&[], &[], 0);
+    assert!(empty.input_ids.is_empty() && empty.labels.is_empty());
+}
+
+#[test]
+fn sft_input_errors_name_the_problem() {
+    let dir = std::env::temp_dir().join(format!("lm-align-sft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"prompt\": \"a\", \"response\": \"b\"}\n{\"prompt\": 1}\n",
+    )
+    .unwrap();
+    let err = read_sft_jsonl(&bad).unwrap_err();
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+    let err = read_sft_jsonl(&dir.join("missing.jsonl")).unwrap_err();
+    assert!(
+        err.contains("missing.jsonl") && err.contains("cannot read"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let Some(tok) = tokenizer("tokenizers/llama3/tokenizer.json") else {
+        return;
+    };
+    let err =
+        pack_sft_examples(&[], &tok, ALPACA_TEMPLATE, LLAMA3_BOS, LLAMA3_EOS, 0, None).unwrap_err();
+    assert!(err.contains("seq_len"), "{err}");
+}
