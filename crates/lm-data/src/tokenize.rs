@@ -7,16 +7,17 @@
 //! A document is encoded like any text, so a literal `<|endoftext|>` inside it also becomes
 //! the separator token (as lab 1's encoder does); strip it upstream if that matters.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lm_basics::Tokenizer;
 use lm_basics::tokenizer::bpe::WordCache;
 use lm_basics::tokenizer::encode_file::encode_parallel;
+use lm_core::fsutil::AtomicFile;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::dedup::AtomicFile;
 use crate::error::{DataError, Result};
 
 pub const DOCUMENT_SEPARATOR: &str = "<|endoftext|>";
@@ -139,7 +140,8 @@ pub fn tokenize_files(
             push_document(&mut ids16, &ids, separator, first, tokenizer.vocab_size())?;
             bytes.clear();
             bytes.extend(ids16.iter().flat_map(|id| id.to_le_bytes()));
-            out.write_all(&bytes)?;
+            out.write_all(&bytes)
+                .map_err(|e| DataError::io(output, e))?;
             report.documents += 1;
             report.bytes += text.len() as u64;
             report.tokens += ids16.len() as u64;

@@ -10,15 +10,16 @@
 //! byte as they were, terminator (or its absence) included.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use lm_core::fsutil::AtomicFile;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{AtomicFile, create_dir, output_paths};
+use super::{create_dir, output_paths};
 use crate::error::{DataError, Result};
 
 /// Counts of one [`exact_line_dedup`] run.
@@ -111,7 +112,7 @@ fn rewrite(input: &Path, output: &Path, counts: &LineCounts) -> Result<(u64, u64
         lines += 1;
         if counts.get(&line_key(line)) == Some(&1) {
             kept += 1;
-            out.write_all(line)?;
+            out.write_all(line).map_err(|e| DataError::io(output, e))?;
         }
         Ok(())
     })?;

@@ -17,7 +17,7 @@ use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::lsh::{DocFeatures, MinhashReport, cluster_near_duplicates};
-use super::{AtomicFile, create_dir, output_paths};
+use super::{create_dir, output_paths};
 use crate::error::{DataError, Result};
 
 /// The settings of a MinHash + LSH run, validated by [`MinhashParams::new`].
@@ -261,9 +261,7 @@ pub fn minhash_dedup(
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
     let bytes = std::fs::read(from).map_err(|e| DataError::io(from, e))?;
-    let mut out = AtomicFile::create(to)?;
-    out.write_all(&bytes)?;
-    out.commit()
+    Ok(lm_core::fsutil::write_atomic(to, &bytes)?)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
+use lm_core::fsutil::AtomicFile;
 use parquet::arrow::ArrowWriter;
 
 use super::config::OutputFormat;
@@ -18,36 +19,27 @@ pub fn write_documents(dir: &Path, docs: &[Document], format: OutputFormat) -> R
         OutputFormat::Jsonl => "documents.jsonl",
         OutputFormat::Parquet => "documents.parquet",
     });
-    let tmp = path.with_extension("tmp");
-    let result = match format {
-        OutputFormat::Jsonl => write_jsonl(&tmp, docs),
-        OutputFormat::Parquet => write_parquet(&tmp, docs),
+    let out = AtomicFile::create(&path)?;
+    let out = match format {
+        OutputFormat::Jsonl => write_jsonl(&path, out, docs)?,
+        OutputFormat::Parquet => write_parquet(&path, out, docs)?,
     };
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| DataError::io(&path, e))?;
+    out.commit()?;
     Ok(path)
 }
 
-fn write_jsonl(path: &Path, docs: &[Document]) -> Result<()> {
+fn write_jsonl(path: &Path, mut out: AtomicFile, docs: &[Document]) -> Result<AtomicFile> {
     let io = |e| DataError::io(path, e);
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut out = std::io::BufWriter::new(file);
     for d in docs {
         serde_json::to_writer(&mut out, d).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
     }
-    out.into_inner()
-        .map_err(|e| io(e.into_error()))?
-        .sync_all()
-        .map_err(io)
+    Ok(out)
 }
 
 /// Columns: url, record_id, source, language, language_score, pii_masked, text, and one
 /// float column per classifier score (`score_<name>`).
-fn write_parquet(path: &Path, docs: &[Document]) -> Result<()> {
+fn write_parquet(path: &Path, out: AtomicFile, docs: &[Document]) -> Result<AtomicFile> {
     let bad =
         |e: &dyn std::fmt::Display| DataError::bad_file(path, format!("writing Parquet: {e}"));
     let strings = |f: &dyn Fn(&Document) -> Option<String>| -> ArrayRef {
@@ -92,9 +84,7 @@ fn write_parquet(path: &Path, docs: &[Document]) -> Result<()> {
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| bad(&e))?;
-    let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| bad(&e))?;
+    let mut writer = ArrowWriter::try_new(out, schema, None).map_err(|e| bad(&e))?;
     writer.write(&batch).map_err(|e| bad(&e))?;
-    let file = writer.into_inner().map_err(|e| bad(&e))?;
-    file.sync_all().map_err(|e| DataError::io(path, e))
+    writer.into_inner().map_err(|e| bad(&e))
 }

@@ -6,6 +6,7 @@ use std::hash::Hasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use lm_core::fsutil::AtomicFile;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -68,10 +69,8 @@ pub fn process_file(
     stats.files = 1;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
 
-    let tmp = docs_path.with_extension("jsonl.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    let mut out = std::io::BufWriter::new(file);
-    let io = |e| DataError::io(&tmp, e);
+    let mut out = AtomicFile::create(&docs_path)?;
+    let io = |e| DataError::io(&docs_path, e);
     for record in WarcReader::open(input)? {
         let record = match record {
             Ok(r) => r,
@@ -117,9 +116,7 @@ pub fn process_file(
             }
         }
     }
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, &docs_path).map_err(|e| DataError::io(&docs_path, e))?;
+    out.commit()?;
     let json = serde_json::to_vec_pretty(&stats)
         .map_err(|e| DataError::invalid("shard stats", e.to_string()))?;
     lm_core::fsutil::write_atomic(&stats_path, &json)?;

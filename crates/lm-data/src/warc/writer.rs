@@ -2,12 +2,12 @@
 //! Common Crawl files), `Content-Length` always computed from the block, and a record ID and
 //! date filled in when the caller gives none.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use lm_core::fsutil::AtomicFile;
 use rand::RngCore;
 
 use super::record::{RecordType, WarcRecord};
@@ -119,51 +119,31 @@ impl<W: Write> WarcWriter<W> {
 /// A WARC file that appears under its name only when [`finish`](Self::finish) succeeds (it is
 /// written to a hidden temporary file in the same directory, then renamed).
 pub struct WarcFileWriter {
-    writer: WarcWriter<BufWriter<File>>,
-    tmp: PathBuf,
+    writer: WarcWriter<AtomicFile>,
     path: PathBuf,
 }
 
 impl WarcFileWriter {
     /// gzip members if `path` ends in `.gz`.
     pub fn create(path: &Path, version: WarcVersion) -> Result<Self> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-        let gzip = name.ends_with(".gz");
+        let gzip = path.to_string_lossy().ends_with(".gz");
         Ok(Self {
-            writer: WarcWriter::new(BufWriter::new(file), gzip, version),
-            tmp,
+            writer: WarcWriter::new(AtomicFile::create(path)?, gzip, version),
             path: path.to_path_buf(),
         })
     }
 
-    pub fn writer(&mut self) -> &mut WarcWriter<BufWriter<File>> {
+    pub fn writer(&mut self) -> &mut WarcWriter<AtomicFile> {
         &mut self.writer
     }
 
     /// Flushes, syncs and renames the file into place.
     pub fn finish(self) -> Result<()> {
-        let Self { writer, tmp, path } = self;
-        let result = (|| {
-            let file = writer
-                .into_inner()?
-                .into_inner()
-                .map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            DataError::io(&path, e)
-        })
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| DataError::io(&self.path, e))?;
+        Ok(file.commit()?)
     }
 }
 
