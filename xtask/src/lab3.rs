@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use lm_scaling::api::{
-    ApiClient, COURSE_BUDGET, LocalServer, PlanOptions, ServerConfig, SurfaceOracle, plan,
+    ApiClient, COURSE_BUDGET, LocalServer, LossOracle, PlanOptions, ServerConfig, SurfaceOracle,
+    plan,
 };
 use lm_scaling::{Analysis, AnalysisOptions, Method, analyze, load_runs, report};
 
@@ -113,7 +114,7 @@ pub fn run(args: &Lab3Args, unix_time: u64) -> Result<()> {
     println!(
         "server {} ({}): {} runs, {:.3e} of {:.3e} FLOPs (ledger {:.3e})",
         server.url(),
-        oracle_name(&oracle),
+        oracle.describe(),
         records.len(),
         client.total_flops_used()?,
         args.budget,
@@ -136,11 +137,6 @@ pub fn run(args: &Lab3Args, unix_time: u64) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn oracle_name(o: &SurfaceOracle) -> String {
-    use lm_scaling::api::LossOracle;
-    o.describe()
 }
 
 fn print_predictions(a: &Analysis) {

@@ -1,6 +1,8 @@
 //! The per-document stages, in order: minimum length, language ID, Gopher rules, the
 //! configured classifiers, then PII masking of what is kept.
 
+use std::borrow::Cow;
+
 use crate::error::Result;
 use crate::fasttext::langid::LanguageIdentifier;
 use crate::fasttext::{FastText, strip_label};
@@ -21,7 +23,8 @@ pub struct Filters {
     min_chars: usize,
     language: Option<(LanguageIdentifier, Vec<String>, f32)>,
     gopher: bool,
-    classifiers: Vec<(String, FastText, ClassifierFilter)>,
+    /// (stage name, model, settings, the model's label count: predictions ask for all).
+    classifiers: Vec<(String, FastText, ClassifierFilter, usize)>,
     pii: Vec<String>,
 }
 
@@ -53,11 +56,9 @@ impl Filters {
             .classifiers
             .iter()
             .map(|c| {
-                Ok((
-                    c.name.clone(),
-                    FastText::load(&c.filter.model)?,
-                    c.filter.clone(),
-                ))
+                let model = FastText::load(&c.filter.model)?;
+                let labels = model.labels().count();
+                Ok((c.name.clone(), model, c.filter.clone(), labels))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -97,10 +98,15 @@ impl Filters {
                 return drop("gopher", failed.join(", "));
             }
         }
-        for (name, model, f) in &self.classifiers {
-            let line = crate::fasttext::langid::one_line(&doc.text);
+        // fastText predicts one line: the document is joined once for every classifier.
+        let line = if self.classifiers.is_empty() {
+            Cow::Borrowed("")
+        } else {
+            crate::fasttext::langid::one_line(&doc.text)
+        };
+        for (name, model, f, labels) in &self.classifiers {
             let score = model
-                .predict(&line, model.labels().count(), 0.0)
+                .predict(&line, *labels, 0.0)
                 .into_iter()
                 .find(|p| strip_label(&p.label) == f.label)
                 .map_or(0.0, |p| p.prob);

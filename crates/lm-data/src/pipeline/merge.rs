@@ -27,13 +27,12 @@ pub struct MergeOutputs {
 
 /// Merges the shards of `files` (every one must be finished) into the outputs.
 pub fn merge(cfg: &PipelineConfig, files: &[PathBuf]) -> Result<(Stats, MergeOutputs)> {
-    let out = &cfg.output.dir;
-    let k = cfg.output.examples_per_stage;
-    let mut stats = Stats::default();
+    let found: Vec<Option<Stats>> = files.iter().map(|f| finished(&cfg.output.dir, f)).collect();
     let missing: Vec<String> = files
         .iter()
-        .filter(|f| finished(out, f).is_none())
-        .map(|f| f.display().to_string())
+        .zip(&found)
+        .filter(|(_, s)| s.is_none())
+        .map(|(f, _)| f.display().to_string())
         .collect();
     if !missing.is_empty() {
         return Err(DataError::invalid(
@@ -45,9 +44,21 @@ pub fn merge(cfg: &PipelineConfig, files: &[PathBuf]) -> Result<(Stats, MergeOut
             ),
         ));
     }
+    merge_shards(cfg, files, found.into_iter().flatten().collect())
+}
+
+/// [`merge`] with each file's shard stats already at hand (`shard_stats[i]` is `files[i]`'s).
+pub(super) fn merge_shards(
+    cfg: &PipelineConfig,
+    files: &[PathBuf],
+    shard_stats: Vec<Stats>,
+) -> Result<(Stats, MergeOutputs)> {
+    let out = &cfg.output.dir;
+    let k = cfg.output.examples_per_stage;
+    let mut stats = Stats::default();
     let mut docs = Vec::new();
-    for f in files {
-        stats.merge(&finished(out, f).expect("checked above"), k);
+    for (f, s) in files.iter().zip(&shard_stats) {
+        stats.merge(s, k);
         docs.extend(read_shard(&shard_paths(out, f).0)?);
     }
     // Near-duplicate documents first (one copy stays), then lines repeated across the

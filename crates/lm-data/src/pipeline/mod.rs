@@ -82,9 +82,12 @@ pub fn run(
     lm_core::fsutil::write_atomic(&out.join("pipeline.toml"), config_toml.as_bytes())?;
 
     let names = stage_names(&cfg.filters);
-    let todo: Vec<&PathBuf> = mine
-        .iter()
-        .filter(|f| shard::finished(out, f).is_none())
+    let k = cfg.output.examples_per_stage;
+    // Each file's stats: from an earlier run (the shard is finished), else made now.
+    let mut shard_stats: Vec<Option<Stats>> =
+        mine.iter().map(|f| shard::finished(out, f)).collect();
+    let todo: Vec<usize> = (0..mine.len())
+        .filter(|&i| shard_stats[i].is_none())
         .collect();
     let skipped = mine.len() - todo.len();
     let filters = if todo.is_empty() {
@@ -93,25 +96,29 @@ pub fn run(
         Some(Filters::load(&cfg.filters)?)
     };
     let done = std::sync::atomic::AtomicUsize::new(skipped);
-    todo.par_iter()
-        .map(|f| {
+    let fresh = todo
+        .par_iter()
+        .map(|&i| {
             let filters = filters.as_ref().expect("loaded when there is work");
-            let s = shard::process_file(f, filters, &names, out, cfg.output.examples_per_stage);
+            let s = shard::process_file(&mine[i], filters, &names, out, k);
             progress(
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
                 mine.len(),
             );
-            s
+            s.map(|s| (i, s))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut stats = Stats::with_stages(&names);
-    for f in &mine {
-        if let Some(s) = shard::finished(out, f) {
-            stats.merge(&s, cfg.output.examples_per_stage);
-        }
+    for (i, s) in fresh {
+        shard_stats[i] = Some(s);
     }
+    let shard_stats: Vec<Stats> = shard_stats.into_iter().flatten().collect();
+    let mut stats = Stats::with_stages(&names);
+    for s in &shard_stats {
+        stats.merge(s, k);
+    }
+    // A run over every file merges what it has in hand (`mine` is then `all`).
     let merged = if spec.count == 1 {
-        Some(merge(cfg, &all)?)
+        Some(merge::merge_shards(cfg, &all, shard_stats)?)
     } else {
         None
     };

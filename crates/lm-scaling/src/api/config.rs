@@ -2,6 +2,7 @@
 //! and the model size the API reports (non-embedding parameters, 12 · layers · d_model²).
 
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,14 @@ impl RunConfig {
     /// Training tokens under C = 6 N D.
     pub fn tokens(&self) -> f64 {
         self.train_flops as f64 / (6.0 * self.parameters())
+    }
+
+    /// A hasher that has seen the whole request: equal runs hash alike (the surface's noise
+    /// seed, the training oracle's run directory).
+    pub fn hasher(&self) -> rustc_hash::FxHasher {
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(serde_json::to_string(self).unwrap_or_default().as_bytes());
+        h
     }
 
     /// Checks every field against the API's ranges; the error names the field.

@@ -52,8 +52,7 @@ impl Default for SurfaceOracle {
 
 impl LossOracle for SurfaceOracle {
     fn loss(&self, c: &RunConfig) -> Result<f64> {
-        let mut h = rustc_hash::FxHasher::default();
-        h.write(serde_json::to_string(c).unwrap_or_default().as_bytes());
+        let mut h = c.hasher();
         h.write_u64(self.seed);
         let z: f64 = StandardNormal.sample(&mut ChaCha8Rng::seed_from_u64(h.finish()));
         let lr = (c.learning_rate / self.lr_opt).ln();

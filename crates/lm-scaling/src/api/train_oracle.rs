@@ -77,9 +77,9 @@ where
 {
     fn loss(&self, c: &RunConfig) -> Result<f64> {
         let cfg = self.run_config(c)?;
-        let mut h = rustc_hash::FxHasher::default();
-        h.write(serde_json::to_string(c).unwrap_or_default().as_bytes());
-        let dir = self.work_dir.join(format!("run-{:016x}", h.finish()));
+        let dir = self
+            .work_dir
+            .join(format!("run-{:016x}", c.hasher().finish()));
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = train::<B>(&cfg, &dir, false, &self.device, false)?;
         Ok(outcome.eval_loss.unwrap_or(outcome.last_train_loss))
