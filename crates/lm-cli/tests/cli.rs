@@ -1,25 +1,13 @@
 //! The `lm` binary end to end: train a tokenizer, encode a file, stats, and error exits.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
+
+use common::lm;
 
 fn fixtures() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("cs336/a1/fixtures")
-}
-
-fn lm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lm"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    common::shared().join("cs336/a1/fixtures")
 }
 
 #[test]

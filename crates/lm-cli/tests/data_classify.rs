@@ -1,26 +1,13 @@
 //! `lm data langid | classify | quality | train-classifier` end to end through the binary.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+use std::process::Output;
+
+use common::shared;
 
 fn lm(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lm"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The command may exit (e.g. on a missing model) before reading stdin: ignore a broken pipe.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+    common::lm_with_stdin(args, stdin.as_bytes())
 }
 
 fn json(out: &Output) -> serde_json::Value {

@@ -1,17 +1,13 @@
 //! `lm data mask-pii | gopher | dedup-exact | dedup-minhash | tokenize` end to end on the
 //! course's fixtures.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use common::shared;
 
 use serde_json::Value;
-
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn a4() -> PathBuf {
     shared().join("cs336/a4/fixtures")
@@ -19,19 +15,7 @@ fn a4() -> PathBuf {
 
 /// Runs `lm` with `stdin`; returns (success, stdout, stderr).
 fn lm(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lm"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails on its arguments exits without reading stdin: a broken pipe here
-    // is expected then, and the exit status tells the rest.
-    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = common::lm_with_stdin(args, stdin.as_bytes());
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
