@@ -2,6 +2,9 @@
 //! contents compared as a multiset, files counted), plus edge cases and a scale test of
 //! MinHash + LSH with planted near-duplicates.
 
+mod common;
+use common::shared;
+
 use std::path::{Path, PathBuf};
 
 use lm_data::dedup::{
@@ -12,10 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn fixtures() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("cs336/a4/fixtures")
+    shared().join("cs336/a4/fixtures")
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {

@@ -1,24 +1,13 @@
 //! HTML → text: the course's fixture exactly, charset handling, and every real page of a few
 //! languages without a panic.
 
-use std::path::PathBuf;
+mod common;
+use common::{assets, shared};
 
 use lm_data::html::{
     charset::CharsetSource, decode_html, extract_text_from_html_bytes,
     extract_text_with_content_type,
 };
-
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-fn assets() -> PathBuf {
-    std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lm-assets"))
-}
 
 /// The course's `test_extract_text_from_html_bytes`.
 #[test]

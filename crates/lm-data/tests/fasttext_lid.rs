@@ -1,14 +1,11 @@
 //! Conformance of our fastText reader/predictor with the official bindings on lid.176.ftz
 //! (quantized, hierarchical softmax): same top-5 labels, probabilities within 2e-5.
 
+mod common;
+use common::shared;
+
 use lm_data::fasttext::FastText;
 use std::path::PathBuf;
-
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn lid_path() -> PathBuf {
     shared().join("assets/fasttext/lid.176.ftz")

@@ -1,13 +1,9 @@
 //! The course's language-ID tests (`test_langid.py`) on lid.176.ftz, plus error handling.
 
-use lm_data::fasttext::langid::LanguageIdentifier;
-use std::path::PathBuf;
+mod common;
+use common::shared;
 
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+use lm_data::fasttext::langid::LanguageIdentifier;
 
 fn identifier() -> LanguageIdentifier {
     LanguageIdentifier::load(&shared().join("assets/fasttext/lid.176.ftz")).unwrap()

@@ -2,24 +2,13 @@
 //! counters, PII masking, cross-file deduplication, damaged records, resuming, sharding with
 //! a separate merge (same result as one run), Parquet output and the token file.
 
+mod common;
+use common::{assets, shared};
+
 use std::path::{Path, PathBuf};
 
 use lm_data::pipeline::{PipelineConfig, ShardSpec, Stats, merge, run};
 use lm_data::warc::{RecordType, WarcFileWriter, WarcVersion};
-
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-fn assets() -> PathBuf {
-    std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/lm-assets")
-        })
-}
 
 fn page(rel: &str) -> Vec<u8> {
     let p = assets().join("html").join(rel);

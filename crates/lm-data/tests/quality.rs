@@ -2,18 +2,14 @@
 //! paragraphs vs. HTML boilerplate, see `quality_training_data`) labels the Common Crawl
 //! boilerplate fixture "cc" and the encyclopedia article "wiki".
 
+mod common;
+use common::shared;
+
 use lm_data::fasttext::langid::assets_dir;
 use lm_data::fasttext::quality::{
     TextClassifier, default_quality_training_data, train_quality_model,
 };
-use std::path::PathBuf;
 use std::time::Instant;
-
-fn shared() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 #[test]
 fn classify_quality() {

@@ -1,6 +1,9 @@
 //! Tokenization of documents into a flat uint16 token file, with a tokenizer trained here on
 //! the course's lab-1 corpus.
 
+mod common;
+use common::shared;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -8,10 +11,7 @@ use lm_basics::{Tokenizer, TrainOptions, train_bpe};
 use lm_data::tokenize::{read_tokens, tokenize_files, tokenize_texts};
 
 fn corpus_en() -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("cs336/a1/fixtures/corpus.en")
+    shared().join("cs336/a1/fixtures/corpus.en")
 }
 
 fn tokenizer() -> &'static Tokenizer {

@@ -1,5 +1,8 @@
 //! WARC reading and writing on real files (pywb's sample archive) and on damaged copies.
 
+mod common;
+use common::{assets, shared};
+
 use std::collections::BTreeMap;
 use std::io::{BufReader, Cursor};
 use std::path::PathBuf;
@@ -9,20 +12,12 @@ use lm_data::warc::{
 };
 
 fn shared_warc(name: &str) -> PathBuf {
-    std::env::var_os("LM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("assets/warc/pywb")
-        .join(name)
+    shared().join("assets/warc/pywb").join(name)
 }
 
 /// Files only in `$LM_ASSETS` (CI fetches them before the tests).
 fn assets_warc(name: &str) -> PathBuf {
-    std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lm-assets"))
-        .join("warc/pywb")
-        .join(name)
+    assets().join("warc/pywb").join(name)
 }
 
 fn read_all(path: &std::path::Path) -> (Vec<WarcRecord>, Vec<RecordError>) {
