@@ -29,3 +29,20 @@ fn check_shape(tensor: &str, got: &[usize], expected: &[usize]) -> Result<()> {
         Err(LmError::shape(tensor, format!("{expected:?}"), got))
     }
 }
+
+/// What both microbatch train steps require: a response mask shaped like the log-probs and
+/// at least one accumulation step.
+fn check_microbatch(
+    mask: &[usize],
+    policy_log_probs: &[usize],
+    gradient_accumulation_steps: usize,
+) -> Result<()> {
+    check_shape("response_mask", mask, policy_log_probs)?;
+    if gradient_accumulation_steps == 0 {
+        return Err(LmError::config(
+            "gradient_accumulation_steps",
+            "must be ≥ 1",
+        ));
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use burn::tensor::{Bool, ElementConversion, Tensor, backend::Backend};
 use lm_core::{LmError, Result};
 
-use super::{check_shape, masked_mean};
+use super::{check_microbatch, check_shape, masked_mean};
 
 /// Summary of the raw rewards of a rollout batch (logged by the training loop).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -265,17 +265,11 @@ pub fn grpo_microbatch_train_step<B: Backend>(
     loss_type: LossType,
     inputs: PolicyGradientInputs<B>,
 ) -> Result<(Tensor<B, 1>, PolicyGradientLoss<B>)> {
-    check_shape(
-        "response_mask",
+    check_microbatch(
         &response_mask.dims(),
         &policy_log_probs.dims(),
+        gradient_accumulation_steps,
     )?;
-    if gradient_accumulation_steps == 0 {
-        return Err(LmError::config(
-            "gradient_accumulation_steps",
-            "must be ≥ 1",
-        ));
-    }
     let per_token = compute_policy_gradient_loss(policy_log_probs, loss_type, inputs)?;
     let per_sequence = masked_mean(per_token.loss.clone(), response_mask, Some(1))?;
     let loss = per_sequence.mean() / gradient_accumulation_steps as f64;

@@ -1,9 +1,9 @@
 //! The supervised fine-tuning loss of one microbatch.
 
 use burn::tensor::{Bool, Tensor, backend::Backend};
-use lm_core::{LmError, Result};
+use lm_core::Result;
 
-use super::{check_shape, masked_normalize};
+use super::{check_microbatch, masked_normalize};
 
 /// The scaled SFT loss of one microbatch, ready to back-propagate:
 /// `−Σ(policy_log_probs · response_mask) / (normalize_constant · B · gradient_accumulation_steps)`,
@@ -16,17 +16,11 @@ pub fn sft_microbatch_train_step<B: Backend>(
     gradient_accumulation_steps: usize,
     normalize_constant: f64,
 ) -> Result<Tensor<B, 1>> {
-    check_shape(
-        "response_mask",
+    check_microbatch(
         &response_mask.dims(),
         &policy_log_probs.dims(),
+        gradient_accumulation_steps,
     )?;
-    if gradient_accumulation_steps == 0 {
-        return Err(LmError::config(
-            "gradient_accumulation_steps",
-            "must be ≥ 1",
-        ));
-    }
     let per_sequence =
         masked_normalize(policy_log_probs, response_mask, Some(1), normalize_constant)?;
     let loss = -per_sequence.mean() / gradient_accumulation_steps as f64;

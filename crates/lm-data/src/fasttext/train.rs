@@ -167,12 +167,7 @@ pub fn train(
                     let path = &paths.as_ref().unwrap()[target];
                     let mut loss = 0.0;
                     for &(node, right) in path {
-                        let f = sigmoid(dot(output.row(node), &hidden));
-                        let alpha = lr * (right as u8 as f32 - f);
-                        add(&mut grad, output.row(node), alpha);
-                        add(output.row_mut(node), &hidden, alpha);
-                        let p = if right { f } else { 1.0 - f };
-                        loss -= (p.max(1e-10) as f64).ln();
+                        loss += binary_logistic(&mut output, node, right, &hidden, &mut grad, lr);
                     }
                     loss
                 }
@@ -180,12 +175,7 @@ pub fn train(
                     let mut loss = 0.0;
                     for i in 0..out_rows {
                         let positive = labels.contains(&(i as i32));
-                        let f = sigmoid(dot(output.row(i), &hidden));
-                        let alpha = lr * (positive as u8 as f32 - f);
-                        add(&mut grad, output.row(i), alpha);
-                        add(output.row_mut(i), &hidden, alpha);
-                        let p = if positive { f } else { 1.0 - f };
-                        loss -= (p.max(1e-10) as f64).ln();
+                        loss += binary_logistic(&mut output, i, positive, &hidden, &mut grad, lr);
                     }
                     loss
                 }
@@ -247,6 +237,24 @@ fn build_dictionary(labeled: &str, args: &Args, min_count: i64) -> Dictionary {
     });
     let entries = entries.into_iter().map(|(e, _)| e).collect();
     Dictionary::new(entries, ntokens, None, args)
+}
+
+/// One binary logistic step on output row `row` (a tree node or a one-vs-all label) toward
+/// `label`: accumulates the input gradient, updates the row, returns the row's loss.
+fn binary_logistic(
+    output: &mut Matrix,
+    row: usize,
+    label: bool,
+    hidden: &[f32],
+    grad: &mut [f32],
+    lr: f32,
+) -> f64 {
+    let f = sigmoid(dot(output.row(row), hidden));
+    let alpha = lr * (label as u8 as f32 - f);
+    add(grad, output.row(row), alpha);
+    add(output.row_mut(row), hidden, alpha);
+    let p = if label { f } else { 1.0 - f };
+    -(p.max(1e-10) as f64).ln()
 }
 
 fn sigmoid(x: f32) -> f32 {
