@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::config::{RunConfig, RunRecord};
-use super::ledger::{Ledger, LedgerEntry, now_secs};
+use super::ledger::{Ledger, LedgerEntry};
 use super::server::{JobStatus, Submission};
 use crate::error::{Result, ScalingError};
 
@@ -93,16 +93,12 @@ impl ApiClient {
 
     /// The final loss of `config`, from the ledger when it was run before.
     pub fn loss(&mut self, config: &RunConfig) -> Result<QueryOutcome> {
-        config.validate()?;
-        if let Some(loss) = self.ledger.known_loss(config) {
+        if let Some(loss) = self.preflight(config)? {
             return Ok(QueryOutcome { loss, free: true });
         }
-        self.ledger.check_affordable(config)?;
-        let mut req = self.agent.get(&format!("{}/loss", self.base_url));
-        for (k, v) in config.query_pairs() {
-            req = req.query(k, &v);
-        }
-        let response = req.query("api_key", &self.api_key).call();
+        let response = self
+            .with_run(self.agent.get(&format!("{}/loss", self.base_url)), config)
+            .call();
         let (outcome, server_used, charged) = match response {
             Ok(r) => {
                 let body: LossBody = read_json(r)?;
@@ -130,13 +126,11 @@ impl ApiClient {
             Err(e) => (Err(api_error(e)), None, 0.0),
         };
         self.ledger.record(LedgerEntry {
-            time: now_secs(),
-            config: *config,
             loss: outcome.as_ref().ok().map(|o| o.loss),
             flops_charged: charged,
-            job_id: None,
             server_flops_used: server_used,
             error: outcome.as_ref().err().map(|e| e.to_string()),
+            ..LedgerEntry::now(*config)
         })?;
         outcome
     }
@@ -145,25 +139,20 @@ impl ApiClient {
     /// charges it now and refunds it if the job fails. A run the ledger or the server already
     /// has comes back as [`Submitted::Known`].
     pub fn submit_job(&mut self, config: &RunConfig) -> Result<Submitted> {
-        config.validate()?;
-        if let Some(loss) = self.ledger.known_loss(config) {
+        if let Some(loss) = self.preflight(config)? {
             return Ok(Submitted::Known(QueryOutcome { loss, free: true }));
         }
-        self.ledger.check_affordable(config)?;
-        let mut req = self.agent.post(&format!("{}/jobs", self.base_url));
-        for (k, v) in config.query_pairs() {
-            req = req.query(k, &v);
-        }
-        let entry = |loss, charged, job_id, error| LedgerEntry {
-            time: now_secs(),
-            config: *config,
+        let entry = |loss, flops_charged, job_id, error| LedgerEntry {
             loss,
-            flops_charged: charged,
+            flops_charged,
             job_id,
-            server_flops_used: None,
             error,
+            ..LedgerEntry::now(*config)
         };
-        match req.query("api_key", &self.api_key).call() {
+        match self
+            .with_run(self.agent.post(&format!("{}/jobs", self.base_url)), config)
+            .call()
+        {
             Ok(r) => {
                 let body: JobBody = read_json(r)?;
                 self.ledger.record(entry(
@@ -204,14 +193,12 @@ impl ApiClient {
     /// The job's status; a finished job's loss (or a failed job's refund) goes into the ledger.
     pub fn poll(&mut self, job: &Job) -> Result<JobStatus> {
         let status: JobStatus = self.get(&format!("jobs/{}", job.id))?;
-        let entry = |loss, charged, error| LedgerEntry {
-            time: now_secs(),
-            config: job.config,
+        let entry = |loss, flops_charged, error| LedgerEntry {
             loss,
-            flops_charged: charged,
+            flops_charged,
             job_id: Some(job.id),
-            server_flops_used: None,
             error,
+            ..LedgerEntry::now(job.config)
         };
         match &status {
             JobStatus::Done { loss } if self.ledger.known_loss(&job.config).is_none() => {
@@ -258,6 +245,26 @@ impl ApiClient {
             .send_json(submission)
             .map_err(api_error)?;
         Ok(())
+    }
+
+    /// Checks `config` and returns the loss the ledger already has for it; fails, before
+    /// anything is sent, when a new run would pass the budget.
+    fn preflight(&self, config: &RunConfig) -> Result<Option<f64>> {
+        config.validate()?;
+        if let Some(loss) = self.ledger.known_loss(config) {
+            return Ok(Some(loss));
+        }
+        self.ledger.check_affordable(config)?;
+        Ok(None)
+    }
+
+    /// `req` with the run's fields and the key as query parameters.
+    fn with_run(&self, req: ureq::Request, config: &RunConfig) -> ureq::Request {
+        let req = config
+            .query_pairs()
+            .iter()
+            .fold(req, |r, (k, v)| r.query(k, v));
+        req.query("api_key", &self.api_key)
     }
 
     fn get<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T> {

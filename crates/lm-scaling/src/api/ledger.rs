@@ -29,6 +29,22 @@ pub struct LedgerEntry {
     pub error: Option<String>,
 }
 
+impl LedgerEntry {
+    /// An entry for `config` stamped now: nothing charged, no loss, no error (callers set
+    /// what happened with struct-update syntax).
+    pub fn now(config: RunConfig) -> Self {
+        Self {
+            time: now_secs(),
+            config,
+            loss: None,
+            flops_charged: 0.0,
+            job_id: None,
+            server_flops_used: None,
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Ledger {
     path: PathBuf,
