@@ -2,7 +2,7 @@
 """The Python tools the course uses, on the inputs `cargo xtask bench data` prepared:
 FastWARC (WARC reading), Resiliparse (HTML -> text, as the course's adapter), the official
 fastText bindings (language ID) and datasketch (MinHash + LSH). One JSON line per measurement;
-single-threaded, best of --reps. Install: pip install fastwarc resiliparse fasttext-wheel datasketch
+single-threaded, best of --reps. Missing tools are installed from PyPI on first use.
 """
 import argparse
 import json
@@ -31,7 +31,23 @@ def normalize(text):
     return " ".join(text.split())
 
 
+PEERS = ["fastwarc", "resiliparse", "fasttext-wheel", "datasketch"]
+
+
+def ensure_peers():
+    """Installs the Python tools from PyPI when one is missing (the bench's only setup)."""
+    try:
+        import datasketch, fasttext, fastwarc, resiliparse  # noqa: F401
+    except ImportError:
+        import subprocess
+        import sys
+
+        print(f"installing {' '.join(PEERS)} from PyPI", file=sys.stderr, flush=True)
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *PEERS])
+
+
 def main():
+    ensure_peers()
     ap = argparse.ArgumentParser()
     ap.add_argument("--warc", required=True)
     ap.add_argument("--pages", required=True, help="file with one HTML path per line")
