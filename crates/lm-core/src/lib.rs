@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod functional;
+pub mod generate;
 pub mod init;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod kernel_cache;
@@ -18,6 +19,7 @@ pub mod optim;
 pub mod parallel;
 pub mod params;
 pub mod precision;
+pub mod pretrained;
 pub mod summary;
 
 pub use config::TransformerConfig;

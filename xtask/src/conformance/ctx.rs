@@ -2,6 +2,7 @@
 //! what it produces.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -16,6 +17,8 @@ use super::tensors::HostTensor;
 /// prefix, e.g. `inputs.x`) and what the op produced so far (`outputs.y`, `grads.x`).
 pub struct CaseCtx<'a, B: AutodiffBackend> {
     pub spec: &'a CaseSpec,
+    /// The golden directory (model ops read `attrs.model_dir` relative to it).
+    pub golden: &'a Path,
     tensors: &'a BTreeMap<String, HostTensor>,
     pub device: B::Device,
     pub produced: BTreeMap<String, HostTensor>,
@@ -24,11 +27,13 @@ pub struct CaseCtx<'a, B: AutodiffBackend> {
 impl<'a, B: AutodiffBackend> CaseCtx<'a, B> {
     pub fn new(
         spec: &'a CaseSpec,
+        golden: &'a Path,
         tensors: &'a BTreeMap<String, HostTensor>,
         device: B::Device,
     ) -> Self {
         Self {
             spec,
+            golden,
             tensors,
             device,
             produced: BTreeMap::new(),
@@ -97,6 +102,12 @@ impl<'a, B: AutodiffBackend> CaseCtx<'a, B> {
             .attrs
             .get(name)
             .ok_or_else(|| anyhow!("the case has no attr `{name}`"))
+    }
+
+    pub fn attr_str(&self, name: &str) -> anyhow::Result<&str> {
+        self.attr(name)?
+            .as_str()
+            .with_context(|| format!("attr `{name}` is not a string"))
     }
 
     pub fn attr_f64(&self, name: &str) -> anyhow::Result<f64> {

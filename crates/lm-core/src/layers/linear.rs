@@ -46,6 +46,14 @@ impl<B: Backend> Linear<B> {
         // differentiably, so its gradient arrives in f32.
         let weight = to_dtype(self.weight.val(), x.dtype());
         let x2: Tensor<B, 2> = x.reshape([rows, self.d_in()]);
-        x2.matmul(weight.transpose()).reshape(out_dims)
+        let (d_in, d_out) = (self.d_in(), self.d_out());
+        // burn-ndarray's matmul makes both operands contiguous, so `x Wᵀ` copies all of W on
+        // every call; with few rows (decoding) `(W xᵀ)ᵀ` copies only x and the output.
+        let y = if rows * (d_in + d_out) < d_in * d_out {
+            weight.matmul(x2.transpose()).transpose()
+        } else {
+            x2.matmul(weight.transpose())
+        };
+        y.reshape(out_dims)
     }
 }

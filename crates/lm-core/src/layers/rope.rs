@@ -4,44 +4,89 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use super::expect_last_dim;
 use crate::precision::to_dtype;
 
-/// Rotary position embedding on interleaved pairs `(x[2k], x[2k+1])`, angle
-/// `pos · θ^(−2k/d_k)`, with cos/sin tables precomputed for `max_seq_len` positions.
+/// Which features RoPE rotates together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs `(x[2k], x[2k+1])`: the CS336 handout (and GGUF's stored Llama rows).
+    Interleaved,
+    /// Pairs `(x[k], x[k + d/2])`: Hugging Face's `rotate_half` ("NeoX") form.
+    HalfSplit,
+}
+
+/// Rotary position embedding: pair `k` of each head turns by `pos · inv_freq[k]`, with
+/// cos/sin tables precomputed for `max_seq_len` positions.
 ///
-/// Written as `y = x ⊙ cos + swap_pairs(x) ⊙ sin_signed`, which keeps the input's rank
+/// Written as `y = x ⊙ cos + partner(x) ⊙ sin_signed`, which keeps the input's rank
 /// (burn's ranks are compile-time constants, so a `[..., d/2, 2]` view would not be generic).
 #[derive(Module, Debug)]
 pub struct Rope<B: Backend> {
-    /// `[max_seq_len, d_k]`: cos θ_k repeated for both members of pair k.
+    /// `[max_seq_len, d_k]`: cos of each feature's pair angle.
     cos: Tensor<B, 2>,
-    /// `[max_seq_len, d_k]`: −sin θ_k at 2k, +sin θ_k at 2k+1.
+    /// `[max_seq_len, d_k]`: −sin for a pair's first member, +sin for its second.
     sin_signed: Tensor<B, 2>,
-    /// `[d_k]`: 1, 0, 3, 2, … (the partner of each feature in its pair).
-    pair_swap: Tensor<B, 1, Int>,
+    /// `[d_k]`: the partner of each feature in its pair.
+    partner: Tensor<B, 1, Int>,
     pub theta: f64,
     pub d_k: usize,
     pub max_seq_len: usize,
 }
 
 impl<B: Backend> Rope<B> {
+    /// The handout's RoPE: interleaved pairs, `inv_freq[k] = θ^(−2k/d_k)`.
+    ///
     /// Panics if `d_k` is odd; configs are validated before layers are built.
     pub fn new(theta: f64, d_k: usize, max_seq_len: usize, device: &B::Device) -> Self {
         assert!(d_k.is_multiple_of(2), "Rope: d_k must be even, got {d_k}");
-        let mut cos = Vec::with_capacity(max_seq_len * d_k);
-        let mut sin_signed = Vec::with_capacity(max_seq_len * d_k);
+        let inv_freq = rope_inv_freq(theta, d_k);
+        Self::from_inv_freq(
+            &inv_freq,
+            RopeStyle::Interleaved,
+            theta,
+            max_seq_len,
+            device,
+        )
+    }
+
+    /// RoPE with explicit per-pair frequencies (`d_k = 2 · inv_freq.len()`), e.g. Llama 3's
+    /// rescaled ones; `theta` is kept for reference only.
+    pub fn from_inv_freq(
+        inv_freq: &[f64],
+        style: RopeStyle,
+        theta: f64,
+        max_seq_len: usize,
+        device: &B::Device,
+    ) -> Self {
+        let half = inv_freq.len();
+        let d_k = 2 * half;
+        // Feature index of pair k's first and second member.
+        let members = |k: usize| match style {
+            RopeStyle::Interleaved => (2 * k, 2 * k + 1),
+            RopeStyle::HalfSplit => (k, k + half),
+        };
+        let mut cos = vec![0f32; max_seq_len * d_k];
+        let mut sin_signed = vec![0f32; max_seq_len * d_k];
         for pos in 0..max_seq_len {
-            for k in 0..d_k / 2 {
+            let row = pos * d_k;
+            for (k, &f) in inv_freq.iter().enumerate() {
                 // Angles in f64: at position ~2k with θ = 5e5 an f32 angle is off by ~1e-4 rad.
-                let angle = pos as f64 * theta.powf(-2.0 * k as f64 / d_k as f64);
-                let (s, c) = angle.sin_cos();
-                cos.extend([c as f32, c as f32]);
-                sin_signed.extend([-s as f32, s as f32]);
+                let (s, c) = (pos as f64 * f).sin_cos();
+                let (a, b) = members(k);
+                cos[row + a] = c as f32;
+                cos[row + b] = c as f32;
+                sin_signed[row + a] = -s as f32;
+                sin_signed[row + b] = s as f32;
             }
         }
-        let pair_swap: Vec<i64> = (0..d_k as i64).map(|i| i ^ 1).collect();
+        let mut partner = vec![0i64; d_k];
+        for k in 0..half {
+            let (a, b) = members(k);
+            partner[a] = b as i64;
+            partner[b] = a as i64;
+        }
         Self {
             cos: Tensor::from_data(TensorData::new(cos, [max_seq_len, d_k]), device),
             sin_signed: Tensor::from_data(TensorData::new(sin_signed, [max_seq_len, d_k]), device),
-            pair_swap: Tensor::from_data(TensorData::new(pair_swap, [d_k]), device),
+            partner: Tensor::from_data(TensorData::new(partner, [d_k]), device),
             theta,
             d_k,
             max_seq_len,
@@ -72,9 +117,16 @@ impl<B: Backend> Rope<B> {
         let cos: Tensor<B, D> = self.cos.clone().select(0, flat.clone()).reshape(table_dims);
         let sin: Tensor<B, D> = self.sin_signed.clone().select(0, flat).reshape(table_dims);
         let (cos, sin) = (to_dtype(cos, x.dtype()), to_dtype(sin, x.dtype()));
-        let swapped = x.clone().select(D - 1, self.pair_swap.clone());
+        let swapped = x.clone().select(D - 1, self.partner.clone());
         x * cos + swapped * sin
     }
+}
+
+/// The standard frequencies `inv_freq[k] = θ^(−2k/d_k)` for `k < d_k/2`.
+pub fn rope_inv_freq(theta: f64, d_k: usize) -> Vec<f64> {
+    (0..d_k / 2)
+        .map(|k| theta.powf(-2.0 * k as f64 / d_k as f64))
+        .collect()
 }
 
 /// Whether `small` broadcasts to `big` when right-aligned (each dim equal or 1).

@@ -6,6 +6,7 @@ use super::ctx::CaseCtx;
 
 mod align;
 mod layers;
+mod models;
 mod scaling;
 mod systems;
 mod training;
@@ -46,6 +47,8 @@ pub fn lookup<B: AutodiffBackend>(op: &str) -> Option<OpFn<B>> {
         "compute_policy_gradient_loss" => align::compute_policy_gradient_loss,
         "grpo_microbatch_train_step" => align::grpo_microbatch_train_step,
         "dpo_loss" => align::dpo_loss,
+        "qwen2_forward" | "llama_forward" => models::hf_forward,
+        "gguf_forward" => models::gguf_forward,
         _ => return None,
     };
     Some(f)

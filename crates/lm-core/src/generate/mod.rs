@@ -1,0 +1,58 @@
+//! Batched text generation over any [`CausalLm`]: KV cache rows, continuous batching,
+//! sampling, stop conditions and the log-probs RL needs (the project's stand-in for vLLM).
+//!
+//! # Scheduling
+//! [`Engine::generate`] puts the requests in a waiting queue and owns one KV cache of
+//! `max_batch_rows` rows. Each step it fills every free row from the queue with **one**
+//! batched [`CausalLm::prefill`] (which yields each new request's first token), then runs
+//! **one** [`CausalLm::decode`] over all active rows. A row whose request finishes is freed
+//! at once and refilled at the next step (continuous batching). Completions come back in
+//! request order; [`Event`]s stream each token and each finished request meanwhile.
+//!
+//! # Sampling
+//! Each step reads the logits of the whole batch to the CPU once, then samples rows in
+//! parallel (rayon). `temperature == 0` is greedy: the first index among equal maxima.
+//! Otherwise: logits / temperature, then top-k (quickselect), then top-p over the
+//! renormalised top-k probabilities (the smallest most-likely set whose mass reaches
+//! `top_p`, at least one token, ties to the lower id; a quickselect on mass, no full
+//! sort of the vocabulary), then one uniform draw. Every request has its own ChaCha8 RNG, seeded by
+//! `params.seed` or, when that is `None`, by the engine seed on stream `id`; a request's
+//! output therefore does not depend on the other requests, the batch size or its row.
+//!
+//! # Log-probs
+//! With `params.logprobs`, each token's log-prob is `log_softmax(logits)[token]` of the
+//! model's raw logits (temperature 1, before top-k/top-p): the policy's log-probability
+//! that RL objectives need, computed with max subtraction and an f64 sum.
+//!
+//! # Stopping (checked in this order after every token)
+//! 1. `stop_token_ids`: the token stays in `tokens` (and `logprobs`) but not in `text`.
+//!    Put the model's EOS here; the engine knows no EOS of its own.
+//! 2. `stop` strings, searched in the decoded generated text (not the prompt): `text` is
+//!    cut before the earliest match; `tokens` keep everything up to and including the
+//!    token that completed the string. Needs a [`Detokenizer`].
+//! 3. `max_tokens` generated: [`FinishReason::Length`].
+//! 4. prompt + generated tokens reach the engine's `max_len`: [`FinishReason::ContextFull`].
+//!
+//! A prompt that leaves no room to generate (`len >= max_len`), an empty prompt, a token
+//! outside the vocabulary, invalid params or duplicate ids are errors naming the request,
+//! raised before any model call. Without a detokenizer `text` is empty.
+
+mod engine;
+mod model;
+mod output;
+mod params;
+mod row;
+mod rowops;
+mod sampling;
+mod select;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::Engine;
+pub use model::CausalLm;
+pub use output::{Completion, Event, FinishReason};
+pub use params::{Request, SamplingParams};
+pub use sampling::{Draw, Scratch, argmax, log_softmax_at, sample_token};
+pub use text::{Detokenizer, IncrementalText};

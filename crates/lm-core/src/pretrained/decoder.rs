@@ -1,0 +1,286 @@
+//! The Qwen2 / Llama decoder (Hugging Face `Qwen2ForCausalLM` / `LlamaForCausalLM`), built
+//! from the same layers as the course's model: RMSNorm, SwiGLU, RoPE (half-split form),
+//! with grouped-query attention and Qwen2's q/k/v biases.
+
+use std::path::Path;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+use super::attention::{CacheStep, GroupedQueryAttention, Projection, SlotMask};
+use super::config::DecoderConfig;
+use super::kv_cache::{CacheWrite, KvCache};
+use super::weights::{SafetensorsDir, WeightSource};
+use crate::error::{LmError, Result};
+use crate::layers::{Embedding, Linear, RmsNorm, Rope, RopeStyle, SwiGlu};
+
+/// `x + attn(norm(x))`, then `+ mlp(norm(·))`. The MLP is [`SwiGlu`] with
+/// `w1 = gate_proj`, `w3 = up_proj`, `w2 = down_proj`.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: GroupedQueryAttention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: SwiGlu<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct Decoder<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    /// `None` when the output matrix is tied to the embeddings.
+    pub lm_head: Option<Linear<B>>,
+    pub rope: Rope<B>,
+    #[module(skip)]
+    pub config: DecoderConfig,
+}
+
+impl<B: Backend> Decoder<B> {
+    /// Loads a Hugging Face model directory (`config.json` + safetensors).
+    pub fn from_hf_dir(dir: &Path, device: &B::Device) -> Result<Self> {
+        let config = DecoderConfig::from_hf_file(&dir.join("config.json"))?;
+        let weights = SafetensorsDir::open(dir)?;
+        Self::load(config, &weights, device)
+    }
+
+    /// Builds the decoder from tensors with Hugging Face names, checking every shape
+    /// against the config.
+    pub fn load(config: DecoderConfig, src: &dyn WeightSource, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        let c = &config;
+        let w = Loader { src, device };
+        let (d, hd) = (c.hidden_size, c.head_dim);
+        let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let attn = GroupedQueryAttention {
+                q_proj: w.projection(
+                    &format!("{p}.self_attn.q_proj"),
+                    d,
+                    q_dim,
+                    c.attention_bias,
+                )?,
+                k_proj: w.projection(
+                    &format!("{p}.self_attn.k_proj"),
+                    d,
+                    kv_dim,
+                    c.attention_bias,
+                )?,
+                v_proj: w.projection(
+                    &format!("{p}.self_attn.v_proj"),
+                    d,
+                    kv_dim,
+                    c.attention_bias,
+                )?,
+                o_proj: w.linear(&format!("{p}.self_attn.o_proj"), q_dim, d)?,
+                num_heads: c.num_heads,
+                num_kv_heads: c.num_kv_heads,
+                head_dim: hd,
+            };
+            let mlp = SwiGlu {
+                w1: w.linear(&format!("{p}.mlp.gate_proj"), d, c.intermediate_size)?,
+                w2: w.linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, d)?,
+                w3: w.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size)?,
+            };
+            layers.push(DecoderLayer {
+                input_layernorm: w.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
+                self_attn: attn,
+                post_attention_layernorm: w.norm(
+                    &format!("{p}.post_attention_layernorm"),
+                    d,
+                    c.rms_norm_eps,
+                )?,
+                mlp,
+            });
+        }
+        let lm_head = if c.tie_word_embeddings {
+            None
+        } else {
+            Some(w.linear("lm_head", d, c.vocab_size)?)
+        };
+        let rope = Rope::from_inv_freq(
+            &c.inv_freq(),
+            RopeStyle::HalfSplit,
+            c.rope_theta,
+            c.rope_positions(),
+            device,
+        );
+        Ok(Self {
+            embed_tokens: Embedding::from_weight(
+                w.tensor("model.embed_tokens.weight", [c.vocab_size, d])?,
+            ),
+            layers,
+            norm: w.norm("model.norm", d, c.rms_norm_eps)?,
+            lm_head,
+            rope,
+            config,
+        })
+    }
+
+    /// Final hidden states `[rows, T, d]` of `ids [rows, T]` at `positions [rows, T]`.
+    ///
+    /// Without a cache the `T` tokens are the whole sequence (slots `0..T`); with one, they
+    /// are written as `write` says and attend over the first `mask.len` cached slots.
+    pub fn hidden(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &SlotMask,
+        mut cache: Option<(&mut KvCache<B>, &CacheWrite<B>)>,
+    ) -> Tensor<B, 3> {
+        let t = ids.dims()[1];
+        let device = ids.device();
+        let bias = mask.bias::<B>(t, self.config.group_size(), &device);
+        let mut x = self.embed_tokens.forward::<2, 3>(ids);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let step = cache.as_mut().map(|(kv, write)| CacheStep {
+                kv: &mut kv.layers[i],
+                write: *write,
+            });
+            let attn = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                positions.clone(),
+                &self.rope,
+                bias.clone(),
+                step,
+            );
+            let h = x + attn;
+            x = h.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(h));
+        }
+        x
+    }
+
+    /// `norm(h) · lm_headᵀ`: logits `[rows, T, vocab]`.
+    pub fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self.norm.forward(h);
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => Linear {
+                weight: Param::from_tensor(self.embed_tokens.weight.val()),
+            }
+            .forward(h),
+        }
+    }
+
+    /// Logits `[rows, T, vocab]` of whole sequences (no cache; gradients flow on autodiff
+    /// backends). `attention_mask [rows · T]` (true = token, false = pad) masks pad keys;
+    /// rows may be left- or right-padded.
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        attention_mask: Option<&[bool]>,
+    ) -> Result<Tensor<B, 3>> {
+        let [rows, t] = ids.dims();
+        self.check_positions(&positions)?;
+        let key_ok = match attention_mask {
+            Some(m) if m.len() != rows * t => {
+                return Err(LmError::shape(
+                    "attention_mask",
+                    format!("[{rows}, {t}]"),
+                    &[m.len()],
+                ));
+            }
+            Some(m) => m.to_vec(),
+            None => vec![true; rows * t],
+        };
+        let mask = SlotMask {
+            offsets: vec![0; rows],
+            key_ok,
+            len: t,
+        };
+        Ok(self.logits(self.hidden(ids, positions, &mask, None)))
+    }
+
+    /// Positions must index the RoPE table.
+    pub fn check_positions(&self, positions: &Tensor<B, 2, Int>) -> Result<()> {
+        let limit = self.rope.max_seq_len as i64;
+        let data = positions.clone().into_data().convert::<i64>();
+        let values = data.as_slice::<i64>().unwrap_or(&[]);
+        if let Some(&bad) = values.iter().find(|&&p| p < 0 || p >= limit) {
+            return Err(LmError::shape(
+                "position_ids",
+                format!("values in 0..{limit} (the RoPE table)"),
+                &[bad.max(0) as usize],
+            ));
+        }
+        Ok(())
+    }
+
+    /// An empty cache of `rows` rows of `max_len` slots.
+    pub fn empty_cache(&self, rows: usize, max_len: usize, device: &B::Device) -> KvCache<B> {
+        let c = &self.config;
+        KvCache {
+            layers: (0..c.num_layers)
+                .map(|_| {
+                    super::kv_cache::LayerKv::zeros(
+                        rows,
+                        c.num_kv_heads,
+                        max_len,
+                        c.head_dim,
+                        device,
+                    )
+                })
+                .collect(),
+            lens: vec![0; rows],
+            max_len,
+        }
+    }
+}
+
+/// Reads tensors by name and checks their shapes.
+struct Loader<'a, B: Backend> {
+    src: &'a dyn WeightSource,
+    device: &'a B::Device,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
+        let (values, got) = self.src.load(name)?;
+        if got != shape {
+            return Err(LmError::BadFile {
+                file: self.src.path().to_path_buf(),
+                reason: format!("tensor `{name}` has shape {got:?}, the config expects {shape:?}"),
+            });
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        ))
+    }
+
+    fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear<B>> {
+        Ok(Linear::from_weight(
+            self.tensor(&format!("{prefix}.weight"), [d_out, d_in])?,
+        ))
+    }
+
+    fn projection(
+        &self,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Projection<B>> {
+        let bias = if bias {
+            Some(Param::from_tensor(
+                self.tensor(&format!("{prefix}.bias"), [d_out])?,
+            ))
+        } else {
+            None
+        };
+        Ok(Projection {
+            linear: self.linear(prefix, d_in, d_out)?,
+            bias,
+        })
+    }
+
+    fn norm(&self, prefix: &str, d: usize, eps: f64) -> Result<RmsNorm<B>> {
+        Ok(RmsNorm::from_weight(
+            self.tensor(&format!("{prefix}.weight"), [d])?,
+            eps,
+        ))
+    }
+}

@@ -1,0 +1,4 @@
+mod assets;
+mod blocks;
+mod files;
+mod reference;

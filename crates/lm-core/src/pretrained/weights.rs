@@ -1,0 +1,134 @@
+//! Where a decoder's weights come from: a Hugging Face safetensors directory (one file
+//! or shards with an index) or a GGUF file, behind one trait that yields f32 tensors by
+//! their Hugging Face names.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+
+use crate::error::{LmError, Result};
+use crate::params::view_to_f32;
+
+/// Tensors by Hugging Face state-dict name (`model.layers.0.self_attn.q_proj.weight`).
+pub trait WeightSource {
+    /// The file or directory, for error messages.
+    fn path(&self) -> &Path;
+    fn contains(&self, name: &str) -> bool;
+    /// The tensor's values upcast (or dequantised) to f32, and its row-major shape.
+    fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)>;
+}
+
+/// A Hugging Face model directory's safetensors: `model.safetensors`, or the shards named
+/// by `model.safetensors.index.json`. Files are memory-mapped, not read.
+pub struct SafetensorsDir {
+    dir: PathBuf,
+    shards: Vec<(PathBuf, Mmap)>,
+    /// Tensor name → index into `shards`.
+    location: BTreeMap<String, usize>,
+}
+
+impl SafetensorsDir {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if index.exists() {
+            shard_files(&index)?
+        } else {
+            let single = dir.join("model.safetensors");
+            if !single.exists() {
+                return Err(LmError::BadFile {
+                    file: dir.to_path_buf(),
+                    reason: "no model.safetensors or model.safetensors.index.json".into(),
+                });
+            }
+            vec![PathBuf::from("model.safetensors")]
+        };
+        let mut shards = Vec::new();
+        let mut location = BTreeMap::new();
+        for (i, name) in files.iter().enumerate() {
+            let path = dir.join(name);
+            let file = File::open(&path).map_err(|e| LmError::io(&path, e))?;
+            // SAFETY: read-only map of a file we do not modify; a concurrent writer could
+            // change the bytes under us, which safetensors' header checks then catch.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| LmError::io(&path, e))?;
+            let parsed = SafeTensors::deserialize(&map).map_err(|e| LmError::BadFile {
+                file: path.clone(),
+                reason: format!("not a safetensors file: {e}"),
+            })?;
+            for tensor in parsed.names() {
+                location.insert(tensor.to_string(), i);
+            }
+            shards.push((path, map));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            shards,
+            location,
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.location.keys().map(String::as_str)
+    }
+}
+
+/// The distinct shard files of an index, in first-seen order.
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    let bad = |reason: String| LmError::BadFile {
+        file: index.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(index).map_err(|e| LmError::io(index, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| bad("no `weight_map` object".into()))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (tensor, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| bad(format!("weight_map[`{tensor}`] is not a file name")))?;
+        let file = PathBuf::from(file);
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    let dir = index.parent().unwrap_or(Path::new("."));
+    if let Some(missing) = files.iter().find(|f| !dir.join(f).exists()) {
+        return Err(bad(format!("shard {} is missing", missing.display())));
+    }
+    Ok(files)
+}
+
+impl WeightSource for SafetensorsDir {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.location.contains_key(name)
+    }
+
+    fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let &i = self
+            .location
+            .get(name)
+            .ok_or_else(|| LmError::MissingTensor {
+                file: self.dir.clone(),
+                tensor: name.to_string(),
+            })?;
+        let (path, map) = &self.shards[i];
+        let bad = |reason: String| LmError::BadFile {
+            file: path.clone(),
+            reason,
+        };
+        let parsed = SafeTensors::deserialize(map).map_err(|e| bad(e.to_string()))?;
+        let view = parsed.tensor(name).map_err(|e| bad(e.to_string()))?;
+        let values = view_to_f32(name, &view)?;
+        Ok((values, view.shape().to_vec()))
+    }
+}
