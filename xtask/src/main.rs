@@ -106,6 +106,19 @@ enum BenchTarget {
         #[arg(long, default_value = "python3")]
         python: String,
     },
+    /// Generation (our engine, CPU) vs Hugging Face transformers `generate` on the same GGUF
+    /// weights and prompts, greedy (bench/python_generate.py).
+    Generate {
+        /// GGUF files (default: both models of `shared/fetch-assets --models`).
+        #[arg(long = "model")]
+        models: Vec<PathBuf>,
+        #[arg(long = "batch", default_values_t = [1, 8])]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 64)]
+        new_tokens: usize,
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
     /// FlashAttention-2 (ours) vs burn's unfused attention, latency and TFLOP/s; PyTorch's
     /// SDPA comes from bench/pytorch_attention.py in the same device run (bench/gpu_lab2.sh).
     Attention {
@@ -173,6 +186,34 @@ fn main() -> ExitCode {
                 reps,
                 limit,
             }))
+        }
+        Task::Bench {
+            what:
+                BenchTarget::Generate {
+                    models,
+                    batches,
+                    new_tokens,
+                    python,
+                },
+        } => {
+            let models = if models.is_empty() {
+                let dir = assets_dir().unwrap_or_default().join("models/gguf");
+                vec![
+                    dir.join("SmolLM2-135M-Instruct.Q4_1.gguf"),
+                    dir.join("Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf"),
+                ]
+            } else {
+                models
+            };
+            finish(bench::generate::run(
+                &bench::generate::GenerateBenchOptions {
+                    models,
+                    batches,
+                    new_tokens,
+                    python,
+                    work_dir: PathBuf::from("runs/bench-generate"),
+                },
+            ))
         }
         Task::Bench {
             what: BenchTarget::Tokenizer { reps },

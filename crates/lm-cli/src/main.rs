@@ -1,6 +1,7 @@
 //! `lm`: the project's command line. Each lab adds its subcommands here.
 
 mod data_cmd;
+mod generate_cmd;
 mod launch;
 mod model_cmd;
 mod scaling_cmd;
@@ -31,8 +32,9 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Validation loss and perplexity of a checkpoint on a token file.
     Eval(train_cmd::EvalArgs),
-    /// Sample continuations of prompts from a checkpoint.
-    Generate(train_cmd::GenerateArgs),
+    /// Generate from a pretrained model (HF directory or GGUF) or a lab-1 checkpoint:
+    /// batched, KV-cached, streaming.
+    Generate(generate_cmd::GenerateArgs),
     /// (Re)draw a run directory's loss curve.
     Plot(train_cmd::PlotArgs),
     /// Lab 4: the data pipeline's pieces (extract, langid, classify, mask-pii, gopher, dedup, …).
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
         Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
         Command::Train(args) => train_cmd::train_cmd(args),
         Command::Eval(args) => train_cmd::eval_cmd(args),
-        Command::Generate(args) => train_cmd::generate_cmd(args),
+        Command::Generate(args) => generate_cmd::run(args),
         Command::Plot(args) => train_cmd::plot_cmd(args),
         Command::Scaling(cmd) => scaling_cmd::run(cmd),
         Command::Data(cmd) => data_cmd::run(cmd),

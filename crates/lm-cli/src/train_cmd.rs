@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use lm_basics::data::TokenFile;
-use lm_basics::generate::{SampleOptions, generate_batch};
-use lm_basics::tokenizer::files;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::metrics::{METRICS_FILE, PLOT_FILE, plot_losses};
 use lm_basics::train::{TrainConfig, evaluate, train, train_data_parallel};
@@ -155,55 +153,6 @@ pub fn eval_cmd(args: EvalArgs) -> anyhow::Result<()> {
         path.display(),
         loss.exp()
     );
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct GenerateArgs {
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Tokenizer directory (vocab.json, merges.txt, tokenizer.json).
-    #[arg(long)]
-    tokenizer: PathBuf,
-    /// A prompt (repeatable: all are continued together, batched; prompt i samples with
-    /// seed + i).
-    #[arg(long = "prompt", required = true)]
-    prompts: Vec<String>,
-    #[arg(long, default_value_t = 128)]
-    max_tokens: usize,
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f64,
-    #[arg(long, default_value_t = 0.95)]
-    top_p: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// The end-of-text token that stops generation.
-    #[arg(long, default_value = "<|endoftext|>")]
-    stop: String,
-}
-
-pub fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
-    type B = lm_core::backends::NdArray;
-    let device = Default::default();
-    let (model, _) = load_model::<B>(&args.checkpoint, &device)?;
-    let tok = files::from_dir(&args.tokenizer)?;
-    let opts = SampleOptions {
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
-        top_p: args.top_p,
-        stop: tok.token_id(args.stop.as_bytes()),
-    };
-    let prompts: Vec<Vec<u32>> = args.prompts.iter().map(|p| tok.encode(p)).collect();
-    if let Some(i) = prompts.iter().position(Vec::is_empty) {
-        anyhow::bail!(
-            "--prompt {}: an empty prompt has nothing to continue",
-            i + 1
-        );
-    }
-    let continuations = generate_batch(&model, &prompts, &opts, args.seed, &device);
-    for (prompt, new) in args.prompts.iter().zip(continuations) {
-        println!("{prompt}{}\n---", tok.decode(&new)?);
-    }
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 //! interchangeable with a PyTorch implementation of the handout.
 
 pub mod config;
+#[cfg(feature = "ndarray")]
+pub mod cpu_linear;
 pub mod error;
 pub mod fsutil;
 pub mod functional;

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod data;
+pub mod generate;
 pub mod tokenizer;
 
 use std::time::Instant;

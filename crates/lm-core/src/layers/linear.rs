@@ -46,14 +46,16 @@ impl<B: Backend> Linear<B> {
         // differentiably, so its gradient arrives in f32.
         let weight = to_dtype(self.weight.val(), x.dtype());
         let x2: Tensor<B, 2> = x.reshape([rows, self.d_in()]);
-        let (d_in, d_out) = (self.d_in(), self.d_out());
-        // burn-ndarray's matmul makes both operands contiguous, so `x Wᵀ` copies all of W on
-        // every call; with few rows (decoding) `(W xᵀ)ᵀ` copies only x and the output.
-        let y = if rows * (d_in + d_out) < d_in * d_out {
-            weight.matmul(x2.transpose()).transpose()
-        } else {
-            x2.matmul(weight.transpose())
-        };
-        y.reshape(out_dims)
+        matmul_transposed(x2, weight).reshape(out_dims)
     }
+}
+
+/// `x Wᵀ` for `x [m, k]`, `weight [n, k]`: a small-`m` CPU fast path on burn-ndarray (see
+/// [`crate::cpu_linear`]), else burn's matmul.
+pub fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "ndarray")]
+    if let Some(y) = crate::cpu_linear::try_small_linear(&x, &weight) {
+        return y;
+    }
+    x.matmul(weight.transpose())
 }

@@ -12,7 +12,7 @@ use super::config::DecoderConfig;
 use super::kv_cache::{CacheWrite, KvCache};
 use super::weights::{SafetensorsDir, WeightSource};
 use crate::error::{LmError, Result};
-use crate::layers::{Embedding, Linear, RmsNorm, Rope, RopeStyle, SwiGlu};
+use crate::layers::{Embedding, Linear, RmsNorm, Rope, RopeStyle, SwiGlu, matmul_transposed};
 
 /// `x + attn(norm(x))`, then `+ mlp(norm(·))`. The MLP is [`SwiGlu`] with
 /// `w1 = gate_proj`, `w3 = up_proj`, `w2 = down_proj`.
@@ -157,10 +157,13 @@ impl<B: Backend> Decoder<B> {
         let h = self.norm.forward(h);
         match &self.lm_head {
             Some(head) => head.forward(h),
-            None => Linear {
-                weight: Param::from_tensor(self.embed_tokens.weight.val()),
+            None => {
+                // Tied: the embedding matrix serves as the output projection.
+                let [rows, t, d] = h.dims();
+                let h2: Tensor<B, 2> = h.reshape([rows * t, d]);
+                let y = matmul_transposed(h2, self.embed_tokens.weight.val());
+                y.reshape([rows, t, self.config.vocab_size])
             }
-            .forward(h),
         }
     }
 
@@ -239,22 +242,40 @@ struct Loader<'a, B: Backend> {
 impl<B: Backend> Loader<'_, B> {
     fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
         let (values, got) = self.src.load(name)?;
-        if got != shape {
-            return Err(LmError::BadFile {
-                file: self.src.path().to_path_buf(),
-                reason: format!("tensor `{name}` has shape {got:?}, the config expects {shape:?}"),
-            });
-        }
+        self.check_shape(name, &got, &shape)?;
         Ok(Tensor::from_data(
             TensorData::new(values, shape),
             self.device,
         ))
     }
 
+    /// The `[d_out, d_in]` weight stored column-major (a transposed view of a contiguous
+    /// `[d_in, d_out]`), so `x Wᵀ` multiplies contiguous memory: burn-ndarray copies a
+    /// non-contiguous matmul operand on every call, which made CPU decoding copy every
+    /// weight once per token.
     fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear<B>> {
-        Ok(Linear::from_weight(
-            self.tensor(&format!("{prefix}.weight"), [d_out, d_in])?,
-        ))
+        let name = format!("{prefix}.weight");
+        let (values, got) = self.src.load(&name)?;
+        self.check_shape(&name, &got, &[d_out, d_in])?;
+        let mut transposed = vec![0f32; values.len()];
+        for (o, row) in values.chunks_exact(d_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                transposed[i * d_out + o] = v;
+            }
+        }
+        let t: Tensor<B, 2> =
+            Tensor::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
+        Ok(Linear::from_weight(t.transpose()))
+    }
+
+    fn check_shape(&self, name: &str, got: &[usize], expected: &[usize]) -> Result<()> {
+        if got == expected {
+            return Ok(());
+        }
+        Err(LmError::BadFile {
+            file: self.src.path().to_path_buf(),
+            reason: format!("tensor `{name}` has shape {got:?}, the config expects {expected:?}"),
+        })
     }
 
     fn projection(

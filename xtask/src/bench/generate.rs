@@ -1,0 +1,137 @@
+//! `cargo xtask bench generate`: our engine against Hugging Face transformers `generate`
+//! (bench/python_generate.py) on the same GGUF weights (both dequantise to f32), the same
+//! prompts, greedy decoding of a fixed number of new tokens, on the CPU, in one run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use lm_core::generate::{Engine, Request, SamplingParams};
+use lm_core::pretrained::gguf::GgufFile;
+use lm_core::pretrained::gguf_model;
+use lm_core::pretrained::tokenizer::TextTokenizer;
+use serde_json::Value;
+
+type B = lm_core::backends::NdArray;
+
+/// Code and prose prompts of a few dozen tokens.
+const PROMPTS: [&str; 8] = [
+    "def quicksort(items):\n    \"\"\"Sort a list of numbers.\"\"\"\n",
+    "The history of the printing press begins in",
+    "import numpy as np\n\n# create a 3x3 identity matrix\n",
+    "Once upon a time, in a small village by the sea, there lived",
+    "SELECT name, COUNT(*) FROM orders GROUP BY",
+    "The three laws of thermodynamics are",
+    "class Stack:\n    def __init__(self):\n",
+    "To make a good cup of tea, first",
+];
+
+pub struct GenerateBenchOptions {
+    pub models: Vec<PathBuf>,
+    pub batches: Vec<usize>,
+    pub new_tokens: usize,
+    pub python: String,
+    pub work_dir: PathBuf,
+}
+
+pub fn run(o: &GenerateBenchOptions) -> Result<()> {
+    std::fs::create_dir_all(&o.work_dir)?;
+    let prompts_file = o.work_dir.join("prompts.json");
+    std::fs::write(&prompts_file, serde_json::to_string(&PROMPTS)?)?;
+    println!(
+        "| model | batch | new tokens | ours tok/s | transformers tok/s | ours / transformers |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for model in &o.models {
+        let ours = ours(model, &o.batches, o.new_tokens)?;
+        let theirs = peer(o, model, &prompts_file)?;
+        let name = model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (&batch, &ours) in o.batches.iter().zip(&ours) {
+            let peer = theirs
+                .iter()
+                .find(|v| v["batch"].as_u64() == Some(batch as u64))
+                .and_then(|v| v["tokens_per_s"].as_f64())
+                .unwrap_or(f64::NAN);
+            println!(
+                "| {name} | {batch} | {} | {ours:.1} | {peer:.1} | {:.2}× |",
+                o.new_tokens,
+                ours / peer
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Generated tokens per second of our engine at each batch size (after a warm-up call).
+fn ours(path: &Path, batches: &[usize], new_tokens: usize) -> Result<Vec<f64>> {
+    let device = Default::default();
+    let model = gguf_model::load::<B>(path, &device).with_context(|| path.display().to_string())?;
+    let tok = TextTokenizer::from_gguf(&GgufFile::open(path)?)?;
+    let mut rates = Vec::new();
+    for &batch in batches {
+        let requests = |n: usize| -> Result<Vec<Request>> {
+            (0..batch)
+                .map(|i| {
+                    Ok(Request {
+                        id: i as u64,
+                        prompt: tok.encode(PROMPTS[i % PROMPTS.len()], false)?,
+                        params: SamplingParams {
+                            temperature: 0.0,
+                            max_tokens: n,
+                            ..SamplingParams::default()
+                        },
+                    })
+                })
+                .collect()
+        };
+        let longest = requests(1)?
+            .iter()
+            .map(|r| r.prompt.len())
+            .max()
+            .unwrap_or(1);
+        let mut engine = Engine::new(&model, batch, longest + new_tokens)?;
+        engine.generate(requests(2)?, |_| {})?;
+        let started = Instant::now();
+        let done = engine.generate(requests(new_tokens)?, |_| {})?;
+        let secs = started.elapsed().as_secs_f64();
+        let generated: usize = done.iter().map(|c| c.tokens.len()).sum();
+        if generated != batch * new_tokens {
+            bail!(
+                "expected {} tokens, generated {generated}",
+                batch * new_tokens
+            );
+        }
+        rates.push(generated as f64 / secs);
+    }
+    Ok(rates)
+}
+
+fn peer(o: &GenerateBenchOptions, model: &Path, prompts: &Path) -> Result<Vec<Value>> {
+    let mut cmd = Command::new(&o.python);
+    cmd.arg("bench/python_generate.py")
+        .arg("--model")
+        .arg(model)
+        .arg("--prompts")
+        .arg(prompts)
+        .args(["--new-tokens", &o.new_tokens.to_string()]);
+    for b in &o.batches {
+        cmd.args(["--batch", &b.to_string()]);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {} bench/python_generate.py", o.python))?;
+    if !out.status.success() {
+        bail!(
+            "bench/python_generate.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
