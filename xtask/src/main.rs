@@ -139,9 +139,7 @@ fn shared_dir() -> PathBuf {
 }
 
 fn assets_dir() -> Option<PathBuf> {
-    std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))
+    Some(lm_core::assets::assets_dir())
 }
 
 fn unix_time() -> u64 {

@@ -17,13 +17,7 @@ fn a5_dir() -> PathBuf {
         .join("cs336/a5")
 }
 
-fn asset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))?;
-    let p = root.join(rel);
-    p.is_file().then_some(p)
-}
+use lm_core::assets::asset;
 
 fn tokenizer(rel: &str) -> Option<Tokenizer> {
     let Some(path) = asset(rel) else {

@@ -3,25 +3,16 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::lm;
 use serde_json::Value;
 
 fn smollm2() -> Option<String> {
-    let root = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))?;
-    let path = root.join("models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        Some(path.to_string_lossy().into_owned())
-    } else {
-        eprintln!(
-            "skipped: {} absent (run shared/fetch-assets --models)",
-            path.display()
-        );
-        None
+    let rel = "models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf";
+    let path = lm_core::assets::asset(rel);
+    if path.is_none() {
+        eprintln!("skipped: $LM_ASSETS/{rel} absent (run shared/fetch-assets --models)");
     }
+    path.map(|p| p.to_string_lossy().into_owned())
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! friends); parameter paths are the course's state-dict names, so safetensors files are
 //! interchangeable with a PyTorch implementation of the handout.
 
+pub mod assets;
 pub mod config;
 #[cfg(feature = "ndarray")]
 pub mod cpu_linear;

@@ -15,9 +15,5 @@ pub fn fixtures() -> PathBuf {
 /// `$LM_ASSETS/<rel>` when present (tests needing it skip otherwise).
 #[allow(dead_code)]
 pub fn asset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))?;
-    let p = root.join(rel);
-    p.is_file().then_some(p)
+    lm_core::assets::asset(rel)
 }

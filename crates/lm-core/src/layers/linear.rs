@@ -50,11 +50,11 @@ impl<B: Backend> Linear<B> {
     }
 }
 
-/// `x Wᵀ` for `x [m, k]`, `weight [n, k]`: a small-`m` CPU fast path on burn-ndarray (see
-/// [`crate::cpu_linear`]), else burn's matmul.
+/// `x Wᵀ` for `x [m, k]`, `weight [n, k]`: on plain burn-ndarray a path without its
+/// per-call weight copies (see [`crate::cpu_linear`]), else burn's matmul.
 pub fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "ndarray")]
-    if let Some(y) = crate::cpu_linear::try_small_linear(&x, &weight) {
+    if let Some(y) = crate::cpu_linear::try_linear(&x, &weight) {
         return y;
     }
     x.matmul(weight.transpose())

@@ -249,23 +249,10 @@ impl<B: Backend> Loader<'_, B> {
         ))
     }
 
-    /// The `[d_out, d_in]` weight stored column-major (a transposed view of a contiguous
-    /// `[d_in, d_out]`), so `x Wᵀ` multiplies contiguous memory: burn-ndarray copies a
-    /// non-contiguous matmul operand on every call, which made CPU decoding copy every
-    /// weight once per token.
     fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear<B>> {
-        let name = format!("{prefix}.weight");
-        let (values, got) = self.src.load(&name)?;
-        self.check_shape(&name, &got, &[d_out, d_in])?;
-        let mut transposed = vec![0f32; values.len()];
-        for (o, row) in values.chunks_exact(d_in).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                transposed[i * d_out + o] = v;
-            }
-        }
-        let t: Tensor<B, 2> =
-            Tensor::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
-        Ok(Linear::from_weight(t.transpose()))
+        Ok(Linear::from_weight(
+            self.tensor(&format!("{prefix}.weight"), [d_out, d_in])?,
+        ))
     }
 
     fn check_shape(&self, name: &str, got: &[usize], expected: &[usize]) -> Result<()> {

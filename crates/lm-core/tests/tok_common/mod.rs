@@ -16,13 +16,10 @@ pub fn shared() -> PathBuf {
 
 /// `$LM_ASSETS/<rel>`, else `shared/assets/<rel>` (some small files are committed there).
 pub fn asset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")));
-    let candidates = root.map(|r| r.join(rel)).into_iter();
-    candidates
-        .chain(std::iter::once(shared().join("assets").join(rel)))
-        .find(|p| p.is_file())
+    lm_core::assets::asset(rel).or_else(|| {
+        let committed = shared().join("assets").join(rel);
+        committed.is_file().then_some(committed)
+    })
 }
 
 pub fn skip(what: &str) {

@@ -5,14 +5,7 @@ use super::{FastText, strip_label};
 use crate::{DataError, Result};
 use std::path::{Path, PathBuf};
 
-/// `$LM_ASSETS`, or `~/.cache/lm-assets` when unset.
-pub fn assets_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LM_ASSETS") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    Path::new(&home).join(".cache/lm-assets")
-}
+pub use lm_core::assets::assets_dir;
 
 /// The language-ID model to use by default: `lid.176.bin` under `$LM_ASSETS/fasttext` when
 /// present (the full model), else the quantized `lid.176.ftz`.

@@ -135,10 +135,7 @@ pub fn gguf_forward<B: AutodiffBackend>(ctx: &mut CaseCtx<B>) -> Result<()> {
 
 /// `$LM_ASSETS/<attrs.model_path>`, with the fetch hint when absent.
 fn model_path<B: AutodiffBackend>(ctx: &CaseCtx<B>) -> Result<PathBuf> {
-    let assets = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))
-        .context("neither LM_ASSETS nor HOME is set")?;
+    let assets = lm_core::assets::assets_dir();
     let path = assets.join(ctx.attr_str("model_path")?);
     if !path.exists() {
         bail!(

@@ -11,13 +11,7 @@ use super::super::{GgmlType, GgufFile, GgufValue};
 const SMOL: &str = "models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf";
 const QWEN: &str = "models/gguf/Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf";
 
-fn asset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm-assets")))?;
-    let p = root.join(rel);
-    p.is_file().then_some(p)
-}
+use crate::assets::asset;
 
 fn gguf_info() -> Option<Value> {
     let shared = std::env::var_os("LM_SHARED")
