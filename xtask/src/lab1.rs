@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use lm_basics::data::TokenFile;
-use lm_basics::generate::{SampleOptions, generate_batch};
 use lm_basics::tokenizer::encode_file::encode_file;
 use lm_basics::tokenizer::files;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::{TrainConfig, train};
 use lm_basics::{TrainOptions, stories, train_bpe};
+use lm_core::generate::{Engine, Request, SamplingParams};
 
 pub struct Lab1Options {
     pub run_dir: Option<PathBuf>,
@@ -154,23 +154,32 @@ pub fn run(opts: Lab1Options) -> anyhow::Result<()> {
         &train_run.join("checkpoint.safetensors"),
         &device,
     )?;
-    let sample_opts = SampleOptions {
-        max_tokens: 80,
-        temperature: 0.7,
-        top_p: 0.9,
-        stop: tok.token_id(b"<|endoftext|>"),
-    };
+    // The generation engine (as `lm generate --checkpoint`): prompt i samples from its own
+    // stream seeded `seed + i`; `<|endoftext|>` ends a story.
+    let eos: Vec<u32> = tok.token_id(b"<|endoftext|>").into_iter().collect();
     let prompts = ["Once upon a time,", "One day, Tom", "Mia was a"];
-    let ids: Vec<Vec<u32>> = prompts.iter().map(|p| tok.encode(p)).collect();
+    let requests: Vec<Request> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Request {
+            id: i as u64,
+            prompt: tok.encode(p),
+            params: SamplingParams {
+                temperature: 0.7,
+                top_p: 0.9,
+                max_tokens: 80,
+                stop_token_ids: eos.clone(),
+                seed: Some(opts.seed + i as u64),
+                ..SamplingParams::default()
+            },
+        })
+        .collect();
+    let mut engine = Engine::new(&model, prompts.len(), model.context_length)?;
+    let completions = engine.generate(requests, |_| {})?;
     let mut samples = String::new();
-    for (prompt, new) in prompts.iter().zip(generate_batch(
-        &model,
-        &ids,
-        &sample_opts,
-        opts.seed,
-        &device,
-    )) {
-        samples.push_str(&format!("{prompt}{}\n\n", tok.decode(&new)?));
+    for (prompt, c) in prompts.iter().zip(completions) {
+        let story: Vec<u32> = c.tokens.into_iter().filter(|t| !eos.contains(t)).collect();
+        samples.push_str(&format!("{prompt}{}\n\n", tok.decode(&story)?));
     }
     write("samples.txt", &samples)?;
     let summary = serde_json::json!({

@@ -3,7 +3,6 @@
 
 pub mod data;
 pub mod error;
-pub mod generate;
 pub mod stories;
 pub mod tokenizer;
 pub mod train;
