@@ -138,8 +138,8 @@ fn shared_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("../shared"))
 }
 
-fn assets_dir() -> Option<PathBuf> {
-    Some(lm_core::assets::assets_dir())
+fn assets_dir() -> PathBuf {
+    lm_core::assets::assets_dir()
 }
 
 fn unix_time() -> u64 {
@@ -171,20 +171,14 @@ fn main() -> ExitCode {
                     limit,
                     python,
                 },
-        } => {
-            let Some(assets) = assets_dir() else {
-                eprintln!("error: set LM_ASSETS (or HOME) to find the HTML pages");
-                return ExitCode::FAILURE;
-            };
-            finish(bench::data::run(&bench::data::DataBenchOptions {
-                html_dir: assets.join("html"),
-                lid_model: shared_dir().join("assets/fasttext/lid.176.ftz"),
-                work_dir: PathBuf::from("runs/bench-data"),
-                python,
-                reps,
-                limit,
-            }))
-        }
+        } => finish(bench::data::run(&bench::data::DataBenchOptions {
+            html_dir: assets_dir().join("html"),
+            lid_model: shared_dir().join("assets/fasttext/lid.176.ftz"),
+            work_dir: PathBuf::from("runs/bench-data"),
+            python,
+            reps,
+            limit,
+        })),
         Task::Bench {
             what:
                 BenchTarget::Generate {
@@ -195,7 +189,7 @@ fn main() -> ExitCode {
                 },
         } => {
             let models = if models.is_empty() {
-                let dir = assets_dir().unwrap_or_default().join("models/gguf");
+                let dir = assets_dir().join("models/gguf");
                 vec![
                     dir.join("SmolLM2-135M-Instruct.Q4_1.gguf"),
                     dir.join("Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf"),
@@ -215,7 +209,7 @@ fn main() -> ExitCode {
         }
         Task::Bench {
             what: BenchTarget::Tokenizer { reps },
-        } => finish(bench::tokenizer::run(&shared_dir(), assets_dir(), reps)),
+        } => finish(bench::tokenizer::run(&shared_dir(), &assets_dir(), reps)),
         Task::Bench {
             what:
                 BenchTarget::Attention {

@@ -2,7 +2,7 @@
 //! and `tokenizers` on the GPT-2 vocabulary. Training runs each trainer in its own child
 //! process so peak RSS is per trainer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -175,16 +175,16 @@ fn encode_bench(
 }
 
 /// Runs every tokenizer benchmark and prints markdown tables.
-pub fn run(shared: &Path, assets: Option<PathBuf>, reps: usize) -> anyhow::Result<()> {
+pub fn run(shared: &Path, assets: &Path, reps: usize) -> anyhow::Result<()> {
     let fixtures = shared.join("cs336/a1/fixtures");
     let mut corpora = vec![(fixtures.join("corpus.en"), 500usize)];
-    match &assets {
-        Some(dir) if dir.join("corpora/english-prose-train.txt").is_file() => {
-            corpora.push((dir.join("corpora/english-prose-train.txt"), 10_000));
-        }
-        _ => eprintln!(
+    let prose = assets.join("corpora/english-prose-train.txt");
+    if prose.is_file() {
+        corpora.push((prose, 10_000));
+    } else {
+        eprintln!(
             "note: $LM_ASSETS/corpora/english-prose-train.txt absent; run shared/fetch-assets --corpora"
-        ),
+        );
     }
 
     println!("## BPE training (2 threads, special token {EOT}; each trainer in its own process)\n");
@@ -217,15 +217,12 @@ pub fn run(shared: &Path, assets: Option<PathBuf>, reps: usize) -> anyhow::Resul
         &fixtures.join("gpt2_merges.txt"),
         &[EOT.to_string()],
     )?;
-    let hf_path = assets
-        .as_ref()
-        .map(|a| a.join("tokenizers/gpt2/tokenizer.json"))
-        .filter(|p| p.is_file());
-    let Some(hf_path) = hf_path else {
+    let hf_path = assets.join("tokenizers/gpt2/tokenizer.json");
+    if !hf_path.is_file() {
         bail!(
             "$LM_ASSETS/tokenizers/gpt2/tokenizer.json absent; run shared/fetch-assets --tokenizers"
         );
-    };
+    }
     let hf = tokenizers::Tokenizer::from_file(&hf_path)
         .map_err(|e| anyhow::anyhow!("{}: {e}", hf_path.display()))?;
     println!("\n## Encoding throughput, GPT-2 vocabulary (MB/s; same ~64 KiB documents for all)\n");

@@ -139,10 +139,6 @@ impl WeightSource for GgufWeights<'_> {
         self.file.path()
     }
 
-    fn contains(&self, name: &str) -> bool {
-        gguf_name(name).is_some_and(|g| self.file.tensor_info(&g).is_some())
-    }
-
     fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let gguf = gguf_name(name).ok_or_else(|| LmError::MissingTensor {
             file: self.file.path().to_path_buf(),

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
-use safetensors::SafeTensors;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{LmError, Result};
 use crate::params::view_to_f32;
@@ -16,7 +18,6 @@ use crate::params::view_to_f32;
 pub trait WeightSource {
     /// The file or directory, for error messages.
     fn path(&self) -> &Path;
-    fn contains(&self, name: &str) -> bool;
     /// The tensor's values upcast (or dequantised) to f32, and its row-major shape.
     fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)>;
 }
@@ -26,8 +27,16 @@ pub trait WeightSource {
 pub struct SafetensorsDir {
     dir: PathBuf,
     shards: Vec<(PathBuf, Mmap)>,
-    /// Tensor name → index into `shards`.
-    location: BTreeMap<String, usize>,
+    /// Tensor name → where its bytes are (headers are parsed once, at open).
+    location: BTreeMap<String, StoredTensor>,
+}
+
+struct StoredTensor {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Byte range within the shard's file.
+    bytes: Range<usize>,
 }
 
 impl SafetensorsDir {
@@ -53,12 +62,25 @@ impl SafetensorsDir {
             // SAFETY: read-only map of a file we do not modify; a concurrent writer could
             // change the bytes under us, which safetensors' header checks then catch.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| LmError::io(&path, e))?;
-            let parsed = SafeTensors::deserialize(&map).map_err(|e| LmError::BadFile {
+            let bad = |e: safetensors::SafeTensorError| LmError::BadFile {
                 file: path.clone(),
                 reason: format!("not a safetensors file: {e}"),
-            })?;
-            for tensor in parsed.names() {
-                location.insert(tensor.to_string(), i);
+            };
+            // `deserialize` checks that every tensor's bytes lie inside the file.
+            SafeTensors::deserialize(&map).map_err(bad)?;
+            let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(bad)?;
+            let data_start = 8 + header_len;
+            for (name, info) in metadata.tensors() {
+                let (begin, end) = info.data_offsets;
+                location.insert(
+                    name,
+                    StoredTensor {
+                        shard: i,
+                        dtype: info.dtype,
+                        shape: info.shape.clone(),
+                        bytes: data_start + begin..data_start + end,
+                    },
+                );
             }
             shards.push((path, map));
         }
@@ -109,26 +131,24 @@ impl WeightSource for SafetensorsDir {
         &self.dir
     }
 
-    fn contains(&self, name: &str) -> bool {
-        self.location.contains_key(name)
-    }
-
     fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-        let &i = self
+        let stored = self
             .location
             .get(name)
             .ok_or_else(|| LmError::MissingTensor {
                 file: self.dir.clone(),
                 tensor: name.to_string(),
             })?;
-        let (path, map) = &self.shards[i];
-        let bad = |reason: String| LmError::BadFile {
+        let (path, map) = &self.shards[stored.shard];
+        let view = TensorView::new(
+            stored.dtype,
+            stored.shape.clone(),
+            &map[stored.bytes.clone()],
+        )
+        .map_err(|e| LmError::BadFile {
             file: path.clone(),
-            reason,
-        };
-        let parsed = SafeTensors::deserialize(map).map_err(|e| bad(e.to_string()))?;
-        let view = parsed.tensor(name).map_err(|e| bad(e.to_string()))?;
-        let values = view_to_f32(name, &view)?;
-        Ok((values, view.shape().to_vec()))
+            reason: format!("tensor `{name}`: {e}"),
+        })?;
+        Ok((view_to_f32(name, &view)?, stored.shape.clone()))
     }
 }
