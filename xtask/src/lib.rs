@@ -8,3 +8,4 @@ pub mod lab1;
 pub mod lab2;
 mod lab2_plot;
 pub mod lab3;
+pub mod lab5;

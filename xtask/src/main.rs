@@ -57,6 +57,9 @@ enum Task {
     /// Lab 3 end to end: fits on the course's IsoFLOP data, then plan → query a local
     /// training API → fit → plots → predictions for 1e23/1e24 FLOPs.
     Lab3(xtask::lab3::Lab3Args),
+    /// Lab 5 end to end on generated arithmetic: pretrain a tiny LM, SFT, GRPO, held-out
+    /// accuracy after each stage (--smoke: toy size).
+    Lab5(xtask::lab5::Lab5Args),
     /// (internal) one lab-2 profiling case in a child process.
     #[command(hide = true)]
     Lab2Worker {
@@ -237,6 +240,7 @@ fn main() -> ExitCode {
         Task::Lab2(args) => finish(xtask::lab2::run(&args.into_options(unix_time()))),
         Task::Lab2Worker { backend, case } => finish(xtask::lab2::worker(backend, &case)),
         Task::Lab3(args) => finish(xtask::lab3::run(&args, unix_time())),
+        Task::Lab5(args) => finish(xtask::lab5::run(&args, unix_time())),
         Task::BenchTrainWorker {
             trainer,
             input,

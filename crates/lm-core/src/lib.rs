@@ -23,6 +23,7 @@ pub mod parallel;
 pub mod params;
 pub mod precision;
 pub mod pretrained;
+pub mod provenance;
 pub mod summary;
 
 pub use config::TransformerConfig;

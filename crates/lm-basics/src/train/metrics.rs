@@ -38,8 +38,16 @@ pub type Series = Vec<(f64, f64)>;
 
 /// The train and eval loss series of a metrics file.
 pub fn read_losses(path: &Path) -> Result<(Series, Series)> {
+    let mut series = read_series(path, "step", &["loss", "eval_loss"])?.into_iter();
+    let train = series.next().unwrap_or_default();
+    Ok((train, series.next().unwrap_or_default()))
+}
+
+/// One series per key of `ys`: `(record[x], record[y])` for every record of a metrics JSONL
+/// file that has both as numbers.
+pub fn read_series(path: &Path, x: &str, ys: &[&str]) -> Result<Vec<Series>> {
     let file = std::fs::File::open(path).map_err(|e| BasicsError::io(path, e))?;
-    let (mut train, mut eval) = (Vec::new(), Vec::new());
+    let mut out = vec![Vec::new(); ys.len()];
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| BasicsError::io(path, e))?;
         if line.trim().is_empty() {
@@ -50,15 +58,14 @@ pub fn read_losses(path: &Path) -> Result<(Series, Series)> {
             line: i + 1,
             reason: e.to_string(),
         })?;
-        let step = v["step"].as_f64().unwrap_or(f64::NAN);
-        if let Some(l) = v["loss"].as_f64() {
-            train.push((step, l));
-        }
-        if let Some(l) = v["eval_loss"].as_f64() {
-            eval.push((step, l));
+        let Some(step) = v[x].as_f64() else { continue };
+        for (series, key) in out.iter_mut().zip(ys) {
+            if let Some(y) = v[*key].as_f64() {
+                series.push((step, y));
+            }
         }
     }
-    Ok((train, eval))
+    Ok(out)
 }
 
 /// Registers a sans-serif font for plot labels, if the system has DejaVu (Debian
@@ -90,16 +97,57 @@ pub fn plot_losses(metrics: &Path, out: &Path, title: &str) -> Result<()> {
             reason: "no training loss recorded".into(),
         });
     }
+    let curves = [
+        Curve {
+            label: "train",
+            points: train,
+            mark: Mark::Line,
+            color: BLUE,
+        },
+        Curve {
+            label: "validation",
+            points: eval,
+            mark: Mark::Points,
+            color: RED,
+        },
+    ];
+    plot_curves(out, title, "loss (nats/token)", &curves)
+}
+
+/// How a curve is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Line,
+    Points,
+}
+
+pub struct Curve<'a> {
+    pub label: &'a str,
+    pub points: Series,
+    pub mark: Mark,
+    pub color: RGBColor,
+}
+
+/// Draws `curves` against step into `out` (PNG, written via a temp file and a rename), the
+/// y range fitted to their finite values. Without a system font the axes are unlabelled.
+pub fn plot_curves(out: &Path, title: &str, y_desc: &str, curves: &[Curve<'_>]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| BasicsError::BadFile {
         path: out.to_path_buf(),
         reason: format!("plotting: {e}"),
     };
     let labels = register_font();
-    let all = train.iter().chain(&eval).filter(|p| p.1.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-        (lo.min(p.1), hi.max(p.1))
-    });
-    let max_step = train.iter().chain(&eval).map(|p| p.0).fold(1.0, f64::max);
+    let all = curves.iter().flat_map(|c| &c.points);
+    let (lo, hi) = all
+        .clone()
+        .filter(|p| p.1.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    if !lo.is_finite() {
+        return Err(err(&"no finite values to plot"));
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let max_step = all.map(|p| p.0).fold(1.0, f64::max);
     let tmp = out.with_extension("tmp.png");
     {
         let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
@@ -113,11 +161,11 @@ pub fn plot_losses(metrics: &Path, out: &Path, title: &str) -> Result<()> {
             builder.caption(title, ("sans-serif", 22));
         }
         let mut chart = builder
-            .build_cartesian_2d(0.0..max_step, (lo * 0.95)..(hi * 1.02))
+            .build_cartesian_2d(0.0..max_step, (lo - pad)..(hi + pad))
             .map_err(|e| err(&e))?;
         let mut mesh = chart.configure_mesh();
         if labels {
-            mesh.x_desc("step").y_desc("loss (nats/token)");
+            mesh.x_desc("step").y_desc(y_desc);
         } else {
             mesh.disable_x_mesh()
                 .disable_y_mesh()
@@ -125,21 +173,22 @@ pub fn plot_losses(metrics: &Path, out: &Path, title: &str) -> Result<()> {
                 .y_labels(0);
         }
         mesh.draw().map_err(|e| err(&e))?;
-        let train_series = chart
-            .draw_series(LineSeries::new(train.iter().copied(), &BLUE))
+        for c in curves {
+            let color = c.color;
+            let series = match c.mark {
+                Mark::Line => chart.draw_series(LineSeries::new(c.points.iter().copied(), color)),
+                Mark::Points => {
+                    chart.draw_series(c.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                }
+            }
             .map_err(|e| err(&e))?;
-        if labels {
-            train_series
-                .label("train")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            if labels {
+                series
+                    .label(c.label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
         }
-        let eval_series = chart
-            .draw_series(eval.iter().map(|&p| Circle::new(p, 4, RED.filled())))
-            .map_err(|e| err(&e))?;
         if labels {
-            eval_series
-                .label("validation")
-                .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use super::attention::{CacheStep, GroupedQueryAttention, Projection, SlotMask};
 use super::config::DecoderConfig;
 use super::kv_cache::{CacheWrite, KvCache};
-use super::weights::{SafetensorsDir, WeightSource};
+use super::weights::{RandomWeights, SafetensorsDir, WeightSource};
 use crate::error::{LmError, Result};
 use crate::layers::{Embedding, Linear, RmsNorm, Rope, RopeStyle, SwiGlu, matmul_transposed};
 
@@ -42,6 +42,12 @@ impl<B: Backend> Decoder<B> {
         let config = DecoderConfig::from_hf_file(&dir.join("config.json"))?;
         let weights = SafetensorsDir::open(dir)?;
         Self::load(config, &weights, device)
+    }
+
+    /// A freshly initialised decoder of `config` (see [`RandomWeights`]), for training
+    /// from scratch.
+    pub fn random(config: DecoderConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        Self::load(config, &RandomWeights::new(seed, 0.02), device)
     }
 
     /// Builds the decoder from tensors with Hugging Face names, checking every shape
@@ -241,7 +247,7 @@ struct Loader<'a, B: Backend> {
 
 impl<B: Backend> Loader<'_, B> {
     fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
-        let (values, got) = self.src.load(name)?;
+        let (values, got) = self.src.load_shaped(name, &shape)?;
         self.check_shape(name, &got, &shape)?;
         Ok(Tensor::from_data(
             TensorData::new(values, shape),

@@ -20,6 +20,78 @@ pub trait WeightSource {
     fn path(&self) -> &Path;
     /// The tensor's values upcast (or dequantised) to f32, and its row-major shape.
     fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)>;
+    /// [`Self::load`] for a tensor the config expects to have shape `expected`; sources that
+    /// make tensors (rather than read them) use the shape.
+    fn load_shaped(&self, name: &str, expected: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        let _ = expected;
+        self.load(name)
+    }
+}
+
+/// Freshly initialised weights, for training a decoder from scratch: RMSNorm gains 1,
+/// biases 0, every matrix N(0, std²) truncated at ±3 std (the course's initialisation),
+/// each tensor from its own ChaCha stream keyed by the seed and its name, so a tensor's
+/// values do not depend on the order of loading.
+#[derive(Debug, Clone)]
+pub struct RandomWeights {
+    pub seed: u64,
+    pub std: f64,
+    path: PathBuf,
+}
+
+impl RandomWeights {
+    pub fn new(seed: u64, std: f64) -> Self {
+        Self {
+            seed,
+            std,
+            path: PathBuf::from(format!("<random weights, seed {seed}>")),
+        }
+    }
+}
+
+impl WeightSource for RandomWeights {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        Err(LmError::BadFile {
+            file: self.path.clone(),
+            reason: format!("random weights need the expected shape of `{name}`"),
+        })
+    }
+
+    fn load_shaped(&self, name: &str, expected: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let n: usize = expected.iter().product();
+        let values = if name.ends_with("norm.weight") {
+            vec![1.0; n]
+        } else if name.ends_with(".bias") {
+            vec![0.0; n]
+        } else {
+            // FNV-1a of the name picks the stream: stable across runs and platforms.
+            let stream = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+            rng.set_stream(stream);
+            let normal =
+                Normal::new(0.0, self.std).map_err(|e| LmError::config("std", e.to_string()))?;
+            let limit = 3.0 * self.std;
+            (0..n)
+                .map(|_| {
+                    loop {
+                        let v: f64 = normal.sample(&mut rng);
+                        if v.abs() <= limit {
+                            break v as f32;
+                        }
+                    }
+                })
+                .collect()
+        };
+        Ok((values, expected.to_vec()))
+    }
 }
 
 /// A Hugging Face model directory's safetensors: `model.safetensors`, or the shards named
