@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use lm_align::arith_lab::{LabConfig, run_lab};
+
+use crate::conformance::BackendKind;
+use lm_align::arith_lab::{LabConfig, LabReport, run_lab};
 use lm_basics::train::metrics::{Curve, Mark, plot_curves, plot_losses, read_series};
 use plotters::style::{BLACK, BLUE, GREEN, RED};
 
@@ -33,6 +35,9 @@ pub struct Lab5Args {
     pub require_gain: bool,
     #[arg(long)]
     pub quiet: bool,
+    /// Where to train (cuda needs the `cuda` feature).
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: BackendKind,
 }
 
 pub fn run(args: &Lab5Args, unix_time: u64) -> Result<()> {
@@ -54,8 +59,7 @@ pub fn run(args: &Lab5Args, unix_time: u64) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/lab5-{unix_time}")));
     eprintln!("lab5: config {} → {}", path.display(), dir.display());
-    let device = Default::default();
-    let report = run_lab::<lm_core::backends::NdArrayAutodiff>(&config, &dir, &device, args.quiet)
+    let report = run_on(args.backend, &config, &dir, args.quiet)
         .with_context(|| format!("lab 5 in {}", dir.display()))?;
     plot(&dir)?;
     println!("{}", report.to_markdown());
@@ -75,6 +79,24 @@ pub fn run(args: &Lab5Args, unix_time: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn run_on(
+    backend: BackendKind,
+    config: &LabConfig,
+    dir: &std::path::Path,
+    quiet: bool,
+) -> Result<LabReport> {
+    Ok(match backend {
+        BackendKind::Ndarray => {
+            run_lab::<lm_core::backends::NdArrayAutodiff>(config, dir, &Default::default(), quiet)?
+        }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            run_lab::<lm_core::backends::CudaAutodiff>(config, dir, &Default::default(), quiet)?
+        }
+        other => bail!("lab5 runs on ndarray or cuda (with the `cuda` feature), not {other:?}"),
+    })
 }
 
 /// `pretrain_loss.png`, `sft_loss.png` and `grpo.png` (rewards and held-out accuracy by

@@ -82,8 +82,9 @@ pub fn sample_rollouts<B: Backend, M: CausalLm<B>>(
         })
         .collect();
     let detok = |ids: &[u32]| codec.decode(ids);
-    let mut engine =
-        Engine::new(model, opts.max_batch_rows, opts.max_len)?.with_detokenizer(&detok);
+    // No more cache rows than requests: every row is decoded each step, busy or not.
+    let rows = opts.max_batch_rows.min(requests.len()).max(1);
+    let mut engine = Engine::new(model, rows, opts.max_len)?.with_detokenizer(&detok);
     let completions = engine.generate(requests, |_| {})?;
     Ok(completions
         .into_iter()

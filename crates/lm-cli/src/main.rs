@@ -1,9 +1,11 @@
 //! `lm`: the project's command line. Each lab adds its subcommands here.
 
+mod align_cmd;
 mod data_cmd;
 mod generate_cmd;
 mod launch;
 mod model_cmd;
+mod pretrained_load;
 mod scaling_cmd;
 mod tokenizer_cmd;
 mod train_cmd;
@@ -43,6 +45,9 @@ enum Command {
     /// Lab 3: scaling-law fits, the experiment planner, the training-API client and server.
     #[command(subcommand)]
     Scaling(scaling_cmd::ScalingCommand),
+    /// Lab 5 on a pretrained model: zero-shot evaluation, SFT, expert iteration, GRPO, DPO.
+    #[command(subcommand)]
+    Align(align_cmd::AlignCommand),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => train_cmd::plot_cmd(args),
         Command::Scaling(cmd) => scaling_cmd::run(cmd),
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Align(cmd) => align_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,9 +13,7 @@ use clap::Args;
 use lm_core::generate::{
     CausalLm, Completion, Detokenizer, Engine, Event, Request, SamplingParams,
 };
-use lm_core::pretrained::gguf::GgufFile;
-use lm_core::pretrained::tokenizer::TextTokenizer;
-use lm_core::pretrained::{Decoder, gguf_model};
+use lm_core::pretrained::Decoder;
 
 use prompts::{ChatStyle, PromptSpec};
 
@@ -146,22 +144,8 @@ fn load_pretrained<B: Backend>(
     tokenizer: Option<&Path>,
     device: &B::Device,
 ) -> anyhow::Result<(Decoder<B>, Text)> {
-    let is_gguf = path.extension().is_some_and(|e| e == "gguf");
-    let (model, tok) = if is_gguf {
-        let model = gguf_model::load::<B>(path, device)?;
-        let tok = match tokenizer {
-            Some(t) => TextTokenizer::from_file(t)?,
-            None => TextTokenizer::from_gguf(&GgufFile::open(path)?)?,
-        };
-        (model, tok)
-    } else {
-        let model = Decoder::<B>::from_hf_dir(path, device)?;
-        let json = tokenizer
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| path.join("tokenizer.json"));
-        (model, TextTokenizer::from_file(&json)?)
-    };
-    let tok = std::sync::Arc::new(tok);
+    let loaded = crate::pretrained_load::load_pretrained::<B>(path, tokenizer, device)?;
+    let tok = std::sync::Arc::new(loaded.tokenizer);
     let (t1, t2) = (tok.clone(), tok.clone());
     let text = Text {
         detok: Box::new(move |ids: &[u32]| t1.decode(ids, true).unwrap_or_default()),
@@ -169,7 +153,7 @@ fn load_pretrained<B: Backend>(
         eos: tok.eos_token_ids(),
         chat_template: tok.chat_template().map(str::to_string),
     };
-    Ok((model, text))
+    Ok((loaded.model, text))
 }
 
 fn generate<B: Backend, M: CausalLm<B>>(

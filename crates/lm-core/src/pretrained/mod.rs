@@ -7,11 +7,13 @@ pub mod config;
 pub mod decoder;
 pub mod gguf_model;
 pub mod kv_cache;
+mod save;
 pub mod weights;
 
 pub use config::{Architecture, DecoderConfig};
 pub use decoder::Decoder;
 pub use kv_cache::KvCache;
+pub use save::hf_config_json;
 pub mod chat;
 pub mod gguf;
 pub mod tokenizer;
