@@ -92,9 +92,16 @@ fn run_on(
             run_lab::<lm_core::backends::NdArrayAutodiff>(config, dir, &Default::default(), quiet)?
         }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => {
+        BackendKind::Cuda if crate::cuda_fusion() => {
             run_lab::<lm_core::backends::CudaAutodiff>(config, dir, &Default::default(), quiet)?
         }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => run_lab::<lm_core::backends::CudaUnfusedAutodiff>(
+            config,
+            dir,
+            &Default::default(),
+            quiet,
+        )?,
         other => bail!("lab5 runs on ndarray or cuda (with the `cuda` feature), not {other:?}"),
     })
 }

@@ -110,17 +110,42 @@ enum BenchTarget {
         python: String,
     },
     /// Generation (our engine, CPU) vs Hugging Face transformers `generate` on the same GGUF
-    /// weights and prompts, greedy (bench/python_generate.py).
+    /// weights and prompts, greedy (bench/python_generate.py). With --random: random weights
+    /// of a preset's shape on --backend (the GPU benchmark), random prompt ids.
     Generate {
         /// GGUF files (default: both models of `shared/fetch-assets --models`).
-        #[arg(long = "model")]
+        #[arg(long = "model", conflicts_with = "random")]
         models: Vec<PathBuf>,
+        /// Random weights of this shape instead of GGUF files.
+        #[arg(long, value_enum)]
+        random: Option<bench::generate_random::Preset>,
+        /// Backend of our engine (--random only; GGUF mode runs on ndarray).
+        #[arg(long, value_enum, default_value = "ndarray", requires = "random")]
+        backend: BackendKind,
         #[arg(long = "batch", default_values_t = [1, 8])]
         batches: Vec<usize>,
         #[arg(long, default_value_t = 64)]
         new_tokens: usize,
+        /// Prompt tokens per row (--random only).
+        #[arg(long, default_value_t = 256, requires = "random")]
+        prompt_len: usize,
+        /// New tokens of the warm-up run before each timed one (--random only).
+        #[arg(long, default_value_t = 4, requires = "random")]
+        warmup_tokens: usize,
+        /// Seed of the random weights and prompt ids (--random only).
+        #[arg(long, default_value_t = 0, requires = "random")]
+        seed: u64,
+        /// transformers dtypes, one column each (--random only).
+        #[arg(long = "dtype", default_values_t = ["float32".to_string(), "bfloat16".to_string()], requires = "random")]
+        dtypes: Vec<String>,
+        /// Only our engine; the transformers columns read n/a (--random only).
+        #[arg(long, requires = "random")]
+        skip_peer: bool,
         #[arg(long, default_value = "python3")]
         python: String,
+        /// The peer script (a bundle run outside the source tree passes its copy).
+        #[arg(long, default_value = "bench/python_generate.py")]
+        script: PathBuf,
     },
     /// FlashAttention-2 (ours) vs burn's unfused attention, latency and TFLOP/s; PyTorch's
     /// SDPA comes from bench/pytorch_attention.py in the same device run (bench/gpu_lab2.sh).
@@ -186,11 +211,37 @@ fn main() -> ExitCode {
             what:
                 BenchTarget::Generate {
                     models,
+                    random,
+                    backend,
                     batches,
                     new_tokens,
+                    prompt_len,
+                    warmup_tokens,
+                    seed,
+                    dtypes,
+                    skip_peer,
                     python,
+                    script,
                 },
         } => {
+            if let Some(preset) = random {
+                return finish(bench::generate_random::run(
+                    &bench::generate_random::RandomBenchOptions {
+                        preset,
+                        backend,
+                        batches,
+                        prompt_len,
+                        new_tokens,
+                        warmup_tokens,
+                        seed,
+                        dtypes,
+                        python,
+                        script,
+                        skip_peer,
+                        work_dir: PathBuf::from("runs/bench-generate-random"),
+                    },
+                ));
+            }
             let models = if models.is_empty() {
                 let dir = assets_dir().join("models/gguf");
                 vec![
@@ -206,6 +257,7 @@ fn main() -> ExitCode {
                     batches,
                     new_tokens,
                     python,
+                    script,
                     work_dir: PathBuf::from("runs/bench-generate"),
                 },
             ))

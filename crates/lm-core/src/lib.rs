@@ -44,4 +44,10 @@ pub mod backends {
     pub type Cuda = burn::backend::Cuda<f32, i32>;
     #[cfg(feature = "cuda")]
     pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
+    /// CUDA without burn's fusion layer: fused kernels are compiled per op graph, and a
+    /// decoder's graphs change with every cache length (a compile per decode step).
+    #[cfg(feature = "cuda")]
+    pub type CudaUnfused = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+    #[cfg(feature = "cuda")]
+    pub type CudaUnfusedAutodiff = burn::backend::Autodiff<CudaUnfused>;
 }

@@ -32,6 +32,8 @@ pub struct GenerateBenchOptions {
     pub batches: Vec<usize>,
     pub new_tokens: usize,
     pub python: String,
+    /// bench/python_generate.py (resolved by the caller: the bundle has no source tree).
+    pub script: PathBuf,
     pub work_dir: PathBuf,
 }
 
@@ -112,7 +114,7 @@ fn ours(path: &Path, batches: &[usize], new_tokens: usize) -> Result<Vec<f64>> {
 
 fn peer(o: &GenerateBenchOptions, model: &Path, prompts: &Path) -> Result<Vec<Value>> {
     let mut cmd = Command::new(&o.python);
-    cmd.arg("bench/python_generate.py")
+    cmd.arg(&o.script)
         .arg("--model")
         .arg(model)
         .arg("--prompts")
@@ -121,12 +123,18 @@ fn peer(o: &GenerateBenchOptions, model: &Path, prompts: &Path) -> Result<Vec<Va
     for b in &o.batches {
         cmd.args(["--batch", &b.to_string()]);
     }
+    run_peer(cmd, &o.python, &o.script)
+}
+
+/// Runs the peer script and keeps the JSON lines of its stdout (other lines are logs).
+pub(super) fn run_peer(mut cmd: Command, python: &str, script: &Path) -> Result<Vec<Value>> {
     let out = cmd
         .output()
-        .with_context(|| format!("running {} bench/python_generate.py", o.python))?;
+        .with_context(|| format!("running {python} {}", script.display()))?;
     if !out.status.success() {
         bail!(
-            "bench/python_generate.py failed:\n{}",
+            "{} failed:\n{}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod data;
 pub mod generate;
+pub mod generate_random;
 pub mod tokenizer;
 
 use std::time::Instant;

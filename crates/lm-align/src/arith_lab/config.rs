@@ -96,6 +96,8 @@ pub struct LabConfig {
     pub task: ArithmeticSpec,
     /// Problems whose plain worked solutions form the pretraining corpus.
     pub pretrain_problems: usize,
+    /// Documents of arithmetic tables added to the pretraining corpus (see `facts.rs`).
+    pub fact_documents: usize,
     /// Problems written as r1_zero examples for SFT (by the same noisy teacher).
     pub sft_problems: usize,
     /// Questions GRPO samples from (answers only: GRPO never sees a solution).
@@ -113,6 +115,7 @@ impl Default for LabConfig {
             seed: 0,
             task: ArithmeticSpec::default(),
             pretrain_problems: 20_000,
+            fact_documents: 10_000,
             sft_problems: 2_000,
             rl_problems: 5_000,
             model: TinyModel::default(),

@@ -4,6 +4,7 @@
 //! after every stage.
 
 mod config;
+mod facts;
 mod report;
 mod run;
 

@@ -13,6 +13,7 @@ use lm_core::provenance::git_commit;
 use lm_core::{LmError, Result};
 
 use super::config::LabConfig;
+use super::facts::fact_documents;
 use super::report::{LabReport, StageResult};
 use crate::eval::{Dataset, EvalExample, PromptTemplate, Scorer, evaluate};
 use crate::grader::r1_zero_reward;
@@ -146,10 +147,18 @@ impl LabData {
         let (sft, rest) = rest.split_at(config.sft_problems);
         let rl = &rest[..config.rl_problems];
         let eos = CharCodec::eos_id();
+        let facts = fact_documents(
+            config.task.max_operand,
+            config.fact_documents,
+            config.model.max_len.saturating_sub(1),
+            config.seed,
+        );
         let pretrain = pre
             .iter()
-            .map(|p| {
-                let mut ids = codec.encode(&plain_document(p))?;
+            .map(plain_document)
+            .chain(facts)
+            .map(|doc| {
+                let mut ids = codec.encode(&doc)?;
                 ids.push(eos);
                 // Pretraining windows are cut at the context, as any LM corpus is.
                 ids.truncate(config.model.max_len);

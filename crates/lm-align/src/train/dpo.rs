@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use lm_core::{LmError, Result};
@@ -12,9 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::sft::accumulation_steps;
-use super::{EvalHook, MetricsLog, OptimConfig, PolicyOptimizer, is_eval_step, read_scalar};
+use super::{
+    EvalHook, MetricsLog, OptimConfig, PolicyOptimizer, TrainablePolicy, eval_at, read_scalar,
+};
 use crate::losses::dpo_loss;
-use crate::policy::Policy;
 use crate::scoring::{TokenBatch, response_log_prob_sums, score_responses};
 
 /// One preference: a prompt with a preferred and a dispreferred response.
@@ -81,8 +81,7 @@ pub fn train_dpo<B, P>(
 ) -> Result<(P, Vec<DpoStep>)>
 where
     B: AutodiffBackend,
-    P: Policy<B> + AutodiffModule<B>,
-    P::InnerModule: Policy<B::InnerBackend>,
+    P: TrainablePolicy<B>,
 {
     let accumulation = accumulation_steps(config.batch_size, config.microbatch_size, "batch_size")?;
     if pairs.is_empty() {
@@ -145,12 +144,7 @@ where
         }
         let (updated, grad_norm) = optimizer.step(policy, config.optim.lr);
         policy = updated;
-        let eval_accuracy = match eval.as_mut() {
-            Some(f) if is_eval_step(step, config.eval_every, config.steps) => {
-                Some(f(&policy.valid(), step)?)
-            }
-            _ => None,
-        };
+        let eval_accuracy = eval_at(&mut eval, &policy, step, config.eval_every, config.steps)?;
         let pairs_seen = config.batch_size as f64;
         let record = DpoStep {
             step,

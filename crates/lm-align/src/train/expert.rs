@@ -3,19 +3,20 @@
 
 use std::collections::HashSet;
 
-use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use lm_core::Result;
-use lm_core::generate::SamplingParams;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::grpo::Question;
-use super::{EvalHook, MetricsLog, RewardFn, SftConfig, TokenPair, is_eval_step, train_sft};
-use crate::policy::{Policy, TextCodec};
-use crate::rollout::{RolloutOptions, sample_rollouts};
+use super::{
+    EvalHook, MetricsLog, RewardFn, SftConfig, TokenPair, TrainablePolicy, eval_at,
+    question_rollouts, rollout_params, train_sft,
+};
+use crate::policy::TextCodec;
+use crate::rollout::RolloutOptions;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -86,34 +87,29 @@ pub fn expert_iteration<B, P>(
 ) -> Result<(P, Vec<ExpertStep>)>
 where
     B: AutodiffBackend,
-    P: Policy<B> + AutodiffModule<B>,
-    P::InnerModule: Policy<B::InnerBackend>,
+    P: TrainablePolicy<B>,
 {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let params = SamplingParams {
-        temperature: config.sampling_temperature,
-        max_tokens: config.sampling_max_tokens,
-        stop: config.sampling_stop.clone(),
-        ..SamplingParams::default()
-    };
+    let params = rollout_params(
+        config.sampling_temperature,
+        config.sampling_max_tokens,
+        &config.sampling_stop,
+    );
     let mut records = Vec::with_capacity(config.n_ei_steps);
     for ei_step in 1..=config.n_ei_steps {
         let mut picked: Vec<usize> = (0..questions.len()).collect();
         picked.shuffle(&mut rng);
         picked.truncate(config.questions_per_step.min(questions.len()));
-        let prompts: Vec<Vec<u32>> = picked
-            .iter()
-            .map(|&i| questions[i].prompt_ids.clone())
-            .collect();
         let opts = RolloutOptions {
             max_batch_rows: config.max_batch_rows,
             max_len,
             seed: config.seed.wrapping_add(ei_step as u64),
         };
-        let rollouts = sample_rollouts(
-            &policy.valid(),
+        let rollouts = question_rollouts(
+            &policy,
             codec,
-            &prompts,
+            questions,
+            &picked,
             config.samples_per_question,
             &params,
             &opts,
@@ -149,12 +145,13 @@ where
             policy = updated;
             sft_loss = steps.last().map(|s| s.loss);
         }
-        let eval_accuracy = match eval.as_mut() {
-            Some(f) if is_eval_step(ei_step, config.eval_every, config.n_ei_steps) => {
-                Some(f(&policy.valid(), ei_step)?)
-            }
-            _ => None,
-        };
+        let eval_accuracy = eval_at(
+            &mut eval,
+            &policy,
+            ei_step,
+            config.eval_every,
+            config.n_ei_steps,
+        )?;
         let record = ExpertStep {
             ei_step,
             rollouts: rollouts.len(),

@@ -1,148 +1,27 @@
 //! GRPO (the course's variants): group rollouts from the engine, r1_zero rewards,
 //! group-normalised advantages, then on- or off-policy epochs of policy-gradient steps.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use lm_core::generate::SamplingParams;
 use lm_core::{LmError, Result};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::sft::accumulation_steps;
 use super::{
-    EvalHook, MetricsLog, OptimConfig, PolicyOptimizer, RewardFn, is_eval_step, read_scalar,
+    EvalHook, GrpoConfig, LengthNorm, MetricsLog, PolicyOptimizer, RewardFn, TrainablePolicy,
+    eval_at, question_rollouts, read_scalar, rollout_params,
 };
 use crate::losses::{
     LossType, PolicyGradientInputs, compute_group_normalized_rewards, compute_policy_gradient_loss,
     grpo_microbatch_train_step, masked_mean, masked_normalize,
 };
-use crate::policy::{Policy, TextCodec};
-use crate::rollout::{Rollout, RolloutOptions, sample_rollouts};
+use crate::policy::TextCodec;
+use crate::rollout::{Rollout, RolloutOptions};
 use crate::scoring::{TokenBatch, score_responses};
-
-/// How a sequence's per-token losses become one number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LengthNorm {
-    /// Mean over the sequence's response tokens (long answers weigh no more than short).
-    MaskedMean,
-    /// Sum over response tokens divided by `sampling_max_tokens` (Dr. GRPO).
-    MaskedNormalize,
-}
-
-impl fmt::Display for LengthNorm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::MaskedMean => "masked_mean",
-            Self::MaskedNormalize => "masked_normalize",
-        })
-    }
-}
-
-impl FromStr for LengthNorm {
-    type Err = LmError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "masked_mean" => Ok(Self::MaskedMean),
-            "masked_normalize" => Ok(Self::MaskedNormalize),
-            _ => Err(LmError::config(
-                "length_normalization",
-                format!("`{s}` is not masked_mean or masked_normalize"),
-            )),
-        }
-    }
-}
-
-/// The course's GRPO hyper-parameters, with its defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GrpoConfig {
-    pub n_grpo_steps: usize,
-    pub advantage_eps: f64,
-    pub rollout_batch_size: usize,
-    pub group_size: usize,
-    pub sampling_temperature: f32,
-    pub sampling_max_tokens: usize,
-    /// Strings that end a rollout (kept in its text, as the course's vLLM settings do).
-    pub sampling_stop: Vec<String>,
-    /// Passes over each rollout batch; more than one is off-policy.
-    pub epochs_per_rollout_batch: usize,
-    pub train_batch_size: usize,
-    pub gradient_accumulation_steps: usize,
-    pub loss_type: String,
-    pub use_std_normalization: bool,
-    pub length_normalization: LengthNorm,
-    pub cliprange: f64,
-    /// Rows of the engine's KV cache while sampling rollouts.
-    pub max_batch_rows: usize,
-    pub eval_every: usize,
-    pub seed: u64,
-    pub optim: OptimConfig,
-}
-
-impl Default for GrpoConfig {
-    fn default() -> Self {
-        Self {
-            n_grpo_steps: 200,
-            advantage_eps: 1e-6,
-            rollout_batch_size: 256,
-            group_size: 8,
-            sampling_temperature: 1.0,
-            sampling_max_tokens: 1024,
-            sampling_stop: vec!["</answer>".into()],
-            epochs_per_rollout_batch: 1,
-            train_batch_size: 256,
-            gradient_accumulation_steps: 128,
-            loss_type: "reinforce_with_baseline".into(),
-            use_std_normalization: true,
-            length_normalization: LengthNorm::MaskedMean,
-            cliprange: 0.2,
-            max_batch_rows: 64,
-            eval_every: 10,
-            seed: 0,
-            optim: OptimConfig::default(),
-        }
-    }
-}
-
-impl GrpoConfig {
-    /// Checks the batch arithmetic; returns (loss type, questions per step, microbatch size).
-    pub fn validate(&self) -> Result<(LossType, usize, usize)> {
-        let loss_type: LossType = self.loss_type.parse()?;
-        let prompts = accumulation_steps(
-            self.rollout_batch_size,
-            self.group_size,
-            "rollout_batch_size",
-        )?;
-        accumulation_steps(
-            self.rollout_batch_size,
-            self.train_batch_size,
-            "rollout_batch_size",
-        )?;
-        let micro = self.train_batch_size / self.gradient_accumulation_steps.max(1);
-        accumulation_steps(self.train_batch_size, micro.max(1), "train_batch_size")?;
-        if self.gradient_accumulation_steps == 0 || micro == 0 {
-            return Err(LmError::config(
-                "gradient_accumulation_steps",
-                format!(
-                    "{} must be in 1..={}",
-                    self.gradient_accumulation_steps, self.train_batch_size
-                ),
-            ));
-        }
-        if self.epochs_per_rollout_batch == 0 {
-            return Err(LmError::config("epochs_per_rollout_batch", "must be ≥ 1"));
-        }
-        Ok((loss_type, prompts, micro))
-    }
-}
 
 /// A training question: its prompt ids and the answer the reward compares against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,8 +66,7 @@ pub fn train_grpo<B, P>(
 ) -> Result<(P, Vec<GrpoStep>)>
 where
     B: AutodiffBackend,
-    P: Policy<B> + AutodiffModule<B>,
-    P::InnerModule: Policy<B::InnerBackend>,
+    P: TrainablePolicy<B>,
 {
     let (loss_type, prompts_per_step, micro) = config.validate()?;
     if questions.len() < prompts_per_step {
@@ -203,30 +81,26 @@ where
     let device = policy.devices().into_iter().next().unwrap_or_default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut optimizer = PolicyOptimizer::<B>::new(config.optim.clone());
-    let params = SamplingParams {
-        temperature: config.sampling_temperature,
-        max_tokens: config.sampling_max_tokens,
-        stop: config.sampling_stop.clone(),
-        ..SamplingParams::default()
-    };
+    let params = rollout_params(
+        config.sampling_temperature,
+        config.sampling_max_tokens,
+        &config.sampling_stop,
+    );
     let mut pool: Vec<usize> = Vec::new();
     let mut records = Vec::with_capacity(config.n_grpo_steps);
     for step in 1..=config.n_grpo_steps {
         let start = Instant::now();
         let picked = draw_questions(&mut pool, questions.len(), prompts_per_step, &mut rng);
-        let prompts: Vec<Vec<u32>> = picked
-            .iter()
-            .map(|&i| questions[i].prompt_ids.clone())
-            .collect();
         let opts = RolloutOptions {
             max_batch_rows: config.max_batch_rows,
             max_len,
             seed: config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
-        let rollouts = sample_rollouts(
-            &policy.valid(),
+        let rollouts = question_rollouts(
+            &policy,
             codec,
-            &prompts,
+            questions,
+            &picked,
             config.group_size,
             &params,
             &opts,
@@ -322,12 +196,13 @@ where
                 totals.updates += 1;
             }
         }
-        let eval_accuracy = match eval.as_mut() {
-            Some(f) if is_eval_step(step, config.eval_every, config.n_grpo_steps) => {
-                Some(f(&policy.valid(), step)?)
-            }
-            _ => None,
-        };
+        let eval_accuracy = eval_at(
+            &mut eval,
+            &policy,
+            step,
+            config.eval_every,
+            config.n_grpo_steps,
+        )?;
         let mean = |f: &dyn Fn(&crate::grader::Reward) -> f64| {
             rewards.iter().map(f).sum::<f64>() / n as f64
         };
@@ -408,8 +283,7 @@ fn old_log_probs<B, P>(
 ) -> Result<Vec<Tensor<B::InnerBackend, 2>>>
 where
     B: AutodiffBackend,
-    P: Policy<B> + AutodiffModule<B>,
-    P::InnerModule: Policy<B::InnerBackend>,
+    P: TrainablePolicy<B>,
 {
     let frozen = policy.valid();
     (0..prompts.len())

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use lm_core::{LmError, Result};
 use rand::SeedableRng;
@@ -11,9 +10,10 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{EvalHook, MetricsLog, OptimConfig, PolicyOptimizer, is_eval_step, read_scalar};
+use super::{
+    EvalHook, MetricsLog, OptimConfig, PolicyOptimizer, TrainablePolicy, eval_at, read_scalar,
+};
 use crate::losses::sft_microbatch_train_step;
-use crate::policy::Policy;
 use crate::scoring::{TokenBatch, score_responses};
 
 /// One SFT example: the prompt's ids and the response's ids (only the response is scored).
@@ -109,7 +109,7 @@ pub fn train_sft<B, P>(
 ) -> Result<(P, Vec<SftStep>)>
 where
     B: AutodiffBackend,
-    P: Policy<B> + AutodiffModule<B>,
+    P: TrainablePolicy<B>,
 {
     let accumulation = config.gradient_accumulation_steps()?;
     if data.is_empty() {
@@ -168,12 +168,7 @@ where
         }
         let (updated, grad_norm) = optimizer.step(policy, lr);
         policy = updated;
-        let eval_accuracy = match eval.as_mut() {
-            Some(f) if is_eval_step(step, config.eval_every, config.steps) => {
-                Some(f(&policy.valid(), step)?)
-            }
-            _ => None,
-        };
+        let eval_accuracy = eval_at(&mut eval, &policy, step, config.eval_every, config.steps)?;
         let record = SftStep {
             step,
             lr,
