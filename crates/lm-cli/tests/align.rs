@@ -160,6 +160,7 @@ fn sft_run_writes_metrics_provenance_evals_and_a_reloadable_model() {
     assert!(ok, "{err}");
     let run = f.path("run");
     let steps = jsonl(&run.join("metrics.jsonl"));
+    assert!(run.join("metrics.png").is_file(), "the run's metrics are plotted");
     assert_eq!(steps.len(), 3);
     for (i, s) in steps.iter().enumerate() {
         assert_eq!(s["step"], i + 1);
@@ -273,6 +274,7 @@ fn grpo_and_expert_iteration_take_a_step() {
     let (ok, _, err) = f.train("grpo", grpo, "gsm8k.jsonl", "grpo-run", &[]);
     assert!(ok, "{err}");
     let steps = jsonl(&f.path("grpo-run/metrics.jsonl"));
+    assert!(f.path("grpo-run/metrics.png").is_file());
     assert_eq!(steps.len(), 1);
     let reward = steps[0]["reward"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&reward) && steps[0]["response_length"].as_f64().unwrap() <= 6.0);

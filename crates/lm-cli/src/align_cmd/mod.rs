@@ -4,6 +4,7 @@
 
 mod data;
 mod eval;
+mod plot;
 mod run_dir;
 mod train;
 

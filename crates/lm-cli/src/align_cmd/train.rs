@@ -200,6 +200,9 @@ fn run_on<B: AutodiffBackend>(algorithm: Algorithm, args: &TrainArgs) -> anyhow:
         eprintln!("final evaluation: accuracy {:.4}", report.accuracy);
     }
     run.finish(&trained, loaded.tokenizer_file.as_deref())?;
+    if let Err(e) = super::plot::plot_metrics(&run.path, algorithm) {
+        eprintln!("warning: no metrics plot: {e:#}");
+    }
     println!(
         "finished in {:.1?}; model saved to {}",
         started.elapsed(),
