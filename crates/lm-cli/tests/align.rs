@@ -160,7 +160,10 @@ fn sft_run_writes_metrics_provenance_evals_and_a_reloadable_model() {
     assert!(ok, "{err}");
     let run = f.path("run");
     let steps = jsonl(&run.join("metrics.jsonl"));
-    assert!(run.join("metrics.png").is_file(), "the run's metrics are plotted");
+    assert!(
+        run.join("metrics.png").is_file(),
+        "the run's metrics are plotted"
+    );
     assert_eq!(steps.len(), 3);
     for (i, s) in steps.iter().enumerate() {
         assert_eq!(s["step"], i + 1);
