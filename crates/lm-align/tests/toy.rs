@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use lm_align::eval::PromptTemplate;
 use lm_align::grader::r1_zero_reward;
 use lm_align::policy::TextCodec;
 use lm_align::toy::{
-    ArithmeticSpec, CharCodec, Problem, R1_ZERO_COMPACT, format_prompt, format_response,
-    generate_problems, pretraining_documents, split_problems,
+    ArithmeticSpec, CharCodec, Problem, R1_ZERO_COMPACT, format_response, generate_problems,
+    pretraining_documents, split_problems,
 };
 
 const SEEDS: [u64; 4] = [0, 1, 7, 2024];
@@ -254,6 +255,10 @@ fn correct_responses_earn_full_reward_and_slips_only_format_reward() {
     assert!(slips > 100, "too few slips ({slips}) to test");
 }
 
+fn compact() -> PromptTemplate {
+    PromptTemplate::new(R1_ZERO_COMPACT).unwrap()
+}
+
 fn course_prompt() -> String {
     let path = std::env::var_os("LM_SHARED")
         .map(PathBuf::from)
@@ -268,21 +273,21 @@ fn compact_prompt_is_the_course_prompt_without_its_preamble() {
     assert!(full.trim_end().ends_with(R1_ZERO_COMPACT), "{full:?}");
     let q = "Ana has 3 apples. How many?";
     assert_eq!(
-        format_prompt(R1_ZERO_COMPACT, q).unwrap(),
+        compact().render(q),
         format!("User: {q}\nAssistant: <think>")
     );
-    assert!(format_prompt(&full, q).unwrap().contains(q));
-    let err = format_prompt("User: {q}", q).unwrap_err().to_string();
+    assert!(PromptTemplate::new(full).unwrap().render(q).contains(q));
+    let err = PromptTemplate::new("User: {q}").unwrap_err().to_string();
     assert!(err.contains("{question}"), "{err}");
 }
 
 #[test]
 fn pretraining_documents_are_prompt_plus_teacher_response() {
     let problems = generate_problems(&spec(0.5), 50, 9).unwrap();
-    let docs = pretraining_documents(&problems, R1_ZERO_COMPACT).unwrap();
+    let docs = pretraining_documents(&problems, &compact());
     assert_eq!(docs.len(), problems.len());
     for (doc, p) in docs.iter().zip(&problems) {
-        let prompt = format_prompt(R1_ZERO_COMPACT, &p.question).unwrap();
+        let prompt = compact().render(&p.question);
         let response = doc
             .strip_prefix(&prompt)
             .expect("document starts with the prompt");
@@ -291,7 +296,7 @@ fn pretraining_documents_are_prompt_plus_teacher_response() {
             format_response(&p.teacher_reasoning, &p.teacher_answer)
         );
     }
-    assert!(pretraining_documents(&problems, "no placeholder").is_err());
+    assert!(PromptTemplate::new("no placeholder").is_err());
 }
 
 #[test]
@@ -301,7 +306,8 @@ fn codec_round_trips_every_generated_text() {
     assert_eq!((codec.stop_token_ids(), codec.pad_id()), (vec![eos], 0));
     for seed in SEEDS {
         let problems = generate_problems(&spec(0.3), 300, seed).unwrap();
-        for doc in pretraining_documents(&problems, &course_prompt()).unwrap() {
+        let course = PromptTemplate::new(course_prompt()).unwrap();
+        for doc in pretraining_documents(&problems, &course) {
             let ids = codec.encode(&doc).unwrap();
             assert!(
                 ids.iter()

@@ -20,8 +20,7 @@ use crate::grader::r1_zero_reward;
 use crate::policy::TextCodec;
 use crate::rollout::RolloutOptions;
 use crate::toy::{
-    CharCodec, Problem, R1_ZERO_COMPACT, format_prompt, format_response, generate_problems,
-    split_problems,
+    CharCodec, Problem, R1_ZERO_COMPACT, format_response, generate_problems, split_problems,
 };
 use crate::train::{MetricsLog, Question, TokenPair, train_grpo, train_sft};
 
@@ -168,12 +167,12 @@ impl LabData {
                 })
             })
             .collect::<Result<_>>()?;
-        let prompt_ids = |p: &Problem| codec.encode(&format_prompt(R1_ZERO_COMPACT, &p.question)?);
+        let template = PromptTemplate::new(R1_ZERO_COMPACT)?;
         let sft = sft
             .iter()
             .map(|p| {
                 Ok(TokenPair {
-                    prompt_ids: prompt_ids(p)?,
+                    prompt_ids: codec.encode(&template.render(&p.question))?,
                     response_ids: codec
                         .encode(&format_response(&p.teacher_reasoning, &p.teacher_answer))?,
                 })
@@ -181,12 +180,7 @@ impl LabData {
             .collect::<Result<_>>()?;
         let questions = rl
             .iter()
-            .map(|p| {
-                Ok(Question {
-                    prompt_ids: prompt_ids(p)?,
-                    ground_truth: p.answer.clone(),
-                })
-            })
+            .map(|p| Question::new(&template, &p.question, &p.answer, codec))
             .collect::<Result<_>>()?;
         let examples = held
             .iter()

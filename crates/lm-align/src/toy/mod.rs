@@ -6,5 +6,5 @@ pub mod format;
 pub mod problems;
 
 pub use char_codec::CharCodec;
-pub use format::{R1_ZERO_COMPACT, format_prompt, format_response, pretraining_documents};
+pub use format::{R1_ZERO_COMPACT, format_response, pretraining_documents};
 pub use problems::{ArithmeticSpec, Problem, generate_problems, split_problems};

@@ -15,6 +15,7 @@ use super::{
     EvalHook, GrpoConfig, LengthNorm, MetricsLog, PolicyOptimizer, RewardFn, TrainablePolicy,
     eval_at, question_rollouts, read_scalar, rollout_params,
 };
+use crate::eval::PromptTemplate;
 use crate::losses::{
     LossType, PolicyGradientInputs, compute_group_normalized_rewards, compute_policy_gradient_loss,
     grpo_microbatch_train_step, masked_mean, masked_normalize,
@@ -28,6 +29,21 @@ use crate::scoring::{TokenBatch, score_responses};
 pub struct Question {
     pub prompt_ids: Vec<u32>,
     pub ground_truth: String,
+}
+
+impl Question {
+    /// `question` rendered into `template` and tokenized, with its reference answer.
+    pub fn new(
+        template: &PromptTemplate,
+        question: &str,
+        ground_truth: &str,
+        codec: &dyn TextCodec,
+    ) -> Result<Self> {
+        Ok(Self {
+            prompt_ids: codec.encode(&template.render(question))?,
+            ground_truth: ground_truth.to_string(),
+        })
+    }
 }
 
 /// What one GRPO step logs (means over the rollout batch unless said).

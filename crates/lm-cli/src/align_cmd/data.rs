@@ -105,12 +105,7 @@ pub fn questions(
 ) -> Result<Vec<Question>> {
     items
         .iter()
-        .map(|(question, answer)| {
-            Ok(Question {
-                prompt_ids: codec.encode(&template.render(question))?,
-                ground_truth: answer.clone(),
-            })
-        })
+        .map(|(question, answer)| Question::new(template, question, answer, codec))
         .collect()
 }
 
