@@ -82,9 +82,13 @@ pub fn sample_rollouts<B: Backend, M: CausalLm<B>>(
         })
         .collect();
     let detok = |ids: &[u32]| codec.decode(ids);
-    // No more cache rows than requests: every row is decoded each step, busy or not.
+    // No more cache rows than requests (every row is decoded each step, busy or not), and
+    // no longer rows than the longest prompt plus a full answer: `max_tokens` ends a
+    // request before a full context would, so the outputs are the same.
     let rows = opts.max_batch_rows.min(requests.len()).max(1);
-    let mut engine = Engine::new(model, rows, opts.max_len)?.with_detokenizer(&detok);
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let max_len = opts.max_len.min(longest + params.max_tokens);
+    let mut engine = Engine::new(model, rows, max_len)?.with_detokenizer(&detok);
     let completions = engine.generate(requests, |_| {})?;
     Ok(completions
         .into_iter()

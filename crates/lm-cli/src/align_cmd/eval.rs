@@ -109,20 +109,10 @@ pub struct Evaluator<'a> {
 impl Evaluator<'_> {
     /// Evaluates `model` and writes the report to `out`.
     pub fn run<B: Backend, M: CausalLm<B>>(&self, model: &M, out: &Path) -> Result<EvalReport> {
-        let longest = self
-            .dataset
-            .examples
-            .iter()
-            .map(|e| Ok(self.codec.encode(&self.template.render(&e.question))?.len()))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .max()
-            .unwrap_or(0);
         let opts = RolloutOptions {
-            // More rows than answers would only grow the KV cache.
-            max_batch_rows: self.batch.min(self.dataset.examples.len()).max(1),
-            // Answers that would outrun the model's positions end there.
-            max_len: (longest + self.params.max_tokens).min(model.max_positions()),
+            // Rollouts size the cache to the answers; these are the upper bounds.
+            max_batch_rows: self.batch,
+            max_len: model.max_positions(),
             seed: self.seed,
         };
         let report = evaluate(

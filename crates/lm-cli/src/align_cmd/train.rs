@@ -238,7 +238,7 @@ fn train<B: AutodiffBackend>(
         }
         (Config::Grpo(c), TextData::Questions(items)) => {
             let questions = data::questions(items, template, codec)?;
-            let max_len = rollout_len(&policy, &questions, c.sampling_max_tokens);
+            let max_len = CausalLm::<B>::max_positions(&policy);
             train_grpo(
                 policy, codec, &questions, reward, max_len, c, &mut log, hook,
             )?
@@ -246,7 +246,7 @@ fn train<B: AutodiffBackend>(
         }
         (Config::ExpertIteration(c), TextData::Questions(items)) => {
             let questions = data::questions(items, template, codec)?;
-            let max_len = rollout_len(&policy, &questions, c.sampling_max_tokens);
+            let max_len = CausalLm::<B>::max_positions(&policy);
             let mut sft_log = run.metrics("sft-metrics")?;
             expert_iteration(
                 policy,
@@ -264,18 +264,4 @@ fn train<B: AutodiffBackend>(
         _ => unreachable!("run_on reads the data the algorithm's config goes with"),
     };
     Ok(policy)
-}
-
-/// Positions a rollout needs: the longest prompt and a full answer, within the model's.
-fn rollout_len<B: AutodiffBackend>(
-    policy: &Decoder<B>,
-    questions: &[lm_align::train::Question],
-    max_tokens: usize,
-) -> usize {
-    let longest = questions
-        .iter()
-        .map(|q| q.prompt_ids.len())
-        .max()
-        .unwrap_or(0);
-    (longest + max_tokens).min(CausalLm::<B>::max_positions(policy))
 }
