@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use lm_core::generate::{Engine, Request, SamplingParams};
 use lm_core::pretrained::gguf::GgufFile;
 use lm_core::pretrained::gguf_model;
 use lm_core::pretrained::tokenizer::TextTokenizer;
 use serde_json::Value;
+
+use super::generate_random::measure;
 
 type B = lm_core::backends::NdArray;
 
@@ -75,39 +75,11 @@ fn ours(path: &Path, batches: &[usize], new_tokens: usize) -> Result<Vec<f64>> {
     let tok = TextTokenizer::from_gguf(&GgufFile::open(path)?)?;
     let mut rates = Vec::new();
     for &batch in batches {
-        let requests = |n: usize| -> Result<Vec<Request>> {
-            (0..batch)
-                .map(|i| {
-                    Ok(Request {
-                        id: i as u64,
-                        prompt: tok.encode(PROMPTS[i % PROMPTS.len()], false)?,
-                        params: SamplingParams {
-                            temperature: 0.0,
-                            max_tokens: n,
-                            ..SamplingParams::default()
-                        },
-                    })
-                })
-                .collect()
-        };
-        let longest = requests(1)?
-            .iter()
-            .map(|r| r.prompt.len())
-            .max()
-            .unwrap_or(1);
-        let mut engine = Engine::new(&model, batch, longest + new_tokens)?;
-        engine.generate(requests(2)?, |_| {})?;
-        let started = Instant::now();
-        let done = engine.generate(requests(new_tokens)?, |_| {})?;
-        let secs = started.elapsed().as_secs_f64();
-        let generated: usize = done.iter().map(|c| c.tokens.len()).sum();
-        if generated != batch * new_tokens {
-            bail!(
-                "expected {} tokens, generated {generated}",
-                batch * new_tokens
-            );
-        }
-        rates.push(generated as f64 / secs);
+        let prompts = (0..batch)
+            .map(|i| tok.encode(PROMPTS[i % PROMPTS.len()], false))
+            .collect::<lm_core::Result<Vec<_>>>()?;
+        let (secs, _) = measure(&model, &prompts, new_tokens, 2)?;
+        rates.push((batch * new_tokens) as f64 / secs);
     }
     Ok(rates)
 }

@@ -245,7 +245,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// (wall seconds, seconds to the first token) of one greedy run generating exactly
 /// `new_tokens` per prompt, after a warm-up run of `warmup` tokens at the same batch.
-fn measure<B: Backend>(
+pub(super) fn measure<B: Backend>(
     model: &Decoder<B>,
     prompts: &[Vec<u32>],
     new_tokens: usize,
