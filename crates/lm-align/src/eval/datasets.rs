@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use lm_core::{LmError, Result};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::Scorer;
@@ -239,15 +240,26 @@ fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, usize
 }
 
 /// The JSON object of every non-blank line, with its 1-based line number.
-fn jsonl_objects(path: &Path) -> Result<Vec<(usize, Map<String, Value>)>> {
+/// Every non-blank line of a JSONL file as a `T`, with its 1-based line number; a line that
+/// does not parse is an error naming the file and line.
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<(usize, T)>> {
     let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| match serde_json::from_str(l) {
-            Ok(Value::Object(o)) => Ok((i + 1, o)),
-            Ok(_) => Err(bad(path, i + 1, "is not a JSON object")),
+            Ok(value) => Ok((i + 1, value)),
             Err(e) => Err(bad(path, i + 1, &format!("invalid JSON: {e}"))),
+        })
+        .collect()
+}
+
+fn jsonl_objects(path: &Path) -> Result<Vec<(usize, Map<String, Value>)>> {
+    read_jsonl::<Value>(path)?
+        .into_iter()
+        .map(|(line, v)| match v {
+            Value::Object(o) => Ok((line, o)),
+            _ => Err(bad(path, line, "is not a JSON object")),
         })
         .collect()
 }

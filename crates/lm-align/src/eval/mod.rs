@@ -17,7 +17,7 @@ use lm_core::{LmError, Result};
 use serde::{Deserialize, Serialize};
 
 pub use datasets::{
-    Dataset, DatasetFormat, EvalExample, read_dataset, read_gsm8k, read_math, read_mmlu,
+    Dataset, DatasetFormat, EvalExample, read_dataset, read_gsm8k, read_jsonl, read_math, read_mmlu,
 };
 pub use report::{EvalRecord, EvalReport};
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lm_align::eval::{PromptTemplate, Scorer, read_dataset};
+use lm_align::eval::{PromptTemplate, Scorer, read_dataset, read_jsonl};
 use lm_align::policy::TextCodec;
 use lm_align::sft_data::{SftExample, read_sft_jsonl};
 use lm_align::train::{PreferencePair, Question, TokenPair};
@@ -57,18 +57,7 @@ pub fn read_questions(path: &Path) -> Result<TextData> {
 }
 
 pub fn read_preferences(path: &Path) -> Result<TextData> {
-    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
-    let pairs = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| LmError::BadFile {
-                file: path.to_path_buf(),
-                reason: format!("line {}: {e} (want {{prompt, chosen, rejected}})", i + 1),
-            })
-        })
-        .collect::<Result<Vec<Preference>>>()?;
+    let pairs: Vec<Preference> = read_jsonl(path)?.into_iter().map(|(_, p)| p).collect();
     non_empty(path, pairs.len())?;
     Ok(TextData::Preferences(pairs))
 }
