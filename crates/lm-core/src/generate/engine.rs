@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use burn::tensor::{Tensor, backend::Backend};
 use rayon::prelude::*;
 
+use super::device_draw::{DrawInput, draw_on_device};
 use super::model::CausalLm;
 use super::output::{Completion, Event};
 use super::params::Request;
@@ -23,6 +24,8 @@ pub struct Engine<'m, B: Backend, M: CausalLm<B>> {
     seed: u64,
     /// Made on the first `generate` and reused: prefill overwrites a row.
     cache: Option<M::Cache>,
+    /// Draw greedy and whole-vocabulary samples on the model's device ([`device_draw`]).
+    device_sampling: bool,
     _backend: PhantomData<B>,
 }
 
@@ -55,6 +58,7 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
             max_len,
             seed: 0,
             cache: None,
+            device_sampling: true,
             _backend: PhantomData,
         })
     }
@@ -68,6 +72,15 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
     /// Seeds the requests whose `params.seed` is `None` (stream = request id); default 0.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Whether greedy and whole-vocabulary sampling run on the model's device (default);
+    /// off, every step reads the logits back and samples on the host. Both follow the same
+    /// per-request RNG stream; they can differ only where f32 rounding moves a draw across
+    /// the boundary between two tokens.
+    pub fn with_device_sampling(mut self, on: bool) -> Self {
+        self.device_sampling = on;
         self
     }
 
@@ -152,20 +165,40 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
         on_event: &mut impl FnMut(Event<'_>),
     ) -> Result<()> {
         let vocab = self.model.vocab_size();
-        let logits = read_logits(logits, rows.len(), vocab, what)?;
+        check_logits(&logits, rows.len(), vocab, what)?;
         let (detok, max_len) = (self.detok, self.max_len);
-        // Rows are listed in ascending order, so the active slots line up with the chunks.
-        let batch: Vec<(&mut Row, &[f32])> = slots
+        // Rows are listed in ascending order, so the active slots line up with the logits.
+        let mut active: Vec<&mut Row> = slots
             .iter_mut()
             .enumerate()
             .filter(|(r, _)| rows.binary_search(r).is_ok())
             .filter_map(|(_, s)| s.as_mut())
-            .zip(logits.chunks_exact(vocab))
             .collect();
-        batch
-            .into_par_iter()
-            .map(|(row, l)| row.step(l, detok, max_len))
-            .collect::<Result<Vec<()>>>()?;
+        let on_device = self.device_sampling && active.iter().all(|r| r.samples_on_device(vocab));
+        let draws = if on_device {
+            let inputs: Vec<DrawInput> = active.iter_mut().map(|r| r.device_input()).collect();
+            draw_on_device(logits.clone(), &inputs)?
+        } else {
+            vec![None; active.len()]
+        };
+        // The host samples the rest: every row off the device path, and the rare rows
+        // whose logits had no finite normaliser (it reports those as errors or takes an
+        // infinite logit).
+        if draws.iter().any(Option::is_none) {
+            let host = read_logits(logits, what)?;
+            active
+                .par_iter_mut()
+                .zip(host.par_chunks_exact(vocab))
+                .zip(&draws)
+                .filter(|(_, draw)| draw.is_none())
+                .map(|((row, l), _)| row.step(l, detok, max_len))
+                .collect::<Result<Vec<()>>>()?;
+        }
+        for (row, draw) in active.iter_mut().zip(&draws) {
+            if let Some((token, logprob)) = *draw {
+                row.accept(token, Some(logprob), detok, max_len);
+            }
+        }
         for &r in rows {
             let Some(row) = &slots[r] else { continue };
             let (token, logprob, text) = row.last_event();
@@ -235,13 +268,12 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
     }
 }
 
-/// The logits as one f32 buffer, after checking their shape: one transfer per step.
-fn read_logits<B: Backend>(
-    logits: Tensor<B, 2>,
+fn check_logits<B: Backend>(
+    logits: &Tensor<B, 2>,
     rows: usize,
     vocab: usize,
     what: &str,
-) -> Result<Vec<f32>> {
+) -> Result<()> {
     let dims = logits.dims();
     if dims != [rows, vocab] {
         return Err(LmError::shape(
@@ -250,6 +282,11 @@ fn read_logits<B: Backend>(
             &dims,
         ));
     }
+    Ok(())
+}
+
+/// The logits as one f32 buffer: one transfer per step.
+fn read_logits<B: Backend>(logits: Tensor<B, 2>, what: &str) -> Result<Vec<f32>> {
     let data = logits
         .try_into_data()
         .map_err(|e| LmError::Kernel(format!("reading the {what} logits: {e:?}")))?;

@@ -10,12 +10,15 @@
 //! request order; [`Event`]s stream each token and each finished request meanwhile.
 //!
 //! # Sampling
-//! Each step reads the logits of the whole batch to the CPU once, then samples rows in
-//! parallel (rayon). `temperature == 0` is greedy: the first index among equal maxima.
-//! Otherwise: logits / temperature, then top-k (quickselect), then top-p over the
-//! renormalised top-k probabilities (the smallest most-likely set whose mass reaches
-//! `top_p`, at least one token, ties to the lower id; a quickselect on mass, no full
-//! sort of the vocabulary), then one uniform draw. Every request has its own ChaCha8 RNG, seeded by
+//! Greedy rows and rows sampled from the whole vocabulary (no top-k / top-p) are drawn on
+//! the model's device (`device_draw`), which sends back one token and log-prob per row.
+//! Otherwise each step reads the logits of the whole batch to the CPU once and samples rows
+//! in parallel (rayon); both use the same draws, see [`Engine::with_device_sampling`].
+//! `temperature == 0` is greedy: the first index among equal maxima. Otherwise: logits /
+//! temperature, then top-k (quickselect), then top-p over the renormalised top-k
+//! probabilities (the smallest most-likely set whose mass reaches `top_p`, at least one
+//! token, ties to the lower id; a quickselect on mass, no full sort of the vocabulary),
+//! then one uniform draw. Every request has its own ChaCha8 RNG, seeded by
 //! `params.seed` or, when that is `None`, by the engine seed on stream `id`; a request's
 //! output therefore does not depend on the other requests, the batch size or its row.
 //!
@@ -37,6 +40,7 @@
 //! outside the vocabulary, invalid params or duplicate ids are errors naming the request,
 //! raised before any model call. Without a detokenizer `text` is empty.
 
+mod device_draw;
 mod engine;
 mod model;
 mod output;

@@ -2,9 +2,10 @@
 
 use std::ops::Range;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::device_draw::{DrawInput, on_device};
 use super::output::{Completion, FinishReason};
 use super::params::{Request, SamplingParams};
 use super::sampling::{Scratch, sample_token};
@@ -72,7 +73,8 @@ impl Row {
         self.finish.is_some()
     }
 
-    /// Samples the next token from this row's logits and applies the stop conditions.
+    /// Samples the next token from this row's logits on the host and applies the stop
+    /// conditions.
     pub fn step(
         &mut self,
         logits: &[f32],
@@ -88,9 +90,42 @@ impl Row {
                     self.tokens.len()
                 ))
             })?;
-        let token = draw.token;
-        if let Some(lps) = &mut self.logprobs {
-            lps.push(draw.logprob(logits));
+        let logprob = self.logprobs.is_some().then(|| draw.logprob(logits));
+        self.accept(draw.token, logprob, detok, max_len);
+        Ok(())
+    }
+
+    /// What a device draw needs from this row, consuming the one uniform the host sampler
+    /// would have drawn (none for greedy rows), so both paths follow the same RNG stream.
+    pub fn device_input(&mut self) -> DrawInput {
+        let greedy = self.params.is_greedy();
+        DrawInput {
+            greedy,
+            temperature: self.params.temperature,
+            uniform: if greedy {
+                0.0
+            } else {
+                self.rng.random::<f64>()
+            },
+        }
+    }
+
+    /// Whether this row's sampling can run on the device.
+    pub fn samples_on_device(&self, vocab: usize) -> bool {
+        on_device(&self.params, vocab)
+    }
+
+    /// Appends a token drawn elsewhere (`logprob` at temperature 1) and applies the stop
+    /// conditions.
+    pub fn accept(
+        &mut self,
+        token: u32,
+        logprob: Option<f32>,
+        detok: Option<&dyn Detokenizer>,
+        max_len: usize,
+    ) {
+        if let (Some(lps), Some(lp)) = (&mut self.logprobs, logprob) {
+            lps.push(lp);
         }
         self.tokens.push(token);
         self.finish = self.check_stop(token, detok, max_len);
@@ -112,7 +147,6 @@ impl Row {
         let start = self.streamed.min(end);
         self.delta = start..end;
         self.streamed = end.max(self.streamed);
-        Ok(())
     }
 
     fn check_stop(

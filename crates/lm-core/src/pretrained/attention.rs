@@ -37,27 +37,25 @@ pub struct SlotMask {
 }
 
 impl SlotMask {
-    /// Additive bias `[rows, 1, group·T, L]`: 0 where allowed, −∞ elsewhere, repeated for
-    /// the `group` query heads that share a key/value head.
-    pub fn bias<B: Backend>(&self, t: usize, group: usize, device: &B::Device) -> Tensor<B, 4> {
+    /// Additive bias `[rows, 1, T, L]`: 0 where allowed, −∞ elsewhere. The query heads
+    /// that share a key/value head broadcast over it, so it is uploaded once, not per head.
+    pub fn bias<B: Backend>(&self, t: usize, device: &B::Device) -> Tensor<B, 4> {
         let (rows, len) = (self.offsets.len(), self.len);
-        let mut bias = Vec::with_capacity(rows * group * t * len);
+        let mut bias = Vec::with_capacity(rows * t * len);
         for (b, &offset) in self.offsets.iter().enumerate() {
             let ok = &self.key_ok[b * len..(b + 1) * len];
-            for _ in 0..group {
-                for q in 0..t {
-                    let slot = offset + q;
-                    bias.extend((0..len).map(|u| {
-                        if u == slot || (u < slot && ok[u]) {
-                            0f32
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    }));
-                }
+            for q in 0..t {
+                let slot = offset + q;
+                bias.extend((0..len).map(|u| {
+                    if u == slot || (u < slot && ok[u]) {
+                        0f32
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                }));
             }
         }
-        Tensor::from_data(TensorData::new(bias, [rows, 1, group * t, len]), device)
+        Tensor::from_data(TensorData::new(bias, [rows, 1, t, len]), device)
     }
 }
 
@@ -81,7 +79,7 @@ pub struct CacheStep<'a, B: Backend> {
 }
 
 impl<B: Backend> GroupedQueryAttention<B> {
-    /// `x [rows, T, d]`, `positions [rows, T]`, `bias` from [`SlotMask::bias`]. Without a
+    /// `x [rows, T, d]`, `positions [rows, T]`, `bias [rows, 1, T, L]` from [`SlotMask::bias`]. Without a
     /// cache the keys are the `T` new tokens themselves (slot = index).
     pub fn forward(
         &self,
@@ -119,10 +117,14 @@ impl<B: Backend> GroupedQueryAttention<B> {
             None => (k, v),
         };
 
-        let scores = q
+        // [rows, KV, group·T, L] viewed as [rows, KV, group, T, L] so `bias [rows, 1, 1, T, L]`
+        // broadcasts over the kv heads and the query heads of each group.
+        let scores: Tensor<B, 5> = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt())
-            + bias;
+            .reshape([rows, kv_heads, group, t, key_len]);
+        let scores: Tensor<B, 4> =
+            (scores + bias.unsqueeze_dim::<5>(2)).reshape([rows, kv_heads, group * t, key_len]);
         let out = softmax(scores, 3).matmul(v); // [rows, KV, group·T, hd]
         let out: Tensor<B, 3> = out
             .reshape([rows, kv_heads, group, t, hd])

@@ -75,10 +75,21 @@ impl<B: Backend> CausalLm<B> for Decoder<B> {
             &mask,
             Some((&mut scratch, &CacheWrite::At(0))),
         );
-        for (i, (&row, p)) in rows.iter().zip(prompts).enumerate() {
+        // One copy per run of consecutive rows (all `t` slots: a shorter prompt's padding
+        // lands past its length, where decode masks it and writes its next token).
+        let mut i = 0;
+        while i < n {
+            let run = 1 + rows[i + 1..]
+                .iter()
+                .zip(rows[i..].iter())
+                .take_while(|(next, prev)| **next == **prev + 1)
+                .count();
             for (dst, src) in cache.layers.iter_mut().zip(&scratch.layers) {
-                dst.copy_row(row, src, i, p.len());
+                dst.copy_rows(rows[i], src, i, run, t);
             }
+            i += run;
+        }
+        for (&row, p) in rows.iter().zip(prompts) {
             cache.lens[row] = p.len();
         }
         let last = prompts
@@ -90,7 +101,8 @@ impl<B: Backend> CausalLm<B> for Decoder<B> {
     }
 
     /// Runs every cache row (idle ones with a dummy token at their next slot, which nothing
-    /// reads), advancing only `rows`; keys are cut to the longest row in use.
+    /// reads), advancing only `rows`; keys are cut to the longest row in use, rounded up to
+    /// a bucket ([`KvCache::attend_len`]).
     fn decode(&self, cache: &mut KvCache<B>, rows: &[usize], tokens: &[u32]) -> Tensor<B, 2> {
         let device = self.embed_tokens.weight.device();
         let all = cache.rows();
@@ -108,7 +120,7 @@ impl<B: Backend> CausalLm<B> for Decoder<B> {
             .iter()
             .map(|&l| l.min(cache.max_len - 1) as i64)
             .collect();
-        let attend = rows.iter().map(|&r| cache.lens[r] + 1).max().unwrap_or(1);
+        let attend = cache.attend_len(rows.iter().map(|&r| cache.lens[r] + 1).max().unwrap_or(1));
         let mut key_ok = vec![false; all * attend];
         for (r, &len) in cache.lens.iter().enumerate() {
             key_ok[r * attend..r * attend + len.min(attend)].fill(true);

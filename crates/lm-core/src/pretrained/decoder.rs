@@ -138,7 +138,7 @@ impl<B: Backend> Decoder<B> {
     ) -> Tensor<B, 3> {
         let t = ids.dims()[1];
         let device = ids.device();
-        let bias = mask.bias::<B>(t, self.config.group_size(), &device);
+        let bias = mask.bias::<B>(t, &device);
         let mut x = self.embed_tokens.forward::<2, 3>(ids);
         for (i, layer) in self.layers.iter().enumerate() {
             let step = cache.as_mut().map(|(kv, write)| CacheStep {

@@ -68,18 +68,22 @@ impl<B: Backend> LayerKv<B> {
         )
     }
 
-    /// Copies row `from` of `src` (its first `len` slots) into row `to` of `self`.
-    pub fn copy_row(&mut self, to: usize, src: &Self, from: usize, len: usize) {
+    /// Copies rows `from .. from + n` of `src` (their first `len` slots) into rows
+    /// `to .. to + n` of `self`.
+    pub fn copy_rows(&mut self, to: usize, src: &Self, from: usize, n: usize, len: usize) {
         let [_, heads, _, hd] = self.k.dims();
-        let dst = [to..to + 1, 0..heads, 0..len, 0..hd];
-        let row = [from..from + 1, 0..heads, 0..len, 0..hd];
+        let dst = [to..to + n, 0..heads, 0..len, 0..hd];
+        let rows = [from..from + n, 0..heads, 0..len, 0..hd];
         self.k = self
             .k
             .clone()
-            .slice_assign(dst.clone(), src.k.clone().slice(row.clone()));
-        self.v = self.v.clone().slice_assign(dst, src.v.clone().slice(row));
+            .slice_assign(dst.clone(), src.k.clone().slice(rows.clone()));
+        self.v = self.v.clone().slice_assign(dst, src.v.clone().slice(rows));
     }
 }
+
+/// Granularity of [`KvCache::attend_len`].
+pub const ATTEND_BUCKET: usize = 128;
 
 /// The cache of every layer plus each row's filled length.
 #[derive(Debug, Clone)]
@@ -93,6 +97,17 @@ pub struct KvCache<B: Backend> {
 impl<B: Backend> KvCache<B> {
     pub fn rows(&self) -> usize {
         self.lens.len()
+    }
+
+    /// How many slots a decode step attends over when its longest row needs `needed`:
+    /// rounded up to a multiple of [`ATTEND_BUCKET`] (within `max_len`), so the attention's
+    /// shapes change once per bucket instead of every step — on GPUs each new shape means
+    /// new fused kernels and a new matmul autotune. The extra slots are masked.
+    pub fn attend_len(&self, needed: usize) -> usize {
+        needed
+            .div_ceil(ATTEND_BUCKET)
+            .saturating_mul(ATTEND_BUCKET)
+            .clamp(needed, self.max_len.max(needed))
     }
 
     /// The `[rows, 1, max_len, 1]` one-hot of each row's next slot (for [`CacheWrite::PerRow`]);

@@ -2,6 +2,7 @@
 //! the engine tests that run on it.
 
 mod checks;
+mod device_draw;
 mod engine;
 mod sampling;
 
