@@ -7,6 +7,9 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use super::CausalLm;
 use crate::TransformerLm;
 
+/// Granularity of the padded sequence length of a step.
+const PAD_TO: usize = 32;
+
 /// Each row's tokens so far.
 #[derive(Debug, Clone)]
 pub struct TokenHistory {
@@ -18,7 +21,13 @@ impl<B: Backend> TransformerLm<B> {
     /// batch: causal attention keeps the padding out of the real positions).
     fn last_logits(&self, seqs: &[&[u32]]) -> Tensor<B, 2> {
         let device = self.lm_head.weight.device();
-        let (n, t) = (seqs.len(), seqs.iter().map(|s| s.len()).max().unwrap_or(1));
+        let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
+        // Padded to a multiple of PAD_TO: the shapes change every PAD_TO steps rather than
+        // every step (on GPUs each new shape compiles new fused kernels).
+        let t = longest
+            .next_multiple_of(PAD_TO)
+            .min(self.context_length.max(longest));
+        let n = seqs.len();
         let mut ids = vec![0i64; n * t];
         for (i, s) in seqs.iter().enumerate() {
             for (j, &tok) in s.iter().enumerate() {
