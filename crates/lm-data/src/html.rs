@@ -5,6 +5,7 @@
 //! does (see [`render`]).
 
 pub mod charset;
+pub mod dom;
 pub mod nesting;
 pub mod render;
 

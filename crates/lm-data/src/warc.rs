@@ -3,6 +3,7 @@
 //! whole file), and survives damage: a corrupt or truncated record is reported with its byte
 //! offset (the compressed offset of its gzip member for `.gz`), counted, and skipped.
 
+mod gzip;
 pub mod http;
 pub mod reader;
 pub mod record;

@@ -8,8 +8,8 @@
 
 use html5ever::tendril::TendrilSink;
 use html5ever::{ParseOpts, parse_document};
-use markup5ever_rcdom::{Handle, NodeData, RcDom};
 
+use super::dom::{DOCUMENT, Dom, Node, NodeData, NodeId};
 use super::nesting::{MAX_ESTIMATED_DEPTH, depth_cut};
 
 /// The visible text of `html` (already decoded). A page nested deeper than
@@ -19,9 +19,9 @@ pub fn extract_text(html: &str) -> String {
         Some(cut) => &html[..cut],
         None => html,
     };
-    let dom = parse_document(RcDom::default(), ParseOpts::default()).one(html);
+    let dom = parse_document(Dom::with_capacity_for(html.len()), ParseOpts::default()).one(html);
     let mut out = TextWriter::with_capacity(html.len() / 3);
-    walk(&dom.document, &mut out);
+    walk(&dom.into_nodes(), &mut out);
     out.finish()
 }
 
@@ -67,52 +67,47 @@ fn role(tag: &str) -> Role {
 
 /// Depth-first walk with an explicit stack, so deeply nested pages cannot overflow the
 /// thread's stack.
-fn walk(root: &Handle, out: &mut TextWriter) {
+fn walk(nodes: &[Node], out: &mut TextWriter) {
     struct Frame {
-        node: Handle,
-        next_child: usize,
+        next_child: Option<NodeId>,
         role: Role,
         /// `table`, `tbody`, `thead`, `tfoot` or `tr`: white space between cells is not text.
         table_structure: bool,
     }
     let mut stack = vec![Frame {
-        node: root.clone(),
-        next_child: 0,
+        next_child: nodes[DOCUMENT].first_child,
         role: Role::Inline,
         table_structure: false,
     }];
     while let Some(top) = stack.last_mut() {
-        let child = top.node.children.borrow().get(top.next_child).cloned();
-        let Some(child) = child else {
+        let Some(child) = top.next_child else {
             let done = stack.pop().expect("stack is not empty");
             out.leave(done.role);
             continue;
         };
-        top.next_child += 1;
+        let child = &nodes[child];
+        top.next_child = child.next_sibling;
         let table_structure = top.table_structure;
         match &child.data {
-            NodeData::Text { contents } => {
-                let text = contents.borrow();
+            NodeData::Text(text) => {
                 if !(table_structure && text.chars().all(is_html_space)) {
-                    out.text(&text);
+                    out.text(text);
                 }
             }
-            NodeData::Element { name, attrs, .. } => {
+            NodeData::Element { name, alt, .. } => {
                 let role = role(&name.local);
                 match role {
                     Role::Hidden => {}
                     Role::LineBreak => out.line_break(),
                     Role::Image => {
-                        let attrs = attrs.borrow();
-                        if let Some(alt) = attrs.iter().find(|a| &*a.name.local == "alt") {
-                            out.text(&alt.value);
+                        if let Some(alt) = alt {
+                            out.text(alt);
                         }
                     }
                     _ => {
                         out.enter(role);
                         stack.push(Frame {
-                            node: child.clone(),
-                            next_child: 0,
+                            next_child: child.first_child,
                             role,
                             table_structure: matches!(
                                 &*name.local,
@@ -122,7 +117,7 @@ fn walk(root: &Handle, out: &mut TextWriter) {
                     }
                 }
             }
-            _ => {}
+            NodeData::Document | NodeData::Other => {}
         }
     }
 }
@@ -317,6 +312,7 @@ impl TextWriter {
             return;
         }
         // Byte scan: the collapsible spaces are ASCII, so every cut is a char boundary.
+        // Words already separated by single spaces are copied as one run.
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -326,8 +322,17 @@ impl TextWriter {
                 continue;
             }
             let start = i;
-            while i < bytes.len() && !is_html_space_byte(bytes[i]) {
-                i += 1;
+            loop {
+                while i < bytes.len() && !is_html_space_byte(bytes[i]) {
+                    i += 1;
+                }
+                if bytes.get(i) == Some(&b' ')
+                    && bytes.get(i + 1).is_some_and(|&b| !is_html_space_byte(b))
+                {
+                    i += 1;
+                } else {
+                    break;
+                }
             }
             self.before_visible_text();
             self.out.push_str(&text[start..i]);
@@ -367,7 +372,8 @@ fn is_html_space(c: char) -> bool {
 }
 
 fn is_html_space_byte(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+    // All are at most b' '; one compare rules out almost every other byte.
+    b <= b' ' && matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
 }
 
 #[cfg(test)]

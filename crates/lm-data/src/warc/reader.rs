@@ -1,7 +1,7 @@
 //! Streaming WARC reader over plain or gzip input, resynchronising after damage.
 //!
 //! Bytes flow: file → [`Source`] (counts compressed bytes; for gzip, decodes member by member
-//! and remembers where each member starts) → `BufReader` → record parser. A record's offset
+//! and remembers where each member starts, see [`super::gzip`]) → record parser. A record's offset
 //! is its position in the decompressed stream mapped back to the member holding it. After a
 //! bad record the parser scans for the next `WARC/` version line; after a gzip error the
 //! source jumps to the next gzip header. Every error path consumes input, so reading ends.
@@ -11,8 +11,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use flate2::bufread::GzDecoder;
-
+use super::gzip::{GZIP_MAGIC, GzMembers};
 use super::record::WarcRecord;
 use crate::error::{DataError, Result};
 
@@ -20,7 +19,6 @@ use crate::error::{DataError, Result};
 const MAX_LINE: u64 = 64 * 1024;
 /// Most header bytes for one record.
 const MAX_HEADER_BYTES: usize = 1024 * 1024;
-const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 
 /// A record that could not be read; reading goes on after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +39,7 @@ impl std::error::Error for RecordError {}
 /// Iterates over the records of a WARC/WET file: `Ok(record)`, or `Err(RecordError)` for a
 /// damaged stretch, after which iteration continues with the next readable record.
 pub struct WarcReader<R: BufRead> {
-    input: Option<BufReader<Source<R>>>,
+    input: Source<R>,
     /// Decompressed bytes consumed by the parser so far.
     consumed: u64,
     records: u64,
@@ -64,17 +62,16 @@ impl<R: BufRead> WarcReader<R> {
     /// Reads from `input` (plain or gzip, detected from the first bytes).
     pub fn new(mut input: R) -> io::Result<Self> {
         let gzip = input.fill_buf()?.starts_with(&GZIP_MAGIC[..2]);
-        let counted = Counting {
-            inner: input,
-            pos: 0,
-        };
-        let source = if gzip {
-            Source::Gzip(Box::new(GzMembers::new(counted)))
+        let input = if gzip {
+            Source::Gzip(Box::new(GzMembers::new(input, 0)))
         } else {
-            Source::Plain(counted)
+            Source::Plain(Counting {
+                inner: input,
+                pos: 0,
+            })
         };
         Ok(Self {
-            input: Some(BufReader::with_capacity(64 * 1024, source)),
+            input,
             consumed: 0,
             records: 0,
             errors: 0,
@@ -94,17 +91,13 @@ impl<R: BufRead> WarcReader<R> {
         self.errors
     }
 
-    fn input(&mut self) -> &mut BufReader<Source<R>> {
-        self.input.as_mut().expect("input is present between calls")
-    }
-
-    fn source(&self) -> &Source<R> {
-        self.input.as_ref().expect("input is present").get_ref()
+    fn input(&mut self) -> &mut Source<R> {
+        &mut self.input
     }
 
     /// File offset of decompressed position `pos`.
     fn file_offset(&mut self, pos: u64) -> u64 {
-        match self.input().get_mut() {
+        match &mut self.input {
             Source::Plain(_) => pos,
             Source::Gzip(gz) => gz.member_offset_of(pos),
         }
@@ -130,16 +123,13 @@ impl<R: BufRead> WarcReader<R> {
         }
     }
 
-    /// After a gzip error: drop buffered bytes and continue at the next gzip member.
+    /// After a gzip error: drop decoded bytes and continue at the next gzip member.
     fn skip_to_next_member(&mut self) {
-        let reader = self.input.take().expect("input is present");
-        let mut source = reader.into_inner();
-        let more = match &mut source {
+        let more = match &mut self.input {
             Source::Gzip(gz) => gz.skip_to_next_member(),
             Source::Plain(_) => false,
         };
-        self.consumed = source.decompressed_total();
-        self.input = Some(BufReader::with_capacity(64 * 1024, source));
+        self.consumed = self.input.consumed();
         if !more {
             self.finished = true;
         }
@@ -148,11 +138,11 @@ impl<R: BufRead> WarcReader<R> {
     /// Handles an I/O error while reading: a gzip error skips to the next member, anything
     /// else ends reading.
     fn io_error(&mut self, record_start: u64, what: &str, e: io::Error) -> RecordError {
-        let offset = match self.source() {
+        let offset = match &self.input {
             Source::Gzip(gz) => gz.current_member_offset(),
             Source::Plain(_) => self.file_offset(record_start),
         };
-        let is_gzip = matches!(self.source(), Source::Gzip(_));
+        let is_gzip = matches!(self.input, Source::Gzip(_));
         let err = self.error(offset, format!("{what}: {e}"));
         if is_gzip {
             self.skip_to_next_member();
@@ -332,15 +322,16 @@ impl<R: BufRead> BufRead for Counting<R> {
 /// The decompressed byte stream.
 enum Source<R> {
     Plain(Counting<R>),
-    /// Boxed: the inflate state is large.
+    /// Boxed: the decoder state is large.
     Gzip(Box<GzMembers<R>>),
 }
 
 impl<R: BufRead> Source<R> {
-    fn decompressed_total(&self) -> u64 {
+    /// Decompressed bytes consumed by the parser so far.
+    fn consumed(&self) -> u64 {
         match self {
             Source::Plain(c) => c.pos,
-            Source::Gzip(gz) => gz.decompressed,
+            Source::Gzip(gz) => gz.consumed(),
         }
     }
 }
@@ -354,107 +345,18 @@ impl<R: BufRead> Read for Source<R> {
     }
 }
 
-/// Concatenated gzip members, decoded one after another, remembering where each starts.
-struct GzMembers<R> {
-    decoder: Option<GzDecoder<Counting<R>>>,
-    /// Decompressed bytes produced so far.
-    decompressed: u64,
-    /// (decompressed position, file offset) of each member start not yet passed by the
-    /// parser; the first entry is the member being parsed.
-    members: std::collections::VecDeque<(u64, u64)>,
-}
-
-impl<R: BufRead> GzMembers<R> {
-    fn new(input: Counting<R>) -> Self {
-        let mut members = std::collections::VecDeque::new();
-        members.push_back((0, input.pos));
-        Self {
-            decoder: Some(GzDecoder::new(input)),
-            decompressed: 0,
-            members,
+impl<R: BufRead> BufRead for Source<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            Source::Plain(c) => c.fill_buf(),
+            Source::Gzip(gz) => gz.fill_buf(),
         }
     }
 
-    fn current_member_offset(&self) -> u64 {
-        self.members.back().map_or(0, |m| m.1)
-    }
-
-    /// File offset of the member holding decompressed position `pos` (forgetting members
-    /// before it: positions are asked for in increasing order).
-    fn member_offset_of(&mut self, pos: u64) -> u64 {
-        while self.members.len() > 1 && self.members[1].0 <= pos {
-            self.members.pop_front();
-        }
-        self.members.front().map_or(0, |m| m.1)
-    }
-
-    fn input(&mut self) -> &mut Counting<R> {
-        self.decoder.as_mut().expect("decoder is present").get_mut()
-    }
-
-    /// Starts a new member at the current input position; false at end of input.
-    fn start_member(&mut self) -> io::Result<bool> {
-        let input = self
-            .decoder
-            .take()
-            .expect("decoder is present")
-            .into_inner();
-        let mut input = input;
-        let more = !input.fill_buf()?.is_empty();
-        self.members.push_back((self.decompressed, input.pos));
-        self.decoder = Some(GzDecoder::new(input));
-        Ok(more)
-    }
-
-    /// After a decoding error: finds the next gzip header past the damaged member's start.
-    fn skip_to_next_member(&mut self) -> bool {
-        let damaged_start = self.current_member_offset();
-        let input = self.input();
-        if input.pos <= damaged_start {
-            input.consume(1);
-        }
-        loop {
-            let buf = match input.fill_buf() {
-                Ok(buf) if !buf.is_empty() => buf,
-                _ => return false,
-            };
-            if let Some(at) = find_gzip_magic(buf) {
-                input.consume(at);
-                break;
-            }
-            // Keep the last two bytes: the magic may straddle two buffers.
-            let keep = buf.len().min(2);
-            let skip = buf.len() - keep;
-            if skip == 0 {
-                let len = buf.len();
-                input.consume(len);
-            } else {
-                input.consume(skip);
-            }
-        }
-        self.start_member().unwrap_or(false)
-    }
-}
-
-fn find_gzip_magic(buf: &[u8]) -> Option<usize> {
-    memchr::memmem::find(buf, &GZIP_MAGIC)
-}
-
-impl<R: BufRead> Read for GzMembers<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let n = self
-                .decoder
-                .as_mut()
-                .expect("decoder is present")
-                .read(buf)?;
-            if n > 0 || buf.is_empty() {
-                self.decompressed += n as u64;
-                return Ok(n);
-            }
-            if !self.start_member()? {
-                return Ok(0);
-            }
+    fn consume(&mut self, amt: usize) {
+        match self {
+            Source::Plain(c) => c.consume(amt),
+            Source::Gzip(gz) => gz.consume(amt),
         }
     }
 }
