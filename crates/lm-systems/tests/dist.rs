@@ -1,67 +1,23 @@
 //! Distributed training on the CPU: ranks as threads joined over loopback TCP (the same
 //! rendezvous and ring code as separate processes use).
 
-use std::net::TcpListener;
+mod common;
+
 use std::time::Duration;
 
-use burn::tensor::{Int, Tensor, TensorData};
+use common::*;
+use lm_core::TransformerLm;
 use lm_core::backends::NdArrayAutodiff;
 use lm_core::functional::cross_entropy;
-use lm_core::optim::{AdamW, AdamWConfig};
+use lm_core::optim::AdamW;
 use lm_core::params::{flatten_params, named_grads, named_params, to_f32_vec};
-use lm_core::{TransformerConfig, TransformerLm};
 use lm_systems::dist::ddp::{DataParallel, DdpStrategy, ZeroAdamW, local_rows};
 use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn env(rank: usize, world_size: usize, port: u16, timeout_s: u64) -> DistEnv {
-    DistEnv {
-        rank,
-        world_size,
-        local_rank: rank,
-        master_addr: "127.0.0.1".into(),
-        master_port: port,
-        timeout: Duration::from_secs(timeout_s),
-    }
-}
-
-/// Runs `f(rank, communicator)` on `world` threads joined through one rendezvous.
-fn on_ranks<T: Send>(world: usize, f: impl Fn(usize, TcpCommunicator) -> T + Sync) -> Vec<T> {
-    let port = free_port();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..world)
-            .map(|rank| {
-                let f = &f;
-                s.spawn(move || {
-                    f(
-                        rank,
-                        TcpCommunicator::connect(&env(rank, world, port, 20)).unwrap(),
-                    )
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 fn values(rank: usize, len: usize) -> Vec<f32> {
     (0..len)
         .map(|i| ((rank * 31 + i * 7) % 13) as f32 - 6.0 + 0.25 * rank as f32)
         .collect()
-}
-
-fn close(a: &[f32], b: &[f32]) {
-    assert_eq!(a.len(), b.len());
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "[{i}] {x} vs {y}");
-    }
 }
 
 #[test]
@@ -228,11 +184,6 @@ fn ranks_calling_different_collectives_get_an_error() {
 
 // --- data parallel training equals single-process training on the global batch ---
 
-fn tiny() -> TransformerConfig {
-    TransformerConfig::new(48, 12, 16, 2, 2, 32)
-}
-
-const GLOBAL_BATCH: usize = 12;
 /// ~300 values a bucket: several buckets, some parameters alone.
 const STRATEGIES: [DdpStrategy; 3] = [
     DdpStrategy::Naive,
@@ -241,49 +192,6 @@ const STRATEGIES: [DdpStrategy; 3] = [
         bucket_size_mb: 0.0012,
     },
 ];
-const STEPS: u64 = 3;
-
-/// Step `step`'s global batch: `GLOBAL_BATCH` rows of 11 tokens → (input, target) rows.
-fn batch(
-    step: u64,
-    rows: std::ops::Range<usize>,
-) -> (
-    Tensor<NdArrayAutodiff, 2, Int>,
-    Tensor<NdArrayAutodiff, 2, Int>,
-) {
-    let tokens: Vec<i64> = rows
-        .clone()
-        .flat_map(|r| (0..11).map(move |i| ((r as u64 * 17 + i * 5 + step * 3) % 48) as i64))
-        .collect();
-    let all = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
-        TensorData::new(tokens, [rows.len(), 11]),
-        &Default::default(),
-    );
-    let n = rows.len();
-    (all.clone().slice([0..n, 0..10]), all.slice([0..n, 1..11]))
-}
-
-fn config() -> AdamWConfig {
-    AdamWConfig {
-        lr: 1e-2,
-        weight_decay: 0.1,
-        ..Default::default()
-    }
-}
-
-/// Single-process reference: the global batch, on-device clipping and fused AdamW (what
-/// the trainer does).
-fn single_process(max_norm: f64) -> Vec<f32> {
-    let mut model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
-    let mut opt = AdamW::new(config());
-    for step in 0..STEPS {
-        let (x, y) = batch(step, 0..GLOBAL_BATCH);
-        let loss = cross_entropy(model.forward(x), y);
-        let grads = named_grads(&model, &loss.backward());
-        model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
-    }
-    flatten_params(&model)
-}
 
 /// Each rank starts from a different seed: the broadcast from rank 0 must fix that.
 fn data_parallel(world: usize, strategy: DdpStrategy, max_norm: f64) -> Vec<Vec<f32>> {
@@ -328,18 +236,6 @@ fn zero1(world: usize, max_norm: f64) -> Vec<Vec<f32>> {
         }
         flatten_params(&model)
     })
-}
-
-fn assert_same_training(reference: &[f32], ranks: &[Vec<f32>], what: &str) {
-    for (rank, params) in ranks.iter().enumerate() {
-        assert_eq!(params.len(), reference.len());
-        for (i, (p, r)) in params.iter().zip(reference).enumerate() {
-            assert!(
-                (p - r).abs() <= 1e-5 + 1e-5 * r.abs(),
-                "{what}, rank {rank}, parameter value {i}: {p} vs single-process {r}"
-            );
-        }
-    }
 }
 
 #[test]

@@ -51,6 +51,21 @@ pub fn local_rows(
     })
 }
 
+/// Every rank gets rank 0's parameters of `module`.
+pub fn broadcast_module<B: Backend, M: Module<B>, C: Communicator + ?Sized>(
+    comm: &mut C,
+    module: M,
+) -> Result<M, DistError> {
+    let mut flat = flatten_params(&module);
+    comm.broadcast(&mut flat, 0)?;
+    Ok(assign_flat_params(module, &flat))
+}
+
+/// The f32 values a bucket of `bucket_size_mb` MB holds (at least one).
+pub(crate) fn bucket_limit(bucket_size_mb: f64) -> usize {
+    ((bucket_size_mb * 1e6) as usize / 4).max(1)
+}
+
 pub struct DataParallel<C: Communicator> {
     pub comm: C,
     pub strategy: DdpStrategy,
@@ -66,9 +81,7 @@ impl<C: Communicator> DataParallel<C> {
         &mut self,
         module: M,
     ) -> Result<M, DistError> {
-        let mut flat = flatten_params(&module);
-        self.comm.broadcast(&mut flat, 0)?;
-        Ok(assign_flat_params(module, &flat))
+        broadcast_module(&mut self.comm, module)
     }
 
     /// Replaces each gradient by its mean over ranks.
@@ -83,7 +96,7 @@ impl<C: Communicator> DataParallel<C> {
             DdpStrategy::Naive => names.into_iter().map(|n| vec![n]).collect(),
             DdpStrategy::Flat => vec![names],
             DdpStrategy::Bucketed { bucket_size_mb } => {
-                let limit = ((bucket_size_mb * 1e6) as usize / 4).max(1);
+                let limit = bucket_limit(bucket_size_mb);
                 let mut buckets: Vec<Vec<String>> = Vec::new();
                 let mut filled = limit; // forces a first bucket
                 for name in names.into_iter().rev() {

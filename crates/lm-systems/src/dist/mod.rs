@@ -1,13 +1,18 @@
 //! Distributed training (issue 6): a [`Communicator`] with collectives over f32 buffers, the
-//! rendezvous that connects the ranks, and the data-parallel gradient synchronisation built
-//! on it ([`ddp`]).
+//! rendezvous that connects the ranks, and the data parallelism built on it: gradient
+//! averaging after the backward and ZeRO-1 ([`ddp`]), averaging overlapped with the backward
+//! ([`overlap`]) and fully sharded weights ([`fsdp`]).
 //!
 //! [`TcpCommunicator`] is the CPU implementation (ranks on loopback or across hosts, a ring
 //! over TCP); the training code only sees the trait, so an NCCL implementation slots in
 //! beside it.
 
+pub mod autodiff;
 pub mod ddp;
 pub mod env;
+pub mod fsdp;
+pub mod overlap;
+pub mod staged;
 pub mod tcp;
 
 use std::time::Duration;

@@ -1,0 +1,128 @@
+//! Helpers shared by the distributed tests: ranks as threads joined over loopback TCP (the
+//! same rendezvous and ring code as separate processes use), and the tiny training run that
+//! every data-parallel variant must reproduce.
+
+// Each test crate uses its own subset of these.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use burn::tensor::{Int, Tensor, TensorData};
+use lm_core::backends::NdArrayAutodiff;
+use lm_core::functional::cross_entropy;
+use lm_core::optim::{AdamW, AdamWConfig};
+use lm_core::params::{flatten_params, named_grads};
+use lm_core::{TransformerConfig, TransformerLm};
+use lm_systems::dist::{DistEnv, TcpCommunicator};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn env(rank: usize, world_size: usize, port: u16, timeout_s: u64) -> DistEnv {
+    DistEnv {
+        rank,
+        world_size,
+        local_rank: rank,
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+        timeout: Duration::from_secs(timeout_s),
+    }
+}
+
+/// Runs `f(rank, communicator)` on `world` threads joined through one rendezvous.
+pub fn on_ranks<T: Send>(world: usize, f: impl Fn(usize, TcpCommunicator) -> T + Sync) -> Vec<T> {
+    let port = free_port();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                let f = &f;
+                s.spawn(move || {
+                    f(
+                        rank,
+                        TcpCommunicator::connect(&env(rank, world, port, 20)).unwrap(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+pub fn close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "[{i}] {x} vs {y}");
+    }
+}
+
+pub fn tiny() -> TransformerConfig {
+    TransformerConfig::new(48, 12, 16, 2, 2, 32)
+}
+
+pub const GLOBAL_BATCH: usize = 12;
+pub const STEPS: u64 = 3;
+
+/// Step `step`'s global batch: `GLOBAL_BATCH` rows of 11 tokens → (input, target) rows.
+pub fn batch(
+    step: u64,
+    rows: std::ops::Range<usize>,
+) -> (
+    Tensor<NdArrayAutodiff, 2, Int>,
+    Tensor<NdArrayAutodiff, 2, Int>,
+) {
+    let tokens: Vec<i64> = rows
+        .clone()
+        .flat_map(|r| (0..11).map(move |i| ((r as u64 * 17 + i * 5 + step * 3) % 48) as i64))
+        .collect();
+    let all = Tensor::<NdArrayAutodiff, 2, Int>::from_data(
+        TensorData::new(tokens, [rows.len(), 11]),
+        &Default::default(),
+    );
+    let n = rows.len();
+    (all.clone().slice([0..n, 0..10]), all.slice([0..n, 1..11]))
+}
+
+pub fn config() -> AdamWConfig {
+    AdamWConfig {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..Default::default()
+    }
+}
+
+/// Single-process reference: the global batch, on-device clipping and fused AdamW (what
+/// the trainer does).
+pub fn single_process(max_norm: f64) -> Vec<f32> {
+    let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
+    train_single(model, max_norm)
+}
+
+/// [`single_process`] from `model`.
+pub fn train_single(mut model: TransformerLm<NdArrayAutodiff>, max_norm: f64) -> Vec<f32> {
+    let mut opt = AdamW::new(config());
+    for step in 0..STEPS {
+        let (x, y) = batch(step, 0..GLOBAL_BATCH);
+        let loss = cross_entropy(model.forward(x), y);
+        let grads = named_grads(&model, &loss.backward());
+        model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
+    }
+    flatten_params(&model)
+}
+
+pub fn assert_same_training(reference: &[f32], ranks: &[Vec<f32>], what: &str) {
+    for (rank, params) in ranks.iter().enumerate() {
+        assert_eq!(params.len(), reference.len());
+        for (i, (p, r)) in params.iter().zip(reference).enumerate() {
+            assert!(
+                (p - r).abs() <= 1e-5 + 1e-5 * r.abs(),
+                "{what}, rank {rank}, parameter value {i}: {p} vs single-process {r}"
+            );
+        }
+    }
+}
