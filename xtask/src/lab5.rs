@@ -92,7 +92,7 @@ fn run_on(
             run_lab::<lm_core::backends::NdArrayAutodiff>(config, dir, &Default::default(), quiet)?
         }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda if crate::cuda_fusion() => {
+        BackendKind::Cuda if lm_core::backends::cuda_fusion(false) => {
             run_lab::<lm_core::backends::CudaAutodiff>(config, dir, &Default::default(), quiet)?
         }
         #[cfg(feature = "cuda")]

@@ -21,17 +21,42 @@ pub trait Policy<B: Backend>: Module<B> + CausalLm<B> {
 
 impl<B: Backend> Policy<B> for Decoder<B> {
     fn sequence_logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
-        let [rows, t] = ids.dims();
-        let positions: Vec<i64> = (0..rows).flat_map(|_| 0..t as i64).collect();
-        let positions = Tensor::from_data(TensorData::new(positions, [rows, t]), &ids.device());
-        self.forward(ids, positions, None)
+        padded_logits(ids, self.max_positions(), |ids| {
+            let [rows, t] = ids.dims();
+            let positions: Vec<i64> = (0..rows).flat_map(|_| 0..t as i64).collect();
+            let positions = Tensor::from_data(TensorData::new(positions, [rows, t]), &ids.device());
+            self.forward(ids, positions, None)
+        })
     }
 }
 
 impl<B: Backend> Policy<B> for TransformerLm<B> {
     fn sequence_logits(&self, ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
-        self.try_forward(ids)
+        padded_logits(ids, self.max_positions(), |ids| self.try_forward(ids))
     }
+}
+
+/// Sequences are right-padded to a multiple of this many positions before the forward.
+const PAD_TO: usize = 16;
+
+/// `forward` over `ids [rows, T]` right-padded to a multiple of [`PAD_TO`] (within `limit`
+/// positions), with the logits cut back to `T`: batches of nearby lengths then share kernel
+/// shapes, which on GPUs saves a compile and a matmul autotune per new length. Causal
+/// attention keeps the padding out of the real positions.
+fn padded_logits<B: Backend>(
+    ids: Tensor<B, 2, Int>,
+    limit: usize,
+    forward: impl FnOnce(Tensor<B, 2, Int>) -> Result<Tensor<B, 3>>,
+) -> Result<Tensor<B, 3>> {
+    let [rows, t] = ids.dims();
+    let padded = t.next_multiple_of(PAD_TO).min(limit.max(t));
+    if padded == t {
+        return forward(ids);
+    }
+    let pad = Tensor::zeros([rows, padded - t], &ids.device());
+    let logits = forward(Tensor::cat(vec![ids, pad], 1))?;
+    let vocab = logits.dims()[2];
+    Ok(logits.slice([0..rows, 0..t, 0..vocab]))
 }
 
 /// Text ↔ token ids, as the alignment loops use them: no special tokens added on encode,

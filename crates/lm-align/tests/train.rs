@@ -369,3 +369,23 @@ fn configs_take_the_course_defaults_and_name_bad_fields() {
             .contains("rollout_batch_size")
     );
 }
+
+#[test]
+fn padded_scoring_equals_the_unpadded_forward() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use lm_align::policy::Policy;
+    let policy = tiny_policy(3);
+    let device = Default::default();
+    // 7 positions (padded to 16 inside) and 60 (padded up to the 64-position limit only).
+    for t in [7usize, 60] {
+        let values: Vec<i64> = (0..2 * t).map(|i| (i * 7 % 90) as i64 + 1).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(values.clone(), [2, t]), &device);
+        let positions: Vec<i64> = (0..2).flat_map(|_| 0..t as i64).collect();
+        let positions = Tensor::<B, 2, Int>::from_data(TensorData::new(positions, [2, t]), &device);
+        let direct = policy.forward(ids.clone(), positions, None).unwrap();
+        let scored = policy.sequence_logits(ids).unwrap();
+        assert_eq!(scored.dims(), direct.dims());
+        let diff: f32 = (scored - direct).abs().max().into_scalar();
+        assert!(diff < 1e-5, "t = {t}: logits differ by {diff}");
+    }
+}

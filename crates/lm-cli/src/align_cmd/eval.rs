@@ -39,7 +39,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     match args.model.backend.as_str() {
         "ndarray" => run_on::<lm_core::backends::NdArray>(args),
         #[cfg(feature = "cuda")]
-        "cuda" => run_on::<lm_core::backends::Cuda>(args),
+        "cuda" if lm_core::backends::cuda_fusion(false) => run_on::<lm_core::backends::Cuda>(args),
+        #[cfg(feature = "cuda")]
+        "cuda" => run_on::<lm_core::backends::CudaUnfused>(args),
         #[cfg(feature = "wgpu")]
         "wgpu" => run_on::<lm_core::backends::Wgpu>(args),
         other => {

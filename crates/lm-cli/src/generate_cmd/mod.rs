@@ -99,7 +99,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     match args.backend.as_str() {
         "ndarray" => run_on::<lm_core::backends::NdArray>(&args),
         #[cfg(feature = "cuda")]
-        "cuda" => run_on::<lm_core::backends::Cuda>(&args),
+        "cuda" if lm_core::backends::cuda_fusion(false) => run_on::<lm_core::backends::Cuda>(&args),
+        #[cfg(feature = "cuda")]
+        "cuda" => run_on::<lm_core::backends::CudaUnfused>(&args),
         #[cfg(feature = "wgpu")]
         "wgpu" => run_on::<lm_core::backends::Wgpu>(&args),
         other => {
