@@ -9,4 +9,3 @@ pub mod lab2;
 mod lab2_plot;
 pub mod lab3;
 pub mod lab5;
-

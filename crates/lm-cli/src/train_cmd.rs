@@ -8,8 +8,7 @@ use lm_basics::data::TokenFile;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::metrics::{METRICS_FILE, PLOT_FILE, plot_losses};
 use lm_basics::train::{TrainConfig, evaluate, train, train_data_parallel};
-use lm_systems::dist::ddp::{DataParallel, DdpStrategy};
-use lm_systems::dist::{DistEnv, TcpCommunicator};
+use lm_systems::dist::{DistEnv, DistRank, TcpCommunicator};
 
 /// Runs `$body` with `B` bound to the autodiff backend named `$name` (`ndarray`, `wgpu`,
 /// `cuda`), erroring for one this binary was built without.
@@ -52,7 +51,8 @@ pub struct TrainArgs {
     #[arg(long = "set")]
     overrides: Vec<String>,
     /// Data-parallel over this many processes on this machine (ranks > 0 write into
-    /// `<run-dir>/rank<r>/`); `train.ddp` picks the gradient averaging.
+    /// `<run-dir>/rank<r>/`); `train.ddp` picks the variant: naive, flat, bucketed,
+    /// overlapped, zero1 or fsdp.
     #[arg(long, default_value_t = 1)]
     nproc_per_node: usize,
 }
@@ -83,20 +83,13 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
 
 /// One rank of a data-parallel run (the environment says which).
 fn train_rank(cfg: &TrainConfig, args: &TrainArgs, env: &DistEnv) -> anyhow::Result<()> {
-    let strategy = match cfg.train.ddp.as_str() {
-        "naive" => DdpStrategy::Naive,
-        "flat" => DdpStrategy::Flat,
-        _ => DdpStrategy::Bucketed {
-            bucket_size_mb: cfg.train.bucket_size_mb,
-        },
-    };
+    let mode = cfg.train.parallel_mode()?;
     let run_dir = if env.rank == 0 {
         args.run_dir.clone()
     } else {
         args.run_dir.join(format!("rank{}", env.rank))
     };
     let comm = TcpCommunicator::connect(env)?;
-    let mut hook = DataParallel::new(comm, strategy);
     let backend = cfg.train.backend.clone();
     let out = with_backend!(backend.as_str(), |B| train_data_parallel::<B>(
         cfg,
@@ -104,7 +97,7 @@ fn train_rank(cfg: &TrainConfig, args: &TrainArgs, env: &DistEnv) -> anyhow::Res
         args.resume,
         &Default::default(),
         env.rank == 0,
-        Some(&mut hook)
+        Some(Box::new(DistRank::new(comm, mode)))
     )?);
     if env.rank == 0 {
         report(&out, &run_dir);

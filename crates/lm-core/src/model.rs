@@ -1,5 +1,7 @@
 //! The CS336 Transformer language model.
 
+use std::borrow::Cow;
+
 use burn::module::Module;
 use burn::tensor::{DType, Int, Tensor, backend::Backend};
 
@@ -66,21 +68,66 @@ impl<B: Backend> TransformerLm<B> {
 
     /// [`Self::forward`] returning an error for a sequence longer than the context.
     pub fn try_forward(&self, input_ids: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        self.try_forward_staged(input_ids, &mut Unchanged)
+    }
+
+    /// [`Self::try_forward`] with each stage (the embedding, each block, the final norm, the
+    /// head) passed through `stages` just before it runs: distributed training hooks or
+    /// gathers the stage's parameters there.
+    pub fn try_forward_staged<S: StageRewrite<B>>(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        stages: &mut S,
+    ) -> std::result::Result<Tensor<B, 3>, S::Error> {
         let dims = input_ids.dims();
         if dims[1] > self.context_length {
             return Err(LmError::shape(
                 "input_ids",
                 format!("[batch, seq ≤ context_length = {}]", self.context_length),
                 &dims,
-            ));
+            )
+            .into());
         }
-        let mut h = self.token_embeddings.forward::<2, 3>(input_ids);
-        for layer in &self.layers {
+        let embeddings = stages.rewrite("token_embeddings", &self.token_embeddings, None)?;
+        let mut h = embeddings.forward::<2, 3>(input_ids);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer = stages.rewrite(&format!("layers.{i}"), layer, Some(&h))?;
             h = layer.forward(h, None);
         }
+        let ln_final = stages.rewrite("ln_final", &self.ln_final, Some(&h))?;
+        let lm_head = stages.rewrite("lm_head", &self.lm_head, Some(&h))?;
         // Logits leave in the residual dtype (f32), so the loss is always computed in f32.
         let residual = h.dtype();
-        let normed = to_dtype(self.ln_final.forward(h), self.compute);
-        Ok(to_dtype(self.lm_head.forward(normed), residual))
+        let normed = to_dtype(ln_final.forward(h), self.compute);
+        Ok(to_dtype(lm_head.forward(normed), residual))
+    }
+}
+
+/// What [`TransformerLm::try_forward_staged`] does to each stage before running it.
+pub trait StageRewrite<B: Backend> {
+    type Error: From<LmError>;
+    /// `name` is the stage's parameter prefix (`token_embeddings`, `layers.3`, `ln_final`,
+    /// `lm_head`); `input` the activation entering it (none for the embedding), which orders
+    /// whatever the rewrite adds to the autodiff graph relative to the stage.
+    fn rewrite<'m, M: Module<B>>(
+        &mut self,
+        name: &str,
+        module: &'m M,
+        input: Option<&Tensor<B, 3>>,
+    ) -> std::result::Result<Cow<'m, M>, Self::Error>;
+}
+
+/// The plain forward: every stage as it is.
+struct Unchanged;
+
+impl<B: Backend> StageRewrite<B> for Unchanged {
+    type Error = LmError;
+    fn rewrite<'m, M: Module<B>>(
+        &mut self,
+        _: &str,
+        module: &'m M,
+        _: Option<&Tensor<B, 3>>,
+    ) -> Result<Cow<'m, M>> {
+        Ok(Cow::Borrowed(module))
     }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use lm_basics::train::{TrainConfig, train, train_data_parallel};
 use lm_core::TransformerLm;
 use lm_core::backends::{NdArray, NdArrayAutodiff};
+use lm_core::parallel::ParallelMode;
 use lm_core::params::{flatten_params, load_safetensors};
-use lm_systems::dist::ddp::{DataParallel, DdpStrategy};
-use lm_systems::dist::{DistEnv, TcpCommunicator};
+use lm_systems::dist::{DistEnv, DistRank, TcpCommunicator};
 
 /// The trainer's tiny fixture for 6 steps, evaluating and checkpointing every 3, logging
 /// every 2.
@@ -62,7 +62,6 @@ fn two_ranks_train_like_one_process() {
                     timeout: Duration::from_secs(30),
                 };
                 let comm = TcpCommunicator::connect(&env).unwrap();
-                let mut hook = DataParallel::new(comm, DdpStrategy::Flat);
                 let run = if rank == 0 {
                     ddp_dir.clone()
                 } else {
@@ -74,7 +73,7 @@ fn two_ranks_train_like_one_process() {
                     false,
                     &Default::default(),
                     false,
-                    Some(&mut hook),
+                    Some(Box::new(DistRank::new(comm, ParallelMode::Flat))),
                 )
                 .unwrap();
             });

@@ -79,14 +79,14 @@ fn staged_forward_is_the_model_forward() {
     let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
     let (x, _) = batch(0, 0..4);
     let want = model.forward(x.clone()).into_data();
-    let got = forward_in_stages(&model, x, &mut Unchanged, 0)
+    let got = forward_in_stages(&model, x, &mut Unchanged)
         .unwrap()
         .into_data();
     assert_eq!(want, got);
     let (long, _) = batch(0, 0..1);
     let long = Tensor::cat(vec![long; 2], 1); // 20 positions, context 12
-    let err = forward_in_stages(&model, long, &mut Unchanged, 0).unwrap_err();
-    assert!(err.to_string().contains("context length is 12"), "{err}");
+    let err = forward_in_stages(&model, long, &mut Unchanged).unwrap_err();
+    assert!(err.to_string().contains("context_length = 12"), "{err}");
 }
 
 /// One overlapped step's averaged gradients on every rank.
@@ -226,7 +226,7 @@ fn steps_out_of_order_are_errors() {
     });
     let (early, too_long, twice) = &results[0];
     assert!(early.contains("without a forward"), "{early}");
-    assert!(too_long.contains("context length"), "{too_long}");
+    assert!(too_long.contains("context_length"), "{too_long}");
     assert!(
         twice.contains("average_gradients was not called"),
         "{twice}"

@@ -170,7 +170,9 @@ fn run_ours(
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => ours::<lm_core::backends::Wgpu>(o, c, prompts),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda if lm_core::backends::cuda_fusion(false) => ours::<lm_core::backends::Cuda>(o, c, prompts),
+        BackendKind::Cuda if lm_core::backends::cuda_fusion(false) => {
+            ours::<lm_core::backends::Cuda>(o, c, prompts)
+        }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => ours::<lm_core::backends::CudaUnfused>(o, c, prompts),
         #[allow(unreachable_patterns)]

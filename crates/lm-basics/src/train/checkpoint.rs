@@ -25,6 +25,9 @@ pub struct TrainingState {
     pub step: u64,
     pub rng: ChaCha8Rng,
     pub config: TrainConfig,
+    /// Ranks of the run that wrote it (1 for a single process): a rank's optimizer state
+    /// under `train.ddp = zero1 | fsdp` is its shard for this many ranks.
+    pub world_size: usize,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> BasicsError {
@@ -83,6 +86,7 @@ pub fn save<AB: AutodiffBackend>(
             serde_json::to_string(&state.rng).expect("rng serialises"),
         ),
         ("config".to_string(), state.config.to_toml()),
+        ("world_size".to_string(), state.world_size.to_string()),
         ("git_commit".to_string(), git_commit()),
     ]);
     write_safetensors_f32(&tensors, Some(metadata), path).map_err(|e| bad(path, e.to_string()))
@@ -192,7 +196,18 @@ pub fn load<AB: AutodiffBackend>(
         }
     }
     let config = ckpt.config.clone();
-    Ok((model, optimizer, TrainingState { step, rng, config }))
+    // Checkpoints from before data parallelism have no world size: one process wrote them.
+    let world_size = match ckpt.meta.contains_key("world_size") {
+        true => ckpt.number("world_size")? as usize,
+        false => 1,
+    };
+    let state = TrainingState {
+        step,
+        rng,
+        config,
+        world_size,
+    };
+    Ok((model, optimizer, state))
 }
 
 /// Just the model and its config, for generation and evaluation (no autodiff).

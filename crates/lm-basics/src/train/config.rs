@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use lm_core::TransformerConfig;
+use lm_core::parallel::ParallelMode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BasicsError, Result};
@@ -83,12 +84,16 @@ pub struct LoopConfig {
     #[serde(default)]
     pub profile_steps: u64,
     /// Data-parallel runs (`lm train --nproc-per-node N`, or RANK/WORLD_SIZE set by a
-    /// launcher): how gradients are averaged: `naive` (one all-reduce per parameter),
-    /// `flat` (one of everything) or `bucketed` (buckets of `bucket_size_mb`).
+    /// launcher): a whole model per rank with gradients averaged after the backward by
+    /// `naive` (one all-reduce per parameter), `flat` (one of everything) or `bucketed`
+    /// (buckets of `bucket_size_mb`, default 25); `overlapped` (all-reduces launched from the
+    /// backward, per parameter or in buckets of `bucket_size_mb` when set); `zero1` (AdamW
+    /// state sharded); `fsdp` (weight matrices and their AdamW state sharded). Ignored by a
+    /// single process.
     #[serde(default = "default_ddp")]
     pub ddp: String,
-    #[serde(default = "default_bucket_size_mb")]
-    pub bucket_size_mb: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_size_mb: Option<f64>,
 }
 
 fn default_log_interval() -> u64 {
@@ -99,8 +104,20 @@ fn default_ddp() -> String {
     "bucketed".into()
 }
 
-fn default_bucket_size_mb() -> f64 {
-    25.0
+impl LoopConfig {
+    /// What `ddp` (with `bucket_size_mb`) selects.
+    pub fn parallel_mode(&self) -> Result<ParallelMode> {
+        ParallelMode::parse(&self.ddp, self.bucket_size_mb).ok_or_else(|| {
+            BasicsError::invalid(
+                "train.ddp",
+                format!(
+                    "`{}`: use one of {}",
+                    self.ddp,
+                    ParallelMode::NAMES.join(", ")
+                ),
+            )
+        })
+    }
 }
 
 impl TrainConfig {
@@ -157,16 +174,13 @@ impl TrainConfig {
                 format!("`{}`: use ndarray, wgpu or cuda", t.backend),
             ));
         }
-        if !["naive", "flat", "bucketed"].contains(&t.ddp.as_str()) {
-            return Err(BasicsError::invalid(
-                "train.ddp",
-                format!("`{}`: use naive, flat or bucketed", t.ddp),
-            ));
-        }
-        if t.bucket_size_mb.is_nan() || t.bucket_size_mb <= 0.0 {
+        t.parallel_mode()?;
+        if let Some(mb) = t.bucket_size_mb
+            && (mb.is_nan() || mb <= 0.0)
+        {
             return Err(BasicsError::invalid(
                 "train.bucket_size_mb",
-                format!("{} must be positive", t.bucket_size_mb),
+                format!("{mb} must be positive"),
             ));
         }
         if let Some(legacy) = &t.precision {
@@ -291,6 +305,14 @@ backend = "ndarray"
             .unwrap_err()
             .to_string();
         assert!(err.contains("d_model"), "{err}");
+        let err = TrainConfig::from_toml(EXAMPLE, &["train.ddp=zero3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train.ddp") && err.contains("fsdp"), "{err}");
+        let err = TrainConfig::from_toml(EXAMPLE, &["train.bucket_size_mb=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train.bucket_size_mb"), "{err}");
         let err = TrainConfig::from_toml(EXAMPLE, &["nonsense".into()])
             .unwrap_err()
             .to_string();
@@ -301,5 +323,35 @@ backend = "ndarray"
     fn round_trips_through_toml() {
         let cfg = TrainConfig::from_toml(EXAMPLE, &[]).unwrap();
         assert_eq!(TrainConfig::from_toml(&cfg.to_toml(), &[]).unwrap(), cfg);
+    }
+
+    #[test]
+    fn ddp_selects_the_parallel_mode() {
+        let mode = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            TrainConfig::from_toml(EXAMPLE, &sets)
+                .unwrap()
+                .train
+                .parallel_mode()
+                .unwrap()
+        };
+        let bucketed = ParallelMode::Bucketed {
+            bucket_size_mb: ParallelMode::DEFAULT_BUCKET_MB,
+        };
+        assert_eq!(mode(&[]), bucketed);
+        assert_eq!(
+            mode(&["train.ddp=overlapped"]),
+            ParallelMode::Overlapped {
+                bucket_size_mb: None
+            }
+        );
+        assert_eq!(
+            mode(&["train.ddp=overlapped", "train.bucket_size_mb=1.5"]),
+            ParallelMode::Overlapped {
+                bucket_size_mb: Some(1.5)
+            }
+        );
+        assert_eq!(mode(&["train.ddp=zero1"]), ParallelMode::Zero1);
+        assert_eq!(mode(&["train.ddp=fsdp"]), ParallelMode::Fsdp);
     }
 }

@@ -10,8 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lm_core::TransformerLm;
 use lm_core::functional::cross_entropy;
 use lm_core::optim::AdamW;
-use lm_core::parallel::{DataParallelHook, rank_rows};
-use lm_core::params::{assign_flat_params, flatten_params, named_grads};
+use lm_core::parallel::{
+    ParallelMode, ParallelRank, RankTrainer, Replica, SingleProcess, rank_rows,
+};
 use lm_core::summary::forward_flops_per_token;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -124,11 +125,27 @@ pub fn train<B: AutodiffBackend>(
     train_data_parallel::<B>(cfg, run_dir, resume, device, show_progress, None)
 }
 
+/// What a checkpoint's optimizer state covers: `None` for the whole model, else the
+/// `train.ddp` that sharded it and over how many ranks.
+fn optimizer_shards(ddp: &str, world_size: usize) -> Option<(String, usize)> {
+    let sharded = ParallelMode::parse(ddp, None).is_some_and(ParallelMode::shards_optimizer);
+    (sharded && world_size > 1).then(|| (ddp.to_string(), world_size))
+}
+
+fn describe_shards(shards: &Option<(String, usize)>) -> String {
+    match shards {
+        None => "for the whole model".into(),
+        Some((ddp, n)) => format!("sharded over {n} ranks (train.ddp = {ddp})"),
+    }
+}
+
 /// [`train`] as one rank of a data-parallel run when `parallel` is given: every rank draws
 /// the same global batch (`train.batch_size` rows) and trains on its share of the rows;
-/// rank 0's initial parameters are broadcast and gradients are averaged over ranks, so the
-/// run computes what one process would on the whole batch. Each rank keeps its own run
-/// directory (the launcher gives ranks > 0 a subdirectory); logged losses are the mean over
+/// the rank's [`RankTrainer`] starts from rank 0's parameters and synchronises gradients
+/// (and shards state, per `train.ddp`), so the run computes what one process would on the
+/// whole batch. Each rank keeps its own run directory (the launcher gives ranks > 0 a
+/// subdirectory) and checkpoint, which under sharding holds its own optimizer shard, so a
+/// resume needs the same `train.ddp` and number of ranks; logged losses are the mean over
 /// ranks.
 pub fn train_data_parallel<B: AutodiffBackend>(
     cfg: &TrainConfig,
@@ -136,23 +153,23 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     resume: bool,
     device: &B::Device,
     show_progress: bool,
-    mut parallel: Option<&mut dyn DataParallelHook<B::InnerBackend>>,
+    parallel: Option<Box<dyn ParallelRank<B>>>,
 ) -> Result<RunOutcome> {
     cfg.validate()?;
-    let dist_err = |e: String| BasicsError::invalid("distributed", e);
-    let rows = match parallel.as_deref() {
-        Some(p) => rank_rows(cfg.train.batch_size, p.rank(), p.world_size()).ok_or_else(|| {
-            BasicsError::invalid(
-                "train.batch_size",
-                format!(
-                    "{} does not divide over {} ranks",
-                    cfg.train.batch_size,
-                    p.world_size()
-                ),
-            )
-        })?,
-        None => 0..cfg.train.batch_size,
-    };
+    let (rank, world) = parallel
+        .as_ref()
+        .map_or((0, 1), |p| (p.rank(), p.world_size()));
+    let step_err =
+        |e: String| BasicsError::invalid(if world > 1 { "distributed" } else { "training" }, e);
+    let rows = rank_rows(cfg.train.batch_size, rank, world).ok_or_else(|| {
+        BasicsError::invalid(
+            "train.batch_size",
+            format!(
+                "{} does not divide over {world} ranks",
+                cfg.train.batch_size
+            ),
+        )
+    })?;
     std::fs::create_dir_all(run_dir).map_err(|e| BasicsError::io(run_dir, e))?;
     let ckpt_path = run_dir.join(CHECKPOINT_FILE);
     if !resume && (ckpt_path.exists() || run_dir.join(METRICS_FILE).exists()) {
@@ -170,7 +187,7 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     train_data.check_vocab(cfg.model.vocab_size)?;
     valid_data.check_vocab(cfg.model.vocab_size)?;
 
-    let (mut model, mut optimizer, mut rng, start) = if resume {
+    let (model, optimizer, mut rng, start) = if resume {
         let (model, optimizer, state) = checkpoint::load::<B>(&ckpt_path, device)?;
         for (section, same) in [
             ("model", state.config.model == cfg.model),
@@ -187,18 +204,31 @@ pub fn train_data_parallel<B: AutodiffBackend>(
                 ));
             }
         }
+        let saved = optimizer_shards(&state.config.train.ddp, state.world_size);
+        let now = optimizer_shards(&cfg.train.ddp, world);
+        if saved != now {
+            return Err(BasicsError::invalid(
+                "train.ddp",
+                format!(
+                    "{} holds optimizer state {}, this run's is {}: resume with the train.ddp \
+                     and number of ranks it was written with",
+                    ckpt_path.display(),
+                    describe_shards(&saved),
+                    describe_shards(&now)
+                ),
+            ));
+        }
         (model, optimizer, state.rng, state.step)
     } else {
-        let mut model = TransformerLm::<B>::new(&cfg.model, cfg.train.seed, device)
+        let model = TransformerLm::<B>::new(&cfg.model, cfg.train.seed, device)
             .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
-        if let Some(p) = parallel.as_deref_mut() {
-            let mut values = flatten_params(&model);
-            p.broadcast_params(&mut values).map_err(dist_err)?;
-            model = assign_flat_params(model, &values);
-        }
         // Batches draw from their own stream so model init and data order are independent.
         let rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_DA7A);
         (model, AdamW::new(adamw_config(cfg)), rng, 0)
+    };
+    let mut trainer: Box<dyn RankTrainer<B>> = match parallel {
+        Some(p) => p.start(model, optimizer).map_err(step_err)?,
+        None => Box::new(Replica::new(model, optimizer, Box::new(SingleProcess))),
     };
     write_run_files(cfg, run_dir, resume, start)?;
     let mut metrics = MetricsLog::open(run_dir)?;
@@ -230,17 +260,13 @@ pub fn train_data_parallel<B: AutodiffBackend>(
             (x, y)
         };
         profile.end::<B>(Phase::Data, device)?;
-        let loss = cross_entropy(model.forward(x), y);
+        let loss = cross_entropy(trainer.forward(x).map_err(step_err)?, y);
         profile.end::<B>(Phase::Forward, device)?;
-        let mut grads = named_grads(&model, &loss.clone().backward());
-        if let Some(p) = parallel.as_deref_mut() {
-            p.average_gradients(&mut grads).map_err(dist_err)?;
-        }
+        trainer.backward(loss.clone()).map_err(step_err)?;
         profile.end::<B>(Phase::Backward, device)?;
         let loss = loss.inner(); // the graph was consumed by backward
         let clip = (cfg.optimizer.grad_clip > 0.0).then_some(cfg.optimizer.grad_clip);
-        let (updated, sq_norm) = optimizer.step_module_fused(model, &grads, lr, clip);
-        model = updated;
+        let sq_norm = trainer.step(lr, clip).map_err(step_err)?;
         profile.end::<B>(Phase::Optimizer, device)?;
         let done = step + 1;
         step_log.push(done, lr, loss, sq_norm);
@@ -250,9 +276,9 @@ pub fn train_data_parallel<B: AutodiffBackend>(
         let mut last = done == t.steps
             || t.max_seconds
                 .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
-        if let (Some(p), Some(_)) = (parallel.as_deref_mut(), t.max_seconds) {
+        if t.max_seconds.is_some() {
             // Clocks differ between ranks; they must stop at the same step.
-            last = p.mean(f64::from(u8::from(last))).map_err(dist_err)? > 0.0;
+            last = trainer.mean(f64::from(u8::from(last))).map_err(step_err)? > 0.0;
         }
         if last {
             end = done;
@@ -261,9 +287,7 @@ pub fn train_data_parallel<B: AutodiffBackend>(
         let checkpoint_now = due(done, t.checkpoint_interval, end);
         if step_log.len() as u64 >= t.log_interval || evaluate_now || checkpoint_now {
             for mut r in step_log.flush() {
-                if let Some(p) = parallel.as_deref_mut() {
-                    r.loss = p.mean(r.loss).map_err(dist_err)?;
-                }
+                r.loss = trainer.mean(r.loss).map_err(step_err)?;
                 if !r.loss.is_finite() {
                     bar.abandon();
                     return Err(diverged(&r, done, &ckpt_path));
@@ -289,7 +313,12 @@ pub fn train_data_parallel<B: AutodiffBackend>(
             let text = serde_json::to_string_pretty(&json).expect("json");
             write_run_file(run_dir, PROFILE_FILE, &text)?;
         }
-        if evaluate_now {
+        // Under sharding the whole model is gathered (by every rank) only here.
+        let model = match evaluate_now || checkpoint_now {
+            true => Some(trainer.model().map_err(step_err)?),
+            false => None,
+        };
+        if let (true, Some(model)) = (evaluate_now, &model) {
             let l = evaluate(
                 &model.valid(),
                 &valid_data,
@@ -304,13 +333,14 @@ pub fn train_data_parallel<B: AutodiffBackend>(
             ));
             eval_loss = Some(l);
         }
-        if checkpoint_now {
+        if let (true, Some(model)) = (checkpoint_now, &model) {
             let state = TrainingState {
                 step: done,
                 rng: rng.clone(),
                 config: cfg.clone(),
+                world_size: world,
             };
-            checkpoint::save(&ckpt_path, &model, &optimizer, &state)?;
+            checkpoint::save(&ckpt_path, model, trainer.optimizer(), &state)?;
         }
         if evaluate_now || checkpoint_now {
             step_log.restart_clock();
@@ -324,6 +354,7 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    let model = trainer.model().map_err(step_err)?;
     lm_core::params::save_safetensors(&model, &run_dir.join(MODEL_FILE))
         .map_err(|e| BasicsError::invalid("model", e.to_string()))?;
     plot_losses(

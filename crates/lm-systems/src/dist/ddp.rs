@@ -156,6 +156,38 @@ impl<B: Backend> ZeroAdamW<B> {
         }
     }
 
+    /// [`Self::new`] continuing `optimizer` (this rank's shard state, e.g. from its
+    /// checkpoint), which must hold nothing but a shard of this world size.
+    pub fn with_optimizer<C: Communicator>(
+        optimizer: AdamW<B>,
+        total_params: usize,
+        comm: &C,
+    ) -> Result<Self, DistError> {
+        let mut zero = Self::new(optimizer.config.clone(), total_params, comm);
+        let shard_len = zero.padded / comm.world_size();
+        for (name, m) in optimizer.moments_by_name() {
+            if name != SHARD || m.m.dims()[0] != shard_len {
+                return Err(DistError::Usage {
+                    rank: comm.rank(),
+                    op: "zero1",
+                    reason: format!(
+                        "the optimizer state holds `{name}` of {} values, not this rank's \
+                         `{SHARD}` of {shard_len} ({total_params} parameters over {} ranks)",
+                        m.m.dims()[0],
+                        comm.world_size()
+                    ),
+                });
+            }
+        }
+        zero.optimizer = optimizer;
+        Ok(zero)
+    }
+
+    /// This rank's optimizer state (one moment pair, of its shard).
+    pub fn optimizer(&self) -> &AdamW<B> {
+        &self.optimizer
+    }
+
     /// Averages `grads` over ranks, clips them to `max_norm` (global norm, as single-process
     /// training does) and applies one AdamW step; returns the updated module and the
     /// pre-clip gradient norm.
@@ -231,29 +263,5 @@ impl<B: Backend> ZeroAdamW<B> {
         comm.all_gather(&to_f32_vec(&updated), &mut gathered)?;
         gathered.truncate(self.total);
         Ok((assign_flat_params(module, &gathered), norm))
-    }
-}
-
-impl<B: Backend, C: Communicator> lm_core::parallel::DataParallelHook<B> for DataParallel<C> {
-    fn rank(&self) -> usize {
-        self.comm.rank()
-    }
-    fn world_size(&self) -> usize {
-        self.comm.world_size()
-    }
-    fn broadcast_params(&mut self, values: &mut [f32]) -> Result<(), String> {
-        self.comm.broadcast(values, 0).map_err(|e| e.to_string())
-    }
-    fn average_gradients(&mut self, grads: &mut NamedTensors<B>) -> Result<(), String> {
-        DataParallel::average_gradients(self, grads)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-    fn mean(&mut self, value: f64) -> Result<f64, String> {
-        let mut buf = [value as f32];
-        self.comm
-            .all_reduce_sum(&mut buf)
-            .map_err(|e| e.to_string())?;
-        Ok(f64::from(buf[0]) / self.comm.world_size() as f64)
     }
 }

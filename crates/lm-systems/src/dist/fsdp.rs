@@ -72,6 +72,16 @@ impl<AB: CollectiveAutodiff> Fsdp<AB> {
         comm: impl Communicator + 'static,
         config: AdamWConfig,
     ) -> Result<Self, DistError> {
+        Self::with_optimizer(model, comm, AdamW::new(config))
+    }
+
+    /// [`Self::new`] continuing `optimizer`: this rank's state of its shards and of the
+    /// replicated parameters (e.g. from its checkpoint), checked against this world size.
+    pub fn with_optimizer(
+        model: TransformerLm<AB>,
+        comm: impl Communicator + 'static,
+        optimizer: AdamW<AB::InnerBackend>,
+    ) -> Result<Self, DistError> {
         let mut comm = comm;
         let (rank, world) = (comm.rank(), comm.world_size());
         let model = broadcast_module(&mut comm, model)?;
@@ -106,14 +116,47 @@ impl<AB: CollectiveAutodiff> Fsdp<AB> {
                 fresh(p)
             }
         });
+        let replicated = named_params(&skeleton);
+        for (name, m) in optimizer.moments_by_name() {
+            let want = match (shards.get(&name), replicated.get(&name)) {
+                (Some(shard), _) => shard.values.dims()[0],
+                (None, Some(p)) => p.numel(),
+                (None, None) => 0,
+            };
+            if m.m.dims()[0] != want {
+                return Err(DistError::Usage {
+                    rank,
+                    op: "fsdp",
+                    reason: format!(
+                        "the optimizer state of `{name}` has {} values; this rank's part of it \
+                         over {world} ranks has {want}",
+                        m.m.dims()[0]
+                    ),
+                });
+            }
+        }
         Ok(Self {
             comm: SharedComm::new(comm),
             rank,
             skeleton,
             shards,
-            optimizer: AdamW::new(config),
+            optimizer,
             leaves: Vec::new(),
         })
+    }
+
+    /// This rank's optimizer state: the moments of its shards and of the replicated
+    /// parameters.
+    pub fn optimizer(&self) -> &AdamW<AB::InnerBackend> {
+        &self.optimizer
+    }
+
+    /// The mean over ranks of one number per rank.
+    pub fn mean(&self, value: f64) -> Result<f64, DistError> {
+        let mut comm = self.comm.lock();
+        let mut buf = [value as f32];
+        comm.all_reduce_sum(&mut buf)?;
+        Ok(f64::from(buf[0]) / comm.world_size() as f64)
     }
 
     fn usage(&self, reason: impl Into<String>) -> DistError {
@@ -133,7 +176,7 @@ impl<AB: CollectiveAutodiff> Fsdp<AB> {
             shards: &self.shards,
             leaves: Vec::new(),
         };
-        let logits = forward_in_stages(&self.skeleton, input_ids, &mut gather, self.rank)?;
+        let logits = forward_in_stages(&self.skeleton, input_ids, &mut gather)?;
         if gather.leaves.len() != self.shards.len() {
             let used: Vec<&String> = gather.leaves.iter().map(|(n, _)| n).collect();
             let missed: Vec<&String> = self.shards.keys().filter(|n| !used.contains(n)).collect();

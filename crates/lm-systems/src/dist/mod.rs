@@ -1,7 +1,8 @@
 //! Distributed training (issue 6): a [`Communicator`] with collectives over f32 buffers, the
 //! rendezvous that connects the ranks, and the data parallelism built on it: gradient
 //! averaging after the backward and ZeRO-1 ([`ddp`]), averaging overlapped with the backward
-//! ([`overlap`]) and fully sharded weights ([`fsdp`]).
+//! ([`overlap`]) and fully sharded weights ([`fsdp`]); [`train`] offers each to the
+//! trainer (`lm train --nproc-per-node N`, selected by `train.ddp`).
 //!
 //! [`TcpCommunicator`] is the CPU implementation (ranks on loopback or across hosts, a ring
 //! over TCP); the training code only sees the trait, so an NCCL implementation slots in
@@ -14,11 +15,13 @@ pub mod fsdp;
 pub mod overlap;
 pub mod staged;
 pub mod tcp;
+pub mod train;
 
 use std::time::Duration;
 
 pub use env::DistEnv;
 pub use tcp::TcpCommunicator;
+pub use train::DistRank;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
@@ -38,6 +41,8 @@ pub enum DistError {
         timeout: Duration,
         reason: String,
     },
+    #[error("model: {0}")]
+    Model(#[from] lm_core::LmError),
     #[error("rank {rank}: {op}: {reason}")]
     Usage {
         rank: usize,

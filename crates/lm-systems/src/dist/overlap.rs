@@ -104,7 +104,6 @@ impl<C: Communicator + 'static> OverlappedDdp<C> {
         input_ids: Tensor<AB, 2, Int>,
     ) -> Result<Tensor<AB, 3>, DistError> {
         let comm = self.comm.take().ok_or_else(|| unfinished(self.rank))?;
-        let rank = self.rank;
         let (tx, rx) = channel();
         let bucket = self.bucket;
         let thread = std::thread::spawn(move || communicate(comm, rx, bucket));
@@ -113,7 +112,7 @@ impl<C: Communicator + 'static> OverlappedDdp<C> {
             slots: HashMap::new(),
             names: Vec::new(),
         };
-        let logits = forward_in_stages(model, input_ids, &mut hooks, rank);
+        let logits = forward_in_stages(model, input_ids, &mut hooks);
         self.in_flight = Some(InFlight {
             tx,
             thread,

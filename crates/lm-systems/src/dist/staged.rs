@@ -3,15 +3,16 @@
 //! overlapped DDP hooks them there, FSDP gathers them there; both need the activation that
 //! enters the stage as the anchor that places their backward op (see [`super::autodiff`]).
 //!
-//! This mirrors `TransformerLm::try_forward` (the test
-//! `staged_forward_is_the_model_forward` keeps the two equal); a per-layer hook in lm-core's
-//! forward would make the copy unnecessary.
+//! The stages are those of `TransformerLm::try_forward_staged`; this adapts its per-stage
+//! rewrite to a per-parameter one.
+
+use std::borrow::Cow;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use lm_core::TransformerLm;
-use lm_core::precision::to_dtype;
+use lm_core::model::StageRewrite;
 
 use super::DistError;
 
@@ -59,22 +60,28 @@ impl<B: Backend, S: StageParams<B>> ModuleMapper<B> for StageMapper<'_, B, S> {
     }
 }
 
-fn stage<B: Backend, M: Module<B>, S: StageParams<B>>(
-    params: &mut S,
-    prefix: &str,
-    module: &M,
-    anchor: Option<&Tensor<B, 3>>,
-) -> Result<M, DistError> {
-    let mut mapper = StageMapper {
-        params,
-        path: prefix.split('.').map(str::to_string).collect(),
-        anchor,
-        error: None,
-    };
-    let mapped = module.clone().map(&mut mapper);
-    match mapper.error {
-        Some(e) => Err(e),
-        None => Ok(mapped),
+/// Rewrites each stage's parameters through a [`StageParams`].
+struct ByParam<'a, S>(&'a mut S);
+
+impl<B: Backend, S: StageParams<B>> StageRewrite<B> for ByParam<'_, S> {
+    type Error = DistError;
+    fn rewrite<'m, M: Module<B>>(
+        &mut self,
+        name: &str,
+        module: &'m M,
+        input: Option<&Tensor<B, 3>>,
+    ) -> Result<Cow<'m, M>, DistError> {
+        let mut mapper = StageMapper {
+            params: &mut *self.0,
+            path: name.split('.').map(str::to_string).collect(),
+            anchor: input,
+            error: None,
+        };
+        let mapped = module.clone().map(&mut mapper);
+        match mapper.error {
+            Some(e) => Err(e),
+            None => Ok(Cow::Owned(mapped)),
+        }
     }
 }
 
@@ -83,28 +90,6 @@ pub fn forward_in_stages<B: Backend, S: StageParams<B>>(
     model: &TransformerLm<B>,
     input_ids: Tensor<B, 2, Int>,
     params: &mut S,
-    rank: usize,
 ) -> Result<Tensor<B, 3>, DistError> {
-    let seq = input_ids.dims()[1];
-    if seq > model.context_length {
-        return Err(DistError::Usage {
-            rank,
-            op: "forward",
-            reason: format!(
-                "input_ids has {seq} positions, the context length is {}",
-                model.context_length
-            ),
-        });
-    }
-    let embeddings = stage(params, "token_embeddings", &model.token_embeddings, None)?;
-    let mut h = embeddings.forward::<2, 3>(input_ids);
-    for (i, layer) in model.layers.iter().enumerate() {
-        let layer = stage(params, &format!("layers.{i}"), layer, Some(&h))?;
-        h = layer.forward(h, None);
-    }
-    let ln_final = stage(params, "ln_final", &model.ln_final, Some(&h))?;
-    let lm_head = stage(params, "lm_head", &model.lm_head, Some(&h))?;
-    let residual = h.dtype();
-    let normed = to_dtype(ln_final.forward(h), model.compute);
-    Ok(to_dtype(lm_head.forward(normed), residual))
+    model.try_forward_staged(input_ids, &mut ByParam(params))
 }
