@@ -9,9 +9,9 @@ use common::*;
 use lm_core::TransformerLm;
 use lm_core::backends::NdArrayAutodiff;
 use lm_core::functional::cross_entropy;
-use lm_core::optim::AdamW;
-use lm_core::params::{flatten_params, named_grads, named_params, to_f32_vec};
-use lm_systems::dist::ddp::{DataParallel, DdpStrategy, ZeroAdamW, local_rows};
+use lm_core::parallel::ParallelMode;
+use lm_core::params::{named_grads, named_params, to_f32_vec};
+use lm_systems::dist::ddp::{DataParallel, DdpStrategy, local_rows};
 use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
 
 fn values(rank: usize, len: usize) -> Vec<f32> {
@@ -193,49 +193,13 @@ const STRATEGIES: [DdpStrategy; 3] = [
     },
 ];
 
-/// Each rank starts from a different seed: the broadcast from rank 0 must fix that.
-fn data_parallel(world: usize, strategy: DdpStrategy, max_norm: f64) -> Vec<Vec<f32>> {
-    on_ranks(world, |rank, comm| {
-        let mut ddp = DataParallel::new(comm, strategy);
-        let model = TransformerLm::<NdArrayAutodiff>::new(
-            &tiny(),
-            1 + rank as u64 * 100,
-            &Default::default(),
-        )
-        .unwrap();
-        let mut model = ddp.broadcast_module(model).unwrap();
-        let mut opt = AdamW::new(config());
-        let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
-        for step in 0..STEPS {
-            let (x, y) = batch(step, rows.clone());
-            let loss = cross_entropy(model.forward(x), y);
-            let mut grads = named_grads(&model, &loss.backward());
-            ddp.average_gradients(&mut grads).unwrap();
-            model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
-        }
-        flatten_params(&model)
-    })
-}
-
-fn zero1(world: usize, max_norm: f64) -> Vec<Vec<f32>> {
-    on_ranks(world, |rank, comm| {
-        let mut ddp = DataParallel::new(comm, DdpStrategy::Flat);
-        let model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
-        let mut model = ddp.broadcast_module(model).unwrap();
-        let total = flatten_params(&model).len();
-        let mut opt = ZeroAdamW::new(config(), total, &ddp.comm);
-        let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
-        for step in 0..STEPS {
-            let (x, y) = batch(step, rows.clone());
-            let loss = cross_entropy(model.forward(x), y);
-            let grads = named_grads(&model, &loss.backward());
-            model = opt
-                .step(&mut ddp.comm, model, &grads, 1e-2, Some(max_norm))
-                .unwrap()
-                .0;
-        }
-        flatten_params(&model)
-    })
+/// The averaging strategies as `train.ddp` modes.
+fn mode(strategy: DdpStrategy) -> ParallelMode {
+    match strategy {
+        DdpStrategy::Naive => ParallelMode::Naive,
+        DdpStrategy::Flat => ParallelMode::Flat,
+        DdpStrategy::Bucketed { bucket_size_mb } => ParallelMode::Bucketed { bucket_size_mb },
+    }
 }
 
 #[test]
@@ -246,7 +210,11 @@ fn ddp_variants_train_like_one_process_on_the_global_batch() {
         for world in [2, 4] {
             for strategy in STRATEGIES {
                 let what = format!("{strategy:?} on {world} ranks, max_norm {max_norm}");
-                assert_same_training(&reference, &data_parallel(world, strategy, max_norm), &what);
+                assert_same_training(
+                    &reference,
+                    &train_ranks(world, mode(strategy), max_norm),
+                    &what,
+                );
             }
         }
     }
@@ -258,7 +226,11 @@ fn zero1_trains_like_plain_adamw() {
         let reference = single_process(max_norm);
         for world in [2, 3, 4] {
             let what = format!("ZeRO-1 on {world} ranks, max_norm {max_norm}");
-            assert_same_training(&reference, &zero1(world, max_norm), &what);
+            assert_same_training(
+                &reference,
+                &train_ranks(world, ParallelMode::Zero1, max_norm),
+                &what,
+            );
         }
     }
 }

@@ -10,8 +10,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
 use lm_core::backends::{NdArray, NdArrayAutodiff};
 use lm_core::functional::cross_entropy;
-use lm_core::optim::AdamW;
-use lm_core::params::{NamedTensors, flatten_params, named_grads, named_params, to_f32_vec};
+use lm_core::parallel::ParallelMode;
+use lm_core::params::{NamedTensors, named_grads, named_params, to_f32_vec};
 use lm_core::{TransformerConfig, TransformerLm};
 use lm_systems::dist::DistError;
 use lm_systems::dist::ddp::local_rows;
@@ -20,30 +20,6 @@ use lm_systems::dist::staged::{StageParams, forward_in_stages};
 
 /// ~300 values a bucket: several buckets, some parameters alone.
 const BUCKETS: [Option<f64>; 2] = [None, Some(0.0012)];
-
-/// Each rank starts from a different seed: the broadcast from rank 0 must fix that.
-fn overlapped(world: usize, bucket: Option<f64>, max_norm: f64) -> Vec<Vec<f32>> {
-    on_ranks(world, |rank, comm| {
-        let mut ddp = OverlappedDdp::new(comm, bucket);
-        let model = TransformerLm::<NdArrayAutodiff>::new(
-            &tiny(),
-            1 + rank as u64 * 100,
-            &Default::default(),
-        )
-        .unwrap();
-        let mut model = ddp.broadcast_module(model).unwrap();
-        let mut opt = AdamW::new(config());
-        let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
-        for step in 0..STEPS {
-            let (x, y) = batch(step, rows.clone());
-            let loss = cross_entropy(ddp.forward(&model, x).unwrap(), y);
-            let mut grads = named_grads(&model, &loss.backward());
-            ddp.average_gradients(&mut grads).unwrap();
-            model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
-        }
-        flatten_params(&model)
-    })
-}
 
 #[test]
 fn overlapped_ddp_trains_like_one_process_on_the_global_batch() {
@@ -54,7 +30,10 @@ fn overlapped_ddp_trains_like_one_process_on_the_global_batch() {
             for bucket in BUCKETS {
                 let what =
                     format!("overlapped, buckets {bucket:?}, {world} ranks, max_norm {max_norm}");
-                assert_same_training(&reference, &overlapped(world, bucket, max_norm), &what);
+                let mode = ParallelMode::Overlapped {
+                    bucket_size_mb: bucket,
+                };
+                assert_same_training(&reference, &train_ranks(world, mode, max_norm), &what);
             }
         }
     }

@@ -12,8 +12,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 use lm_core::backends::NdArrayAutodiff;
 use lm_core::functional::cross_entropy;
 use lm_core::optim::{AdamW, AdamWConfig};
+use lm_core::parallel::{ParallelMode, ParallelRank};
 use lm_core::params::{flatten_params, named_grads};
 use lm_core::{TransformerConfig, TransformerLm};
+use lm_systems::dist::ddp::local_rows;
+use lm_systems::dist::train::DistRank;
 use lm_systems::dist::{DistEnv, TcpCommunicator};
 
 pub fn free_port() -> u16 {
@@ -113,6 +116,30 @@ pub fn train_single(mut model: TransformerLm<NdArrayAutodiff>, max_norm: f64) ->
         model = opt.step_module_fused(model, &grads, 1e-2, Some(max_norm)).0;
     }
     flatten_params(&model)
+}
+
+/// Every rank's parameters after [`STEPS`] steps of `mode` through the trainer's interface
+/// (`DistRank` starts a `RankTrainer`), each rank on its rows of the global batch. The ranks
+/// start from different seeds: starting must make them all continue from rank 0's model.
+pub fn train_ranks(world: usize, mode: ParallelMode, max_norm: f64) -> Vec<Vec<f32>> {
+    on_ranks(world, |rank, comm| {
+        let model = TransformerLm::<NdArrayAutodiff>::new(
+            &tiny(),
+            1 + rank as u64 * 100,
+            &Default::default(),
+        )
+        .unwrap();
+        let start: Box<dyn ParallelRank<NdArrayAutodiff>> = Box::new(DistRank::new(comm, mode));
+        let mut trainer = start.start(model, AdamW::new(config())).unwrap();
+        let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
+        for step in 0..STEPS {
+            let (x, y) = batch(step, rows.clone());
+            let loss = cross_entropy(trainer.forward(x).unwrap(), y);
+            trainer.backward(loss).unwrap();
+            trainer.step(1e-2, Some(max_norm)).unwrap();
+        }
+        flatten_params(&trainer.model().unwrap())
+    })
 }
 
 pub fn assert_same_training(reference: &[f32], ranks: &[Vec<f32>], what: &str) {
