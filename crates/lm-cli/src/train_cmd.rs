@@ -8,7 +8,7 @@ use lm_basics::data::TokenFile;
 use lm_basics::train::checkpoint::load_model;
 use lm_basics::train::metrics::{METRICS_FILE, PLOT_FILE, plot_losses};
 use lm_basics::train::{TrainConfig, evaluate, train, train_data_parallel};
-use lm_systems::dist::{DistEnv, DistRank, TcpCommunicator};
+use lm_systems::dist::{Communicator, DistEnv, DistRank, TcpCommunicator};
 
 /// Runs `$body` with `B` bound to the autodiff backend named `$name` (`ndarray`, `wgpu`,
 /// `cuda`), erroring for one this binary was built without.
@@ -89,8 +89,8 @@ fn train_rank(cfg: &TrainConfig, args: &TrainArgs, env: &DistEnv) -> anyhow::Res
     } else {
         args.run_dir.join(format!("rank{}", env.rank))
     };
-    let comm = TcpCommunicator::connect(env)?;
     let backend = cfg.train.backend.clone();
+    let comm = connect(&backend, env)?;
     let out = with_backend!(backend.as_str(), |B| train_data_parallel::<B>(
         cfg,
         &run_dir,
@@ -103,6 +103,16 @@ fn train_rank(cfg: &TrainConfig, args: &TrainArgs, env: &DistEnv) -> anyhow::Res
         report(&out, &run_dir);
     }
     Ok(())
+}
+
+/// NCCL for CUDA runs in CUDA builds (`LM_DIST_COMM=tcp` keeps TCP), TCP otherwise.
+fn connect(backend: &str, env: &DistEnv) -> anyhow::Result<Box<dyn Communicator>> {
+    #[cfg(feature = "cuda")]
+    if backend == "cuda" && std::env::var("LM_DIST_COMM").as_deref() != Ok("tcp") {
+        return Ok(Box::new(lm_systems::dist::NcclCommunicator::connect(env)?));
+    }
+    let _ = backend;
+    Ok(Box::new(TcpCommunicator::connect(env)?))
 }
 
 fn report(out: &lm_basics::train::RunOutcome, run_dir: &std::path::Path) {

@@ -14,12 +14,6 @@ use lm_core::params::{named_grads, named_params, to_f32_vec};
 use lm_systems::dist::ddp::{DataParallel, DdpStrategy, local_rows};
 use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
 
-fn values(rank: usize, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((rank * 31 + i * 7) % 13) as f32 - 6.0 + 0.25 * rank as f32)
-        .collect()
-}
-
 #[test]
 fn env_reads_torchrun_variables_and_names_bad_ones() {
     let vars = |pairs: &'static [(&'static str, &'static str)]| {
@@ -69,36 +63,7 @@ fn env_reads_torchrun_variables_and_names_bad_ones() {
 #[test]
 fn collectives_match_their_definitions() {
     for world in [1, 2, 3, 4] {
-        // Lengths below, at and above the world size, and not multiples of it.
-        for len in [1, 3, 7, 1000] {
-            let results = on_ranks(world, |rank, mut comm| {
-                let mut summed = values(rank, len);
-                comm.all_reduce_sum(&mut summed).unwrap();
-                let mut broadcast = values(rank, len);
-                comm.broadcast(&mut broadcast, world - 1).unwrap();
-                let shard = values(rank, len);
-                let mut gathered = vec![0.0; len * world];
-                comm.all_gather(&shard, &mut gathered).unwrap();
-                let mut scattered = vec![0.0; len];
-                comm.reduce_scatter_sum(&values(rank, len * world), &mut scattered)
-                    .unwrap();
-                comm.barrier().unwrap();
-                (summed, broadcast, gathered, scattered)
-            });
-            let sum_of = |n: usize| -> Vec<f32> {
-                (0..n)
-                    .map(|i| (0..world).map(|r| values(r, n)[i]).sum())
-                    .collect()
-            };
-            let total = sum_of(len * world);
-            for (rank, (summed, broadcast, gathered, scattered)) in results.iter().enumerate() {
-                close(summed, &sum_of(len));
-                close(broadcast, &values(world - 1, len));
-                let expected: Vec<f32> = (0..world).flat_map(|r| values(r, len)).collect();
-                close(gathered, &expected);
-                close(scattered, &total[rank * len..(rank + 1) * len]);
-            }
-        }
+        check_collectives(world, TcpCommunicator::connect);
     }
 }
 

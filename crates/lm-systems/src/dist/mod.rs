@@ -5,13 +5,15 @@
 //! trainer (`lm train --nproc-per-node N`, selected by `train.ddp`).
 //!
 //! [`TcpCommunicator`] is the CPU implementation (ranks on loopback or across hosts, a ring
-//! over TCP); the training code only sees the trait, so an NCCL implementation slots in
-//! beside it.
+//! over TCP); [`nccl::NcclCommunicator`] (feature `nccl`) runs the same collectives on GPUs.
+//! The training code only sees the trait.
 
 pub mod autodiff;
 pub mod ddp;
 pub mod env;
 pub mod fsdp;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 pub mod overlap;
 pub mod staged;
 pub mod tcp;
@@ -20,6 +22,8 @@ pub mod train;
 use std::time::Duration;
 
 pub use env::DistEnv;
+#[cfg(feature = "nccl")]
+pub use nccl::NcclCommunicator;
 pub use tcp::TcpCommunicator;
 pub use train::DistRank;
 
@@ -66,4 +70,29 @@ pub trait Communicator: Send {
     fn all_gather(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError>;
     /// Returns once every rank has called it.
     fn barrier(&mut self) -> Result<(), DistError>;
+}
+
+/// A communicator chosen at run time (TCP or NCCL) behind one type.
+impl Communicator for Box<dyn Communicator> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+    fn world_size(&self) -> usize {
+        (**self).world_size()
+    }
+    fn all_reduce_sum(&mut self, buf: &mut [f32]) -> Result<(), DistError> {
+        (**self).all_reduce_sum(buf)
+    }
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<(), DistError> {
+        (**self).broadcast(buf, root)
+    }
+    fn reduce_scatter_sum(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
+        (**self).reduce_scatter_sum(input, out)
+    }
+    fn all_gather(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DistError> {
+        (**self).all_gather(input, out)
+    }
+    fn barrier(&mut self) -> Result<(), DistError> {
+        (**self).barrier()
+    }
 }

@@ -17,7 +17,7 @@ use lm_core::params::{flatten_params, named_grads};
 use lm_core::{TransformerConfig, TransformerLm};
 use lm_systems::dist::ddp::local_rows;
 use lm_systems::dist::train::DistRank;
-use lm_systems::dist::{DistEnv, TcpCommunicator};
+use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -40,21 +40,69 @@ pub fn env(rank: usize, world_size: usize, port: u16, timeout_s: u64) -> DistEnv
 
 /// Runs `f(rank, communicator)` on `world` threads joined through one rendezvous.
 pub fn on_ranks<T: Send>(world: usize, f: impl Fn(usize, TcpCommunicator) -> T + Sync) -> Vec<T> {
+    on_ranks_with(world, TcpCommunicator::connect, f)
+}
+
+/// [`on_ranks`] with the communicator made by `connect` from each rank's environment.
+pub fn on_ranks_with<C, T: Send>(
+    world: usize,
+    connect: impl Fn(&DistEnv) -> Result<C, DistError> + Sync,
+    f: impl Fn(usize, C) -> T + Sync,
+) -> Vec<T> {
     let port = free_port();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..world)
             .map(|rank| {
-                let f = &f;
-                s.spawn(move || {
-                    f(
-                        rank,
-                        TcpCommunicator::connect(&env(rank, world, port, 20)).unwrap(),
-                    )
-                })
+                let (f, connect) = (&f, &connect);
+                s.spawn(move || f(rank, connect(&env(rank, world, port, 20)).unwrap()))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
+}
+
+/// Rank `rank`'s test values.
+pub fn values(rank: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((rank * 31 + i * 7) % 13) as f32 - 6.0 + 0.25 * rank as f32)
+        .collect()
+}
+
+/// Every collective of `world` ranks (communicators from `connect`) against its definition,
+/// for lengths below, at and above the world size, and not multiples of it.
+pub fn check_collectives<C: Communicator>(
+    world: usize,
+    connect: impl Fn(&DistEnv) -> Result<C, DistError> + Sync,
+) {
+    for len in [1, 3, 7, 1000] {
+        let results = on_ranks_with(world, &connect, |rank, mut comm| {
+            let mut summed = values(rank, len);
+            comm.all_reduce_sum(&mut summed).unwrap();
+            let mut broadcast = values(rank, len);
+            comm.broadcast(&mut broadcast, world - 1).unwrap();
+            let shard = values(rank, len);
+            let mut gathered = vec![0.0; len * world];
+            comm.all_gather(&shard, &mut gathered).unwrap();
+            let mut scattered = vec![0.0; len];
+            comm.reduce_scatter_sum(&values(rank, len * world), &mut scattered)
+                .unwrap();
+            comm.barrier().unwrap();
+            (summed, broadcast, gathered, scattered)
+        });
+        let sum_of = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (0..world).map(|r| values(r, n)[i]).sum())
+                .collect()
+        };
+        let total = sum_of(len * world);
+        for (rank, (summed, broadcast, gathered, scattered)) in results.iter().enumerate() {
+            close(summed, &sum_of(len));
+            close(broadcast, &values(world - 1, len));
+            let expected: Vec<f32> = (0..world).flat_map(|r| values(r, len)).collect();
+            close(gathered, &expected);
+            close(scattered, &total[rank * len..(rank + 1) * len]);
+        }
+    }
 }
 
 pub fn close(a: &[f32], b: &[f32]) {
