@@ -2,6 +2,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{DType, Tensor, backend::Backend};
 
 use super::expect_last_dim;
+use crate::precision::to_dtype;
 
 /// `y = x / sqrt(mean(x²) + eps) · weight`, computed in f32 and cast back to x's dtype.
 #[derive(Module, Debug)]
@@ -28,10 +29,11 @@ impl<B: Backend> RmsNorm<B> {
         expect_last_dim("RmsNorm", "x", &dims, self.weight.dims()[0]);
         let in_dtype = x.dtype();
         // Squares of bf16 activations lose too much precision: normalise in f32.
-        let x = x.cast(DType::F32);
+        // `to_dtype`: no cast op at all when x is already f32 (the usual case).
+        let x = to_dtype(x, DType::F32);
         let mean_sq = x.clone().square().mean_dim(D - 1);
-        let inv_rms = mean_sq.add_scalar(self.eps).sqrt().recip();
-        let gain = self.weight.val().cast(DType::F32).unsqueeze::<D>();
-        (x * inv_rms * gain).cast(in_dtype)
+        let inv_rms = mean_sq.add_scalar(self.eps).powf_scalar(-0.5);
+        let gain = to_dtype(self.weight.val(), DType::F32).unsqueeze::<D>();
+        to_dtype(x * inv_rms * gain, in_dtype)
     }
 }

@@ -1,5 +1,5 @@
 use burn::module::Module;
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
 
 use super::expect_last_dim;
 use crate::precision::to_dtype;
@@ -117,9 +117,57 @@ impl<B: Backend> Rope<B> {
         let cos: Tensor<B, D> = self.cos.clone().select(0, flat.clone()).reshape(table_dims);
         let sin: Tensor<B, D> = self.sin_signed.clone().select(0, flat).reshape(table_dims);
         let (cos, sin) = (to_dtype(cos, x.dtype()), to_dtype(sin, x.dtype()));
-        let swapped = x.clone().select(D - 1, self.partner.clone());
-        x * cos + swapped * sin
+        rotate(x, cos, sin, &self.partner)
     }
+
+    /// The cos/sin rows of `positions [rows, T]`, gathered once and cast to `dtype`, for
+    /// rotating every layer's q and k of one forward pass (see [`RopeTables::apply`]).
+    pub fn tables(&self, positions: Tensor<B, 2, Int>, dtype: DType) -> RopeTables<B> {
+        let [rows, t] = positions.dims();
+        let flat: Tensor<B, 1, Int> = positions.reshape([rows * t]);
+        let table = |full: &Tensor<B, 2>| -> Tensor<B, 4> {
+            let rows_of: Tensor<B, 2> = full.clone().select(0, flat.clone());
+            to_dtype(rows_of.reshape([rows, t, 1, self.d_k]), dtype)
+        };
+        RopeTables {
+            cos: table(&self.cos),
+            sin_signed: table(&self.sin_signed),
+            partner: self.partner.clone(),
+        }
+    }
+}
+
+/// [`Rope`]'s tables at one call's positions, shaped `[rows, T, 1, d_k]` to broadcast over
+/// the heads of `[rows, T, heads, d_k]` activations.
+#[derive(Debug, Clone)]
+pub struct RopeTables<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin_signed: Tensor<B, 4>,
+    partner: Tensor<B, 1, Int>,
+}
+
+impl<B: Backend> RopeTables<B> {
+    /// Rotates `x [rows, T, heads, d_k]` (any number of heads) by the tables' positions.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [rows, t, _, d_k] = self.cos.dims();
+        let x_dims = x.dims();
+        assert!(
+            x_dims[0] == rows && x_dims[1] == t && x_dims[3] == d_k,
+            "RopeTables: x has shape {x_dims:?}, expected [{rows}, {t}, heads, {d_k}]"
+        );
+        rotate(x, self.cos.clone(), self.sin_signed.clone(), &self.partner)
+    }
+}
+
+/// `x ⊙ cos + partner(x) ⊙ sin_signed`, the tables already broadcastable to `x`.
+fn rotate<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    cos: Tensor<B, D>,
+    sin_signed: Tensor<B, D>,
+    partner: &Tensor<B, 1, Int>,
+) -> Tensor<B, D> {
+    let swapped = x.clone().select(D - 1, partner.clone());
+    x * cos + swapped * sin_signed
 }
 
 /// The standard frequencies `inv_freq[k] = θ^(−2k/d_k)` for `k < d_k/2`.
@@ -137,4 +185,34 @@ fn broadcasts(small: &[usize], big: &[usize]) -> bool {
             .rev()
             .zip(big.iter().rev())
             .all(|(&s, &b)| s == b || s == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::NdArray<f32>;
+
+    #[test]
+    fn tables_rotate_exactly_as_forward() {
+        let dev = Default::default();
+        let rope = Rope::<B>::from_inv_freq(&[1.0, 0.1], RopeStyle::HalfSplit, 1e4, 16, &dev);
+        let (rows, t, heads, d) = (2, 3, 5, 4);
+        let x = Tensor::<B, 4>::from_data(
+            TensorData::new(
+                (0..rows * t * heads * d)
+                    .map(|i| (i as f32 * 0.37).sin())
+                    .collect(),
+                [rows, t, heads, d],
+            ),
+            &dev,
+        );
+        let positions = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![0i64, 4, 9, 2, 3, 15], [2, 3]),
+            &dev,
+        );
+        let want = rope.forward(x.clone(), positions.clone().reshape([rows, t, 1]));
+        let got = rope.tables(positions, DType::F32).apply(x);
+        assert_eq!(got.into_data(), want.into_data());
+    }
 }

@@ -1,11 +1,11 @@
 //! Grouped-query self-attention with optional q/k/v biases, over a KV cache.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::kv_cache::{CacheWrite, LayerKv};
 use crate::functional::softmax;
-use crate::layers::{Linear, Rope};
+use crate::layers::{Linear, RopeTables};
 
 /// `y = x Wᵀ (+ b)`: the existing [`Linear`] plus Qwen2's optional bias.
 #[derive(Module, Debug)]
@@ -61,11 +61,13 @@ impl SlotMask {
 
 /// Attention with `num_heads` query heads sharing `num_kv_heads` key/value heads
 /// (query head `j` uses kv head `j / group`), half-split RoPE on q and k.
+///
+/// q, k and v are one projection (`qkv_proj`: Hugging Face's `q_proj`, `k_proj`, `v_proj`
+/// rows stacked in that order, biases likewise), so a step runs one matmul and one bias add
+/// instead of three of each; [`Self::qkv_parts`] splits it back for export.
 #[derive(Module, Debug)]
 pub struct GroupedQueryAttention<B: Backend> {
-    pub q_proj: Projection<B>,
-    pub k_proj: Projection<B>,
-    pub v_proj: Projection<B>,
+    pub qkv_proj: Projection<B>,
     pub o_proj: Linear<B>,
     pub num_heads: usize,
     pub num_kv_heads: usize,
@@ -78,14 +80,46 @@ pub struct CacheStep<'a, B: Backend> {
     pub write: &'a CacheWrite<B>,
 }
 
+/// One of the projections stacked in a fused one, under its Hugging Face name.
+pub struct ProjectionPart<B: Backend> {
+    pub name: &'static str,
+    /// `[d_out, d_in]`.
+    pub weight: Tensor<B, 2>,
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+/// Hugging Face's names of the projections stacked in `qkv_proj`, in row order.
+pub const QKV_NAMES: [&str; 3] = ["q_proj", "k_proj", "v_proj"];
+
 impl<B: Backend> GroupedQueryAttention<B> {
-    /// `x [rows, T, d]`, `positions [rows, T]`, `bias [rows, 1, T, L]` from [`SlotMask::bias`]. Without a
-    /// cache the keys are the `T` new tokens themselves (slot = index).
+    /// Output rows of q, k and v in `qkv_proj`, in [`QKV_NAMES`] order.
+    pub fn qkv_widths(&self) -> [usize; 3] {
+        let kv = self.num_kv_heads * self.head_dim;
+        [self.num_heads * self.head_dim, kv, kv]
+    }
+
+    /// q, k and v, sliced out of `qkv_proj`.
+    pub fn qkv_parts(&self) -> Vec<ProjectionPart<B>> {
+        let mut start = 0;
+        QKV_NAMES
+            .iter()
+            .zip(self.qkv_widths())
+            .map(|(&name, width)| {
+                let weight = self.qkv_proj.linear.weight.val().narrow(0, start, width);
+                let bias = (self.qkv_proj.bias.as_ref()).map(|b| b.val().narrow(0, start, width));
+                start += width;
+                ProjectionPart { name, weight, bias }
+            })
+            .collect()
+    }
+
+    /// `x [rows, T, d]`, `rope` at the tokens' positions, `bias [rows, 1, T, L]` from
+    /// [`SlotMask::bias`]. Without a cache the keys are the `T` new tokens themselves
+    /// (slot = index).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        positions: Tensor<B, 2, Int>,
-        rope: &Rope<B>,
+        rope: &RopeTables<B>,
         bias: Tensor<B, 4>,
         cache: Option<CacheStep<'_, B>>,
     ) -> Tensor<B, 3> {
@@ -93,24 +127,24 @@ impl<B: Backend> GroupedQueryAttention<B> {
         let (heads, kv_heads, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let group = heads / kv_heads;
 
-        // q: [rows, T, H·hd] → [rows, KV, group, T, hd]; positions broadcast as [rows, 1, 1, T].
-        let q = self
-            .q_proj
-            .forward(x.clone())
-            .reshape([rows, t, kv_heads, group, hd])
-            .permute([0, 2, 3, 1, 4]);
-        let q = rope.forward(q, positions.clone().reshape([rows, 1, 1, t]));
-        let q: Tensor<B, 4> = q.reshape([rows, kv_heads, group * t, hd]);
+        // [rows, T, (H + 2·KV)·hd] → heads [rows, T, H + 2·KV, hd]; q and k rotate together.
+        let qkv: Tensor<B, 4> =
+            self.qkv_proj
+                .forward(x)
+                .reshape([rows, t, heads + 2 * kv_heads, hd]);
+        let qk = rope.apply(qkv.clone().narrow(2, 0, heads + kv_heads));
+        let v = qkv.narrow(2, heads + kv_heads, kv_heads);
 
-        // k, v: [rows, T, KV·hd] → [rows, KV, T, hd] (the cache layout).
-        let split = |y: Tensor<B, 3>| -> Tensor<B, 4> {
-            y.reshape([rows, t, kv_heads, hd]).swap_dims(1, 2)
-        };
-        let k = rope.forward(
-            split(self.k_proj.forward(x.clone())),
-            positions.reshape([rows, 1, t]),
-        );
-        let v = split(self.v_proj.forward(x));
+        // q: [rows, T, H, hd] → [rows, KV, group·T, hd] (query head = kv head · group + g).
+        let q: Tensor<B, 4> = qk
+            .clone()
+            .narrow(2, 0, heads)
+            .reshape([rows, t, kv_heads, group, hd])
+            .permute([0, 2, 3, 1, 4])
+            .reshape([rows, kv_heads, group * t, hd]);
+        // k, v: [rows, T, KV, hd] → [rows, KV, T, hd] (the cache layout).
+        let k = qk.narrow(2, heads, kv_heads).swap_dims(1, 2);
+        let v = v.swap_dims(1, 2);
         let key_len = bias.dims()[3];
         let (k, v) = match cache {
             Some(step) => step.kv.write(k, v, step.write, key_len),

@@ -64,14 +64,12 @@ impl<B: Backend> Decoder<B> {
         for (i, layer) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
             let attn = &layer.self_attn;
-            for (name, proj) in [
-                ("q_proj", &attn.q_proj),
-                ("k_proj", &attn.k_proj),
-                ("v_proj", &attn.v_proj),
-            ] {
-                tensors.linear(&format!("{p}.self_attn.{name}"), &proj.linear);
-                if let Some(bias) = &proj.bias {
-                    tensors.push(&format!("{p}.self_attn.{name}.bias"), bias.val());
+            // The fused projections are written as Hugging Face's separate tensors.
+            for part in attn.qkv_parts() {
+                let name = format!("{p}.self_attn.{}", part.name);
+                tensors.push(&format!("{name}.weight"), part.weight);
+                if let Some(bias) = part.bias {
+                    tensors.push(&format!("{name}.bias"), bias);
                 }
             }
             tensors.linear(&format!("{p}.self_attn.o_proj"), &attn.o_proj);
