@@ -7,7 +7,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use lm_core::generate::CausalLm;
+use lm_core::generate::{CausalLm, bucketed_len};
 use lm_core::pretrained::Decoder;
 use lm_core::pretrained::tokenizer::TextTokenizer;
 use lm_core::{Result, TransformerLm};
@@ -49,7 +49,7 @@ fn padded_logits<B: Backend>(
     forward: impl FnOnce(Tensor<B, 2, Int>) -> Result<Tensor<B, 3>>,
 ) -> Result<Tensor<B, 3>> {
     let [rows, t] = ids.dims();
-    let padded = t.next_multiple_of(PAD_TO).min(limit.max(t));
+    let padded = bucketed_len(t, PAD_TO, limit);
     if padded == t {
         return forward(ids);
     }

@@ -58,24 +58,32 @@ pub fn draw_on_device<B: Backend>(
     let max = logits.clone().max_dim(1);
     let shifted = logits.clone() - max.clone();
     let log_z = max + shifted.clone().exp().sum_dim(1).log(); // [n, 1], temperature 1
-    let greedy = logits.clone().argmax(1);
-
-    let inv_t = column(
-        inputs
-            .iter()
-            .map(|d| if d.greedy { 1.0 } else { 1.0 / d.temperature })
-            .collect(),
-    );
-    let weights = (shifted * inv_t).exp();
-    let target =
-        weights.clone().sum_dim(1) * column(inputs.iter().map(|d| d.uniform as f32).collect());
-    let sampled = inverse_cdf(weights, target).clamp_max(vocab as i64 - 1);
-
-    let is_greedy = Tensor::<B, 2, Bool>::from_data(
-        TensorData::new(inputs.iter().map(|d| d.greedy).collect::<Vec<_>>(), [n, 1]),
-        &device,
-    );
-    let token = sampled.mask_where(is_greedy, greedy);
+    let greedy_rows = inputs.iter().filter(|d| d.greedy).count();
+    // An all-greedy batch (evaluation) skips the sampling pass over the vocabulary, and an
+    // all-sampled one (rollouts) the argmax.
+    let token = if greedy_rows == n {
+        logits.clone().argmax(1)
+    } else {
+        let inv_t = column(
+            inputs
+                .iter()
+                .map(|d| if d.greedy { 1.0 } else { 1.0 / d.temperature })
+                .collect(),
+        );
+        let weights = (shifted * inv_t).exp();
+        let target =
+            weights.clone().sum_dim(1) * column(inputs.iter().map(|d| d.uniform as f32).collect());
+        let sampled = inverse_cdf(weights, target).clamp_max(vocab as i64 - 1);
+        if greedy_rows == 0 {
+            sampled
+        } else {
+            let is_greedy = Tensor::<B, 2, Bool>::from_data(
+                TensorData::new(inputs.iter().map(|d| d.greedy).collect::<Vec<_>>(), [n, 1]),
+                &device,
+            );
+            sampled.mask_where(is_greedy, logits.clone().argmax(1))
+        }
+    };
     let logprob = logits.gather(1, token.clone()) - log_z.clone();
     let finite = log_z
         .clone()

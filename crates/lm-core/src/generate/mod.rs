@@ -62,3 +62,10 @@ pub use params::{Request, SamplingParams};
 pub use recompute::TokenHistory;
 pub use sampling::{Draw, Scratch, argmax, log_softmax_at, sample_token};
 pub use text::{Detokenizer, IncrementalText};
+
+/// `len` rounded up to a multiple of `multiple`, but not past `limit` (nor below `len`).
+/// Padding sequence and cache lengths to such buckets makes GPU kernel shapes repeat across
+/// steps and batches: each new shape costs a kernel compile and a matmul autotune.
+pub fn bucketed_len(len: usize, multiple: usize, limit: usize) -> usize {
+    len.next_multiple_of(multiple).min(limit).max(len)
+}

@@ -24,9 +24,7 @@ impl<B: Backend> TransformerLm<B> {
         let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
         // Padded to a multiple of PAD_TO: the shapes change every PAD_TO steps rather than
         // every step (on GPUs each new shape compiles new fused kernels).
-        let t = longest
-            .next_multiple_of(PAD_TO)
-            .min(self.context_length.max(longest));
+        let t = super::bucketed_len(longest, PAD_TO, self.context_length);
         let n = seqs.len();
         let mut ids = vec![0i64; n * t];
         for (i, s) in seqs.iter().enumerate() {

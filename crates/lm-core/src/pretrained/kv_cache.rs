@@ -104,10 +104,7 @@ impl<B: Backend> KvCache<B> {
     /// shapes change once per bucket instead of every step — on GPUs each new shape means
     /// new fused kernels and a new matmul autotune. The extra slots are masked.
     pub fn attend_len(&self, needed: usize) -> usize {
-        needed
-            .div_ceil(ATTEND_BUCKET)
-            .saturating_mul(ATTEND_BUCKET)
-            .clamp(needed, self.max_len.max(needed))
+        crate::generate::bucketed_len(needed, ATTEND_BUCKET, self.max_len)
     }
 
     /// The `[rows, 1, max_len, 1]` one-hot of each row's next slot (for [`CacheWrite::PerRow`]);
