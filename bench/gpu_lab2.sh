@@ -8,7 +8,10 @@
 # bench/pytorch_profile.py. Phase `attention [grid] [seconds]`: PyTorch SDPA and
 # `cargo xtask bench attention` on the same grid. `seconds` (0: none) is the phase's time:
 # our part stops when it is up, keeping the cases it finished (each is logged as it ends), so
-# one device call can hold several phases. Text results are appended to $OUT/log.txt.
+# one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
+# labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
+# bench/pytorch_gemm.py, burn's own matmul on a subset, and the host-synchronised ordering.
+# Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
 OUT=${OUT:-/tmp/out}
@@ -59,6 +62,23 @@ elif [ "$phase" = profile ]; then
     timeout "$(left "${4:-0}")" $X lab2 --backend cuda --size $sizes --context $contexts \
         --baseline runs/torch-profile.jsonl --run-dir runs/lab2-gpu 2>&1 | tee -a "$OUT/log.txt"
     cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.png "$OUT/" 2>/dev/null
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = gemm ]; then
+    LOG="$OUT/log.txt"
+    # A smoke test of the device-flag ordering first: should it hang or fail, the rest runs
+    # host-synchronised.
+    if ! timeout 90 $X bench gemm --backend cuda --size small --kind fwd,dw --precision f32,bf16 \
+        --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/smoke: /' | tee -a "$LOG" \
+        || ! grep -q "smoke: small ffn-up dw" "$LOG"; then
+        echo "device-flag ordering failed: continuing with LM_CUDA_GEMM_SYNC=host" | tee -a "$LOG"
+        export LM_CUDA_GEMM_SYNC=host
+    fi
+    timeout 240 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
+    timeout 200 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
+    timeout 60 env LM_CUDA_GEMM_SYNC=host $X bench gemm --backend cuda --size small,xl --kind fwd \
+        --precision bf16 --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/host-sync: /' | tee -a "$LOG"
+    timeout "$(left "${2:-0}")" $X bench gemm --backend cuda --size small,xl --kind fwd,dw \
+        --precision f32,bf16 --with-burn --skip-peer 2>&1 | tee "$OUT/gemm-burn.txt" | grep -v '^JSON' | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"

@@ -147,6 +147,29 @@ enum BenchTarget {
         #[arg(long, default_value = "bench/python_generate.py")]
         script: PathBuf,
     },
+    /// The course models' matrix products: ours (cuBLASLt on CUDA) vs burn's matmul vs
+    /// PyTorch's torch.matmul (bench/pytorch_gemm.py, run first), TFLOP/s and ratios.
+    Gemm {
+        #[arg(long, value_enum, default_value = "cuda")]
+        backend: BackendKind,
+        #[arg(long = "size", value_delimiter = ',', default_values_t = ["small".to_string(), "medium".to_string(), "large".to_string(), "xl".to_string()])]
+        sizes: Vec<String>,
+        /// f32 (strict), tf32, bf16.
+        #[arg(long = "precision", value_delimiter = ',', default_values_t = ["f32".to_string(), "tf32".to_string(), "bf16".to_string()])]
+        precisions: Vec<String>,
+        #[arg(long = "kind", value_enum, value_delimiter = ',', default_values_t = [bench::gemm::Kind::Fwd, bench::gemm::Kind::Dx, bench::gemm::Kind::Dw])]
+        kinds: Vec<bench::gemm::Kind>,
+        /// Also time burn's own matmul (autotunes every new shape: slow on a cold cache).
+        #[arg(long)]
+        with_burn: bool,
+        /// Only ours (and burn's); the PyTorch column reads "-".
+        #[arg(long)]
+        skip_peer: bool,
+        #[arg(long, default_value = "python3")]
+        python: String,
+        #[arg(long, default_value = "bench/pytorch_gemm.py")]
+        script: PathBuf,
+    },
     /// FlashAttention-2 (ours) vs burn's unfused attention, latency and TFLOP/s; PyTorch's
     /// SDPA comes from bench/pytorch_attention.py in the same device run (bench/gpu_lab2.sh).
     Attention {
@@ -273,6 +296,26 @@ fn main() -> ExitCode {
                     plain_max_seq,
                 },
         } => finish(bench::attention::run(backend, grid, plain_max_seq)),
+        Task::Bench {
+            what:
+                BenchTarget::Gemm {
+                    backend,
+                    sizes,
+                    precisions,
+                    kinds,
+                    with_burn,
+                    skip_peer,
+                    python,
+                    script,
+                },
+        } => finish(bench::gemm::run(&bench::gemm::GemmBenchOptions {
+            backend,
+            sizes,
+            precisions,
+            kinds,
+            with_burn,
+            peer: (!skip_peer).then_some((python, script)),
+        })),
         Task::BenchAttentionWorker {
             shape,
             backend,

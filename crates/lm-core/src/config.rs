@@ -28,6 +28,19 @@ pub struct TransformerConfig {
     /// [`Precision`].
     #[serde(default)]
     pub precision: Precision,
+    /// `auto`: matrix products through cuBLASLt on the CUDA backend, burn's matmul elsewhere;
+    /// `burn`: always burn's matmul.
+    #[serde(default)]
+    pub matmul: MatmulKernel,
+}
+
+/// Which library computes the model's matrix products (see [`crate::kernels::matmul`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulKernel {
+    #[default]
+    Auto,
+    Burn,
 }
 
 /// Which causal attention implementation the model uses (results agree to f32 rounding).
@@ -69,6 +82,7 @@ impl TransformerConfig {
             eps: default_eps(),
             attention: AttentionKernel::Auto,
             precision: Precision::F32,
+            matmul: MatmulKernel::Auto,
         }
     }
 

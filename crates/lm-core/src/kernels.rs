@@ -1,11 +1,15 @@
-//! The CubeCL kernels of `lm-kernels` (FlashAttention-2, fused cross-entropy), for builds and
-//! backends that have them.
+//! The kernels of `lm-kernels` (FlashAttention-2, fused cross-entropy, cuBLASLt GEMMs), for
+//! builds and backends that have them.
 //!
 //! GPU builds (`wgpu`, `cuda`) link the kernels and recognise their concrete backends; CPU
 //! builds compile none of it and every backend takes the tensor-op implementations.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+
+use crate::config::{MatmulKernel, Precision};
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 use crate::error::LmError;
@@ -73,4 +77,55 @@ pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {
         let _ = device;
         None
     }
+}
+
+/// The process's matmul policy: bit 0 set = burn's matmul only, bit 1 set = TF32 products.
+/// One process trains or serves one model, so a global set when the model is built serves
+/// the free functions (attention) that have no config at hand.
+static MATMUL_POLICY: AtomicU8 = AtomicU8::new(0);
+
+/// Makes [`matmul`] follow a model's `matmul` and `precision` settings (`LM_CUDA_GEMM=burn`
+/// in the environment forces burn's matmul).
+pub fn set_matmul_policy(kernel: MatmulKernel, precision: Precision) {
+    let burn_only =
+        kernel == MatmulKernel::Burn || std::env::var("LM_CUDA_GEMM").is_ok_and(|v| v == "burn");
+    let tf32 = precision == Precision::Tf32;
+    MATMUL_POLICY.store(burn_only as u8 | (tf32 as u8) << 1, Ordering::Relaxed);
+}
+
+/// Whether [`matmul`] on backend `B` runs through cuBLASLt in this build and process.
+pub fn cublaslt_active<B: Backend>() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        MATMUL_POLICY.load(Ordering::Relaxed) & 1 == 0 && lm_kernels::gemm::supports::<B>()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        false
+    }
+}
+
+/// `lhs · rhs` (`[.., m, k] · [.., k, n]`): cuBLASLt on the CUDA backend (strict f32, TF32
+/// under `precision = "tf32"`, bf16/f16 with f32 accumulation), burn's matmul elsewhere or
+/// when the policy says `burn`.
+pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "cuda")]
+    let (lhs, rhs) = {
+        use lm_kernels::gemm::{F32Math, try_matmul};
+        let policy = MATMUL_POLICY.load(Ordering::Relaxed);
+        if policy & 1 == 0 {
+            let math = if policy & 2 != 0 {
+                F32Math::Tf32
+            } else {
+                F32Math::Strict
+            };
+            match try_matmul(lhs, rhs, math) {
+                Ok(product) => return product,
+                Err(operands) => operands,
+            }
+        } else {
+            (lhs, rhs)
+        }
+    };
+    lhs.matmul(rhs)
 }

@@ -32,6 +32,7 @@ impl<B: Backend> TransformerLm<B> {
     pub fn new(cfg: &TransformerConfig, seed: u64, device: &B::Device) -> Result<Self> {
         cfg.validate()?;
         cfg.precision.check_supported::<B>(device)?;
+        crate::kernels::set_matmul_policy(cfg.matmul, cfg.precision);
         let mut init = Initializer::new(seed);
         let token_embeddings = Embedding::new(cfg.vocab_size, cfg.d_model, &mut init, device);
         let layers = (0..cfg.num_layers)

@@ -87,6 +87,7 @@ impl Row {
 pub fn precision_name(p: Precision) -> &'static str {
     match p {
         Precision::F32 => "f32",
+        Precision::Tf32 => "tf32",
         Precision::Bf16Mixed => "bf16-mixed",
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
 //! `memory`: device memory in use and reserved, for the profiling harness.
+//! `gemm`: matrix products through cuBLASLt on the CUDA backend (feature `cuda`; the
+//! layout arithmetic is in every build).
 //! `flash`: FlashAttention-2 forward and backward (feature `cubecl`; `wgpu` / `cuda` add the
 //! concrete backends lm-core dispatches to). Without features the crate is empty, so CPU
 //! builds do not compile CubeCL.
@@ -14,5 +16,6 @@ pub mod dispatch;
 pub mod flash;
 #[cfg(feature = "cubecl")]
 mod fusion_op;
+pub mod gemm;
 #[cfg(feature = "cubecl")]
 pub mod memory;

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod data;
+pub mod gemm;
 pub mod generate;
 pub mod generate_random;
 pub mod tokenizer;

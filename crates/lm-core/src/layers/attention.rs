@@ -5,6 +5,7 @@ use super::{Linear, Rope, expect_last_dim};
 use crate::config::AttentionKernel;
 use crate::functional::{logsumexp, softmax};
 use crate::init::Initializer;
+use crate::kernels::matmul;
 use crate::precision::to_dtype;
 
 /// `softmax(q kᵀ / √d_k + M) v` with `M = −∞` where `mask` is false (true = attend).
@@ -19,9 +20,7 @@ pub fn scaled_dot_product_attention<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     let d_k = q.dims()[D - 1];
     expect_last_dim("scaled_dot_product_attention", "k", &k.dims(), d_k);
-    let scores = q
-        .matmul(k.swap_dims(D - 2, D - 1))
-        .div_scalar((d_k as f64).sqrt());
+    let scores = matmul(q, k.swap_dims(D - 2, D - 1)).div_scalar((d_k as f64).sqrt());
     let scores = match mask {
         Some(mask) => {
             let mask = mask.expand(scores.shape());
@@ -32,7 +31,7 @@ pub fn scaled_dot_product_attention<B: Backend, const D: usize>(
     // Softmax in f32 whatever the compute dtype (bf16 sums lose too much).
     let probs = softmax(to_dtype(scores, DType::F32), D - 1);
     let dtype = v.dtype();
-    to_dtype(probs, dtype).matmul(v)
+    matmul(to_dtype(probs, dtype), v)
 }
 
 /// `[seq, seq]` mask, true where query `i` may attend key `j` (`j ≤ i`).
@@ -54,7 +53,7 @@ pub fn attention_with_lse<B: Backend>(
     scale: f64,
 ) -> (Tensor<B, 4>, Tensor<B, 3>) {
     let seq = q.dims()[2];
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = matmul(q, k.swap_dims(2, 3)).mul_scalar(scale);
     let scores = if causal {
         let mask: Tensor<B, 4, Bool> = causal_mask::<B>(seq, &scores.device()).unsqueeze();
         let mask = mask.expand(scores.shape()).bool_not();
@@ -64,7 +63,7 @@ pub fn attention_with_lse<B: Backend>(
     };
     let lse = logsumexp(scores.clone(), 3);
     let probs = (scores - lse.clone()).exp();
-    (probs.matmul(v), lse.squeeze_dim(3))
+    (matmul(probs, v), lse.squeeze_dim(3))
 }
 
 /// Causal attention over `[batch, heads, seq, d_head]` with scale `1/√d_head`: the

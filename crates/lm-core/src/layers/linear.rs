@@ -51,11 +51,12 @@ impl<B: Backend> Linear<B> {
 }
 
 /// `x Wᵀ` for `x [m, k]`, `weight [n, k]`: on plain burn-ndarray a path without its
-/// per-call weight copies (see [`crate::cpu_linear`]), else burn's matmul.
+/// per-call weight copies (see [`crate::cpu_linear`]), else [`crate::kernels::matmul`]
+/// (cuBLASLt on CUDA, reading `W` transposed in place).
 pub fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "ndarray")]
     if let Some(y) = crate::cpu_linear::try_linear(&x, &weight) {
         return y;
     }
-    x.matmul(weight.transpose())
+    crate::kernels::matmul(x, weight.transpose())
 }

@@ -5,6 +5,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::kv_cache::{CacheWrite, LayerKv};
 use crate::functional::softmax;
+use crate::kernels::matmul;
 use crate::layers::{Linear, RopeTables};
 
 /// `y = x Wᵀ (+ b)`: the existing [`Linear`] plus Qwen2's optional bias.
@@ -153,13 +154,12 @@ impl<B: Backend> GroupedQueryAttention<B> {
 
         // [rows, KV, group·T, L] viewed as [rows, KV, group, T, L] so `bias [rows, 1, 1, T, L]`
         // broadcasts over the kv heads and the query heads of each group.
-        let scores: Tensor<B, 5> = q
-            .matmul(k.swap_dims(2, 3))
+        let scores: Tensor<B, 5> = matmul(q, k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt())
             .reshape([rows, kv_heads, group, t, key_len]);
         let scores: Tensor<B, 4> =
             (scores + bias.unsqueeze_dim::<5>(2)).reshape([rows, kv_heads, group * t, key_len]);
-        let out = softmax(scores, 3).matmul(v); // [rows, KV, group·T, hd]
+        let out = matmul(softmax(scores, 3), v); // [rows, KV, group·T, hd]
         let out: Tensor<B, 3> = out
             .reshape([rows, kv_heads, group, t, hd])
             .permute([0, 3, 1, 2, 4])

@@ -260,6 +260,7 @@ pub fn case_config<B: AutodiffBackend>(ctx: &CaseCtx<B>) -> Result<TransformerCo
         },
         attention: Default::default(),
         precision: Default::default(),
+        matmul: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)

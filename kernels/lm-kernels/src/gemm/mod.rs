@@ -1,0 +1,33 @@
+//! Matrix products through cuBLASLt on burn's CUDA backend.
+//!
+//! burn's own CUDA matmul (CubeCL) reaches about an eighth of cuBLAS's bf16 rate on an
+//! H100/H200 and autotunes every new shape; cuBLASLt is NVIDIA's library, loaded at run time
+//! like the rest of CUDA.
+//!
+//! - [`layout`]: a row-major (batched, possibly transposed-view) product as the column-major
+//!   problem cuBLASLt solves, with no copies for transposes (every build; tested on the CPU).
+//! - `cublaslt` (feature `cuda`): handle, stream, workspace and cached plans per device.
+//! - `backend` (feature `cuda`): the [`GemmBackend`] extension for the CUDA backend, for
+//!   `Fusion<_>` over it and `Autodiff<_>` (backward: two more products).
+//! - `dispatch` (feature `cuda`): [`try_matmul`] for code generic over any backend.
+//!
+//! cubecl keeps its CUDA stream private, so our stream is ordered with it through two
+//! 32-bit flags in device memory per product (cubecl's stream raises `ready` after the
+//! inputs, ours waits on it, runs the product and raises `done`, which cubecl's stream waits
+//! on); `LM_CUDA_GEMM_SYNC=host` synchronises through the host instead.
+
+pub mod layout;
+
+#[cfg(feature = "cuda")]
+mod backend;
+#[cfg(feature = "cuda")]
+mod cublaslt;
+#[cfg(feature = "cuda")]
+mod dispatch;
+
+#[cfg(feature = "cuda")]
+pub use backend::GemmBackend;
+#[cfg(feature = "cuda")]
+pub use cublaslt::{F32Math, available};
+#[cfg(feature = "cuda")]
+pub use dispatch::{supports, try_matmul};
