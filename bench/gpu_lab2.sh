@@ -80,6 +80,36 @@ elif [ "$phase" = gemm ]; then
     timeout "$(left "${2:-0}")" $X bench gemm --backend cuda --size small,xl --kind fwd,dw \
         --precision f32,bf16 --with-burn --skip-peer 2>&1 | tee "$OUT/gemm-burn.txt" | grep -v '^JSON' | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = gemm-train ]; then
+    # One call: `gemm` without burn's matmul, then lab-1 training (TinyStories config, $3
+    # steps) in f32 and bf16-mixed beside PyTorch eager f32/bf16, then bf16-mixed with burn's
+    # matmul (LM_CUDA_GEMM=burn) for the before/after figure, all within $2 seconds.
+    LOG="$OUT/log.txt"
+    LM="bash $G/run-with-cuda.sh $G/lm"
+    CFG=fixtures/configs/tinystories-gpu.toml
+    steps=${3:-200}
+    if ! timeout 90 $X bench gemm --backend cuda --size small --kind fwd,dw --precision f32,bf16 \
+        --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/smoke: /' | tee -a "$LOG" \
+        || ! grep -q "smoke: small ffn-up dw" "$LOG"; then
+        echo "device-flag ordering failed: continuing with LM_CUDA_GEMM_SYNC=host" | tee -a "$LOG"
+        export LM_CUDA_GEMM_SYNC=host
+    fi
+    timeout 150 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
+    timeout 150 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
+    PYTHONUNBUFFERED=1 timeout 60 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
+        | grep '^{' | tee -a "$LOG"
+    train() { # run-dir label extra-settings...
+        local dir=$1 label=$2; shift 2
+        timeout "$(left "${BUDGET:-0}")" $LM train --config $CFG --run-dir $dir --set train.steps=$steps \
+            --set train.eval_interval=$steps --set train.checkpoint_interval=0 "$@" 2>&1 | tail -4 | tee -a "$LOG"
+        python3 bench/gpu_summarize.py $dir "$label" | tee -a "$LOG"
+    }
+    BUDGET=${2:-0}
+    train runs/gpu-f32 "ours f32 (cuBLASLt strict)" --set model.precision=f32
+    train runs/gpu-bf16 "ours bf16-mixed (cuBLASLt)" --set model.precision=bf16-mixed --set train.peak_tflops=989
+    LM_CUDA_GEMM=burn train runs/gpu-bf16-burn "ours bf16-mixed (burn matmul)" \
+        --set model.precision=bf16-mixed --set train.peak_tflops=989
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
     timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"

@@ -1,4 +1,5 @@
-//! The kernels of `lm-kernels` (FlashAttention-2, fused cross-entropy, cuBLASLt GEMMs), for
+//! The kernels of `lm-kernels` (FlashAttention-2, fused cross-entropy and RMSNorm, cuBLASLt
+//! GEMMs), for
 //! builds and backends that have them.
 //!
 //! GPU builds (`wgpu`, `cuda`) link the kernels and recognise their concrete backends; CPU
@@ -65,6 +66,24 @@ pub fn cross_entropy_rows<B: Backend>(
     }
 }
 
+/// RMSNorm of `x [rows, dim]` with gain `weight [dim]` from the fused kernels (forward and
+/// backward), or `None` when `B` has no kernel in this build.
+pub fn rms_norm<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, 2>> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::rms_norm::try_rms_norm(x, weight, eps)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = (x, weight, eps);
+        None
+    }
+}
+
 /// `(bytes in use, bytes reserved)` on `device` for the CubeCL backends of this build, or
 /// `None` (CPU backends, where the allocator is the process's own).
 pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {
@@ -87,17 +106,24 @@ static MATMUL_POLICY: AtomicU8 = AtomicU8::new(0);
 /// Makes [`matmul`] follow a model's `matmul` and `precision` settings (`LM_CUDA_GEMM=burn`
 /// in the environment forces burn's matmul).
 pub fn set_matmul_policy(kernel: MatmulKernel, precision: Precision) {
-    let burn_only =
-        kernel == MatmulKernel::Burn || std::env::var("LM_CUDA_GEMM").is_ok_and(|v| v == "burn");
+    let burn_only = kernel == MatmulKernel::Burn;
     let tf32 = precision == Precision::Tf32;
     MATMUL_POLICY.store(burn_only as u8 | (tf32 as u8) << 1, Ordering::Relaxed);
+}
+
+/// The policy bits, with `LM_CUDA_GEMM=burn` forcing burn's matmul.
+#[cfg(feature = "cuda")]
+fn matmul_policy() -> u8 {
+    static ENV_BURN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let env = *ENV_BURN.get_or_init(|| std::env::var("LM_CUDA_GEMM").is_ok_and(|v| v == "burn"));
+    MATMUL_POLICY.load(Ordering::Relaxed) | env as u8
 }
 
 /// Whether [`matmul`] on backend `B` runs through cuBLASLt in this build and process.
 pub fn cublaslt_active<B: Backend>() -> bool {
     #[cfg(feature = "cuda")]
     {
-        MATMUL_POLICY.load(Ordering::Relaxed) & 1 == 0 && lm_kernels::gemm::supports::<B>()
+        matmul_policy() & 1 == 0 && lm_kernels::gemm::supports::<B>()
     }
     #[cfg(not(feature = "cuda"))]
     {
@@ -112,7 +138,7 @@ pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) 
     #[cfg(feature = "cuda")]
     let (lhs, rhs) = {
         use lm_kernels::gemm::{F32Math, try_matmul};
-        let policy = MATMUL_POLICY.load(Ordering::Relaxed);
+        let policy = matmul_policy();
         if policy & 1 == 0 {
             let math = if policy & 2 != 0 {
                 F32Math::Tf32

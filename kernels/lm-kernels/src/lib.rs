@@ -1,6 +1,7 @@
 //! CubeCL kernels for the lab-2 systems work and their burn backend extensions.
 //!
 //! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
+//! `rms_norm`: fused RMSNorm (forward and backward).
 //! `memory`: device memory in use and reserved, for the profiling harness.
 //! `gemm`: matrix products through cuBLASLt on the CUDA backend (feature `cuda`; the
 //! layout arithmetic is in every build).
@@ -19,3 +20,5 @@ mod fusion_op;
 pub mod gemm;
 #[cfg(feature = "cubecl")]
 pub mod memory;
+#[cfg(feature = "cubecl")]
+pub mod rms_norm;

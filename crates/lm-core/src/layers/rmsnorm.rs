@@ -26,7 +26,17 @@ impl<B: Backend> RmsNorm<B> {
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dims = x.dims();
-        expect_last_dim("RmsNorm", "x", &dims, self.weight.dims()[0]);
+        let dim = self.weight.dims()[0];
+        expect_last_dim("RmsNorm", "x", &dims, dim);
+        // The fused kernel on GPU backends (one launch forward, two backward).
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        {
+            let rows = dims[..D - 1].iter().product();
+            let flat = x.clone().reshape([rows, dim]);
+            if let Some(y) = crate::kernels::rms_norm(flat, self.weight.val(), self.eps) {
+                return y.reshape(dims);
+            }
+        }
         let in_dtype = x.dtype();
         // Squares of bf16 activations lose too much precision: normalise in f32.
         // `to_dtype`: no cast op at all when x is already f32 (the usual case).

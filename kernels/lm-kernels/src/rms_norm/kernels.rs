@@ -1,0 +1,132 @@
+//! RMSNorm kernels over contiguous `[rows, dim]` activations, all arithmetic in f32.
+
+use cubecl::prelude::*;
+
+/// Sums `values[0..CUBE_DIM_X]` into `values[0]` (a tree in shared memory).
+#[cube]
+fn cube_sum(values: &mut SharedMemory<f32>, unit: usize) {
+    sync_cube();
+    // A runtime value (the cube width): a comptime one cannot be halved in a loop.
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if unit < stride {
+            values[unit] += values[unit + stride];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+}
+
+/// Per row (one cube): `inv = 1/√(mean(x²) + eps)` into `inv_rms[row]`, and
+/// `y = x · inv · weight`.
+#[cube(launch)]
+pub fn rms_norm_forward<F: Float, W: Float>(
+    x: &Tensor<F>,
+    weight: &Tensor<W>,
+    y: &mut Tensor<F>,
+    inv_rms: &mut Tensor<f32>,
+    rows: u32,
+    dim_len: u32,
+    eps: f32,
+    #[comptime] units: usize,
+    #[define(F, W)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row < rows as usize {
+        let dim = dim_len as usize;
+        let base = row * dim;
+        let unit = UNIT_POS_X as usize;
+        let mut sum_sq = 0.0f32;
+        let mut c = unit;
+        while c < dim {
+            let v = f32::cast_from(x[base + c]);
+            sum_sq += v * v;
+            c += units;
+        }
+        let mut sums = SharedMemory::<f32>::new(units);
+        sums[unit] = sum_sq;
+        cube_sum(&mut sums, unit);
+        let inv = 1.0f32 / f32::sqrt(sums[0] / f32::cast_from(dim_len) + eps);
+        if unit == 0 {
+            inv_rms[row] = inv;
+        }
+        let mut c = unit;
+        while c < dim {
+            let v = f32::cast_from(x[base + c]) * inv * f32::cast_from(weight[c]);
+            y[base + c] = F::cast_from(v);
+            c += units;
+        }
+    }
+}
+
+/// Per row (one cube), with `g = dy · weight`:
+/// `dx = inv · g − x · inv³ · mean(g · x)`.
+#[cube(launch)]
+pub fn rms_norm_backward_input<F: Float, W: Float>(
+    x: &Tensor<F>,
+    weight: &Tensor<W>,
+    inv_rms: &Tensor<f32>,
+    d_y: &Tensor<F>,
+    d_x: &mut Tensor<F>,
+    rows: u32,
+    dim_len: u32,
+    #[comptime] units: usize,
+    #[define(F, W)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row < rows as usize {
+        let dim = dim_len as usize;
+        let base = row * dim;
+        let unit = UNIT_POS_X as usize;
+        let mut dot = 0.0f32;
+        let mut c = unit;
+        while c < dim {
+            let g = f32::cast_from(d_y[base + c]) * f32::cast_from(weight[c]);
+            dot += g * f32::cast_from(x[base + c]);
+            c += units;
+        }
+        let mut sums = SharedMemory::<f32>::new(units);
+        sums[unit] = dot;
+        cube_sum(&mut sums, unit);
+        let inv = inv_rms[row];
+        let coef = inv * inv * inv * sums[0] / f32::cast_from(dim_len);
+        let mut c = unit;
+        while c < dim {
+            let g = f32::cast_from(d_y[base + c]) * f32::cast_from(weight[c]);
+            let v = inv * g - f32::cast_from(x[base + c]) * coef;
+            d_x[base + c] = F::cast_from(v);
+            c += units;
+        }
+    }
+}
+
+/// `partial[chunk, c] = Σ_{rows r of the chunk} dy[r, c] · x[r, c] · inv_rms[r]`, one unit
+/// per (chunk, column); the weight gradient is the sum of `partial` over chunks.
+#[cube(launch)]
+pub fn rms_norm_backward_weight<F: Float>(
+    x: &Tensor<F>,
+    inv_rms: &Tensor<f32>,
+    d_y: &Tensor<F>,
+    partial: &mut Tensor<f32>,
+    rows: u32,
+    dim_len: u32,
+    chunk_rows: u32,
+    #[define(F)] _dtype: StorageType,
+) {
+    let dim = dim_len as usize;
+    let idx = ABSOLUTE_POS;
+    if idx < partial.len() {
+        let chunk = idx / dim;
+        let c = idx % dim;
+        let start = chunk * chunk_rows as usize;
+        let end = min(start + chunk_rows as usize, rows as usize);
+        let mut acc = 0.0f32;
+        let mut r = start;
+        while r < end {
+            let at = r * dim + c;
+            acc += f32::cast_from(d_y[at]) * f32::cast_from(x[at]) * inv_rms[r];
+            r += 1;
+        }
+        partial[idx] = acc;
+    }
+}
