@@ -54,14 +54,15 @@ elif [ "$phase" = precision ]; then
     train runs/gpu-bf16-noce "ours bf16-mixed, flash, tensor-op CE" \
         --set model.precision=bf16-mixed --set train.peak_tflops=989
 elif [ "$phase" = profile ]; then
-    # The lab-2 profiling harness beside PyTorch (fused SDPA + fused AdamW, TF32 f32 matmuls
-    # like burn's); $2 sizes, $3 contexts (comma lists).
+    # The lab-2 profiling harness beside PyTorch (fused SDPA + fused AdamW); $2 sizes, $3
+    # contexts, $5 precisions (comma lists; "tf32" = f32 with TF32 matmuls on both sides).
     sizes=${2:-small,medium,large,xl}; contexts=${3:-128,256,512,1024}
+    precisions=${5:-tf32,bf16-mixed}
     PYTHONUNBUFFERED=1 python3 bench/pytorch_profile.py --sizes $sizes --contexts $contexts \
-        --allow-tf32 2>&1 | tee runs/torch-profile.jsonl | tee -a "$OUT/log.txt"
+        --precisions $precisions 2>&1 | tee runs/torch-profile.jsonl | tee -a "$OUT/log.txt"
     timeout "$(left "${4:-0}")" $X lab2 --backend cuda --size $sizes --context $contexts \
-        --baseline runs/torch-profile.jsonl --run-dir runs/lab2-gpu 2>&1 | tee -a "$OUT/log.txt"
-    cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.png "$OUT/" 2>/dev/null
+        --precision $precisions --baseline runs/torch-profile.jsonl --run-dir runs/lab2-gpu 2>&1 | tee -a "$OUT/log.txt"
+    cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.png runs/lab2-gpu/profile.md "$OUT/" 2>/dev/null
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = gemm ]; then
     LOG="$OUT/log.txt"

@@ -7,7 +7,7 @@ in the fields lm_systems::report::BaselineResult reads; out-of-memory cases are 
 as status "OOM".
 
 Usage: python3 bench/pytorch_profile.py [--sizes small,medium,large,xl]
-    [--contexts 128,256,512,1024] [--precisions f32,bf16-mixed] [--batch 4] [--steps 10]
+    [--contexts 128,256,512,1024] [--precisions f32,tf32,bf16-mixed] [--batch 4] [--steps 10]
 """
 import argparse, json, statistics, time
 
@@ -91,8 +91,12 @@ def main():
     for size in args.sizes.split(","):
         for ctx in map(int, args.contexts.split(",")):
             for precision in args.precisions.split(","):
+                # "tf32": f32 tensors, TF32 tensor-core matmuls (our `precision = "tf32"`).
+                tf32 = args.allow_tf32 or precision == "tf32"
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+                torch.backends.cudnn.allow_tf32 = tf32
                 row = {"size": size, "context": ctx, "precision": precision,
-                       "impl": "pytorch " + torch.__version__ + (" tf32" if args.allow_tf32 else ""), "forward": None, "backward": None,
+                       "impl": "pytorch " + torch.__version__ + (" tf32" if tf32 else ""), "forward": None, "backward": None,
                        "optimizer": None, "step": None, "tokens_per_s": None,
                        "memory_reserved": None}
                 try:
