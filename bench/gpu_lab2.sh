@@ -21,6 +21,16 @@ source bench/gpu_unpack.sh
 G=runs/gpu
 X="bash $G/run-with-cuda.sh $G/xtask"
 # Seconds left of the phase's time $1 (0: no limit; at least 1 once it is up).
+# A smoke test of the cuBLASLt path's device-flag ordering: should it hang or fail, the rest
+# of the call runs host-synchronised (LM_CUDA_GEMM_SYNC=host).
+smoke_gemm() {
+    if ! timeout 90 $X bench gemm --backend cuda --size small --kind fwd,dw --precision f32,bf16 \
+        --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/smoke: /' | tee -a "$OUT/log.txt" \
+        || ! grep -q "smoke: small ffn-up dw" "$OUT/log.txt"; then
+        echo "device-flag ordering failed: continuing with LM_CUDA_GEMM_SYNC=host" | tee -a "$OUT/log.txt"
+        export LM_CUDA_GEMM_SYNC=host
+    fi
+}
 left() { if [ "$1" -gt 0 ]; then echo $(( $1 - SECONDS > 1 ? $1 - SECONDS : 1 )); else echo 0; fi; }
 if [ "$phase" = check ]; then
     $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -40 | tee -a "$OUT/log.txt"
@@ -66,14 +76,7 @@ elif [ "$phase" = profile ]; then
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = gemm ]; then
     LOG="$OUT/log.txt"
-    # A smoke test of the device-flag ordering first: should it hang or fail, the rest runs
-    # host-synchronised.
-    if ! timeout 90 $X bench gemm --backend cuda --size small --kind fwd,dw --precision f32,bf16 \
-        --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/smoke: /' | tee -a "$LOG" \
-        || ! grep -q "smoke: small ffn-up dw" "$LOG"; then
-        echo "device-flag ordering failed: continuing with LM_CUDA_GEMM_SYNC=host" | tee -a "$LOG"
-        export LM_CUDA_GEMM_SYNC=host
-    fi
+    smoke_gemm
     timeout 240 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     timeout 200 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     timeout 60 env LM_CUDA_GEMM_SYNC=host $X bench gemm --backend cuda --size small,xl --kind fwd \
@@ -89,12 +92,7 @@ elif [ "$phase" = gemm-train ]; then
     LM="bash $G/run-with-cuda.sh $G/lm"
     CFG=fixtures/configs/tinystories-gpu.toml
     steps=${3:-200}
-    if ! timeout 90 $X bench gemm --backend cuda --size small --kind fwd,dw --precision f32,bf16 \
-        --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/smoke: /' | tee -a "$LOG" \
-        || ! grep -q "smoke: small ffn-up dw" "$LOG"; then
-        echo "device-flag ordering failed: continuing with LM_CUDA_GEMM_SYNC=host" | tee -a "$LOG"
-        export LM_CUDA_GEMM_SYNC=host
-    fi
+    smoke_gemm
     timeout 150 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     timeout 150 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     PYTHONUNBUFFERED=1 timeout 60 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
