@@ -10,7 +10,7 @@
 # our part stops when it is up, keeping the cases it finished (each is logged as it ends), so
 # one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
-# bench/pytorch_gemm.py, burn's own matmul on a subset, and the host-synchronised ordering.
+# bench/pytorch_gemm.py and burn's own matmul on a subset.
 # Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
@@ -21,16 +21,6 @@ source bench/gpu_unpack.sh
 G=runs/gpu
 X="bash $G/run-with-cuda.sh $G/xtask"
 # Seconds left of the phase's time $1 (0: no limit; at least 1 once it is up).
-# A smoke test of the cuBLASLt path's device-flag ordering: should it hang or fail, the rest
-# of the call runs host-synchronised (LM_CUDA_GEMM_SYNC=host).
-smoke_gemm() {
-    if ! timeout 90 $X bench gemm --backend cuda --size small --kind fwd,dw --precision f32,bf16 \
-        --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/smoke: /' | tee -a "$OUT/log.txt" \
-        || ! grep -q "smoke: small ffn-up dw" "$OUT/log.txt"; then
-        echo "device-flag ordering failed: continuing with LM_CUDA_GEMM_SYNC=host" | tee -a "$OUT/log.txt"
-        export LM_CUDA_GEMM_SYNC=host
-    fi
-}
 left() { if [ "$1" -gt 0 ]; then echo $(( $1 - SECONDS > 1 ? $1 - SECONDS : 1 )); else echo 0; fi; }
 if [ "$phase" = check ]; then
     $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -40 | tee -a "$OUT/log.txt"
@@ -76,25 +66,23 @@ elif [ "$phase" = profile ]; then
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = gemm ]; then
     LOG="$OUT/log.txt"
-    smoke_gemm
     timeout 240 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     timeout 200 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
-    timeout 60 env LM_CUDA_GEMM_SYNC=host $X bench gemm --backend cuda --size small,xl --kind fwd \
-        --precision bf16 --skip-peer 2>&1 | grep -v '^JSON' | sed 's/^/host-sync: /' | tee -a "$LOG"
     timeout "$(left "${2:-0}")" $X bench gemm --backend cuda --size small,xl --kind fwd,dw \
         --precision f32,bf16 --with-burn --skip-peer 2>&1 | tee "$OUT/gemm-burn.txt" | grep -v '^JSON' | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = gemm-train ]; then
     # One call: `gemm` without burn's matmul, then lab-1 training (TinyStories config, $3
-    # steps) in f32 and bf16-mixed beside PyTorch eager f32/bf16, then bf16-mixed with burn's
-    # matmul (LM_CUDA_GEMM=burn) for the before/after figure, all within $2 seconds.
+    # steps, ≥ 250: the config warms up for 200) in f32, tf32 and bf16-mixed beside PyTorch
+    # eager f32/bf16, then bf16-mixed with burn's matmul (LM_CUDA_GEMM=burn), all within $2
+    # seconds.
     LOG="$OUT/log.txt"
     LM="bash $G/run-with-cuda.sh $G/lm"
     CFG=fixtures/configs/tinystories-gpu.toml
-    steps=${3:-200}
-    smoke_gemm
+    steps=${3:-250}
+    timeout 150 $X bench gemm --backend cuda --size "${GEMM_SIZES:-small,medium,large,xl}" 2>&1 \
+        | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     timeout 150 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
-    timeout 150 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     PYTHONUNBUFFERED=1 timeout 60 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
         | grep '^{' | tee -a "$LOG"
     train() { # run-dir label extra-settings...
@@ -105,6 +93,7 @@ elif [ "$phase" = gemm-train ]; then
     }
     BUDGET=${2:-0}
     train runs/gpu-f32 "ours f32 (cuBLASLt strict)" --set model.precision=f32
+    train runs/gpu-tf32 "ours tf32 (cuBLASLt)" --set model.precision=tf32
     train runs/gpu-bf16 "ours bf16-mixed (cuBLASLt)" --set model.precision=bf16-mixed --set train.peak_tflops=989
     LM_CUDA_GEMM=burn train runs/gpu-bf16-burn "ours bf16-mixed (burn matmul)" \
         --set model.precision=bf16-mixed --set train.peak_tflops=989

@@ -98,32 +98,48 @@ pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {
     }
 }
 
-/// The process's matmul policy: bit 0 set = burn's matmul only, bit 1 set = TF32 products.
-/// One process trains or serves one model, so a global set when the model is built serves
-/// the free functions (attention) that have no config at hand.
+/// The process's matmul policy: 0 = never set (burn's matmul: generation, which has no
+/// model config and whose many small products would each pay cuBLASLt's host
+/// synchronisation), 1 = cuBLASLt strict f32, 2 = cuBLASLt TF32, 3 = burn's matmul. One
+/// process trains or serves one model, so a global set when the model is built serves the
+/// free functions (attention) that have no config at hand.
 static MATMUL_POLICY: AtomicU8 = AtomicU8::new(0);
+const POLICY_BURN: u8 = 3;
 
 /// Makes [`matmul`] follow a model's `matmul` and `precision` settings (`LM_CUDA_GEMM=burn`
-/// in the environment forces burn's matmul).
+/// or `=cublaslt` in the environment overrides both the setting and the default).
 pub fn set_matmul_policy(kernel: MatmulKernel, precision: Precision) {
-    let burn_only = kernel == MatmulKernel::Burn;
-    let tf32 = precision == Precision::Tf32;
-    MATMUL_POLICY.store(burn_only as u8 | (tf32 as u8) << 1, Ordering::Relaxed);
+    let policy = match (kernel, precision) {
+        (MatmulKernel::Burn, _) => POLICY_BURN,
+        (MatmulKernel::Auto, Precision::Tf32) => 2,
+        (MatmulKernel::Auto, _) => 1,
+    };
+    MATMUL_POLICY.store(policy, Ordering::Relaxed);
 }
 
-/// The policy bits, with `LM_CUDA_GEMM=burn` forcing burn's matmul.
+/// The policy in force: the environment's override, else what was set.
 #[cfg(feature = "cuda")]
 fn matmul_policy() -> u8 {
-    static ENV_BURN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let env = *ENV_BURN.get_or_init(|| std::env::var("LM_CUDA_GEMM").is_ok_and(|v| v == "burn"));
-    MATMUL_POLICY.load(Ordering::Relaxed) | env as u8
+    static ENV: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let env = *ENV.get_or_init(|| match std::env::var("LM_CUDA_GEMM").as_deref() {
+        Ok("burn") => Some(false),
+        Ok("cublaslt") => Some(true),
+        _ => None,
+    });
+    let set = MATMUL_POLICY.load(Ordering::Relaxed);
+    match env {
+        Some(false) => POLICY_BURN,
+        Some(true) if set == 0 || set == POLICY_BURN => 1,
+        _ if set == 0 => POLICY_BURN,
+        _ => set,
+    }
 }
 
 /// Whether [`matmul`] on backend `B` runs through cuBLASLt in this build and process.
 pub fn cublaslt_active<B: Backend>() -> bool {
     #[cfg(feature = "cuda")]
     {
-        matmul_policy() & 1 == 0 && lm_kernels::gemm::supports::<B>()
+        matmul_policy() != POLICY_BURN && lm_kernels::gemm::supports::<B>()
     }
     #[cfg(not(feature = "cuda"))]
     {
@@ -139,8 +155,8 @@ pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) 
     let (lhs, rhs) = {
         use lm_kernels::gemm::{F32Math, try_matmul};
         let policy = matmul_policy();
-        if policy & 1 == 0 {
-            let math = if policy & 2 != 0 {
+        if policy != POLICY_BURN {
+            let math = if policy == 2 {
                 F32Math::Tf32
             } else {
                 F32Math::Strict

@@ -152,6 +152,9 @@ macro_rules! with_autodiff_backend {
 
 /// Runs the selected cases, calling `on_case` after each (for live output).
 pub fn run(opts: &Options, on_case: &mut dyn FnMut(&CaseResult)) -> anyhow::Result<Report> {
+    // Matrix products as a model config's defaults give them: cuBLASLt in strict f32 on
+    // CUDA (burn's matmul elsewhere).
+    lm_core::kernels::set_matmul_policy(Default::default(), lm_core::config::Precision::F32);
     let manifest = Manifest::load(&opts.golden)?;
     let cases = select(&manifest.cases, &opts.filters)?;
     with_autodiff_backend!(opts.backend, |B| run_on::<B>(

@@ -3,7 +3,6 @@
 //! two more products through the same path).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -22,7 +21,7 @@ use cubecl::cuda::CudaRuntime;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::cublaslt::{self, Element, F32Math, Ordering, Pointers};
+use super::cublaslt::{self, Element, F32Math, Pointers};
 use super::layout::{self, Problem, Unsupported};
 use crate::fusion_op::{Body, outputs, register};
 
@@ -68,75 +67,6 @@ fn planned(lhs: Tensor, rhs: Tensor) -> (Tensor, Tensor, Option<Problem>) {
     }
 }
 
-/// How our stream is ordered with cubecl's: by default through flags in device memory (no
-/// host round trip); `LM_CUDA_GEMM_SYNC=host` synchronises through the host around each
-/// product instead (simpler, slower; a fallback should the flags misbehave on some driver).
-fn device_flags() -> bool {
-    static FLAGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FLAGS.get_or_init(|| std::env::var("LM_CUDA_GEMM_SYNC").as_deref() != Ok("host"))
-}
-
-/// Flag slots: product `i` uses slot `i % SLOTS` of the `ready` and `done` halves.
-const SLOTS: u32 = 1024;
-
-/// `flags[index] = value`, run on cubecl's stream once everything before it has run.
-#[cube(launch)]
-fn raise_flag(flags: &mut Array<Atomic<u32>>, index: u32, value: u32) {
-    if UNIT_POS == 0 {
-        flags[index as usize].store(value);
-    }
-}
-
-/// Spins until `flags[index] ≥ value`, holding back everything after it on cubecl's stream.
-#[cube(launch)]
-fn await_flag(flags: &mut Array<Atomic<u32>>, index: u32, value: u32) {
-    if UNIT_POS == 0 {
-        loop {
-            // An atomic add of 0 reads memory on every pass (a plain load may be hoisted).
-            if flags[index as usize].fetch_add(0u32) >= value {
-                break;
-            }
-        }
-    }
-}
-
-/// A device's flag buffer (`2 · SLOTS` u32: `ready`, then `done`) and its device address,
-/// made on first use and kept for the process.
-fn flag_buffer(client: &ComputeClient<CudaRuntime>, ordinal: usize) -> (Handle, u64) {
-    static BUFFERS: std::sync::Mutex<Vec<Option<(Handle, u64)>>> =
-        std::sync::Mutex::new(Vec::new());
-    let mut buffers = BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
-    if buffers.len() <= ordinal {
-        buffers.resize(ordinal + 1, None);
-    }
-    buffers[ordinal]
-        .get_or_insert_with(|| {
-            let zeros = vec![0u8; 4 * 2 * SLOTS as usize];
-            let handle = client.create_from_slice(&zeros);
-            let ptr = device_ptr(client, &handle);
-            (handle, ptr)
-        })
-        .clone()
-}
-
-/// Launches one of the flag kernels on `client`'s stream.
-fn launch_flag_kernel(
-    client: &ComputeClient<CudaRuntime>,
-    flags: Handle,
-    raise: bool,
-    index: u32,
-    value: u32,
-) {
-    // SAFETY: the buffer holds 2 · SLOTS u32 and `index` < 2 · SLOTS.
-    let arg = unsafe { ArrayArg::from_raw_parts(flags, 2 * SLOTS as usize) };
-    let (count, dim) = (CubeCount::new_single(), CubeDim::new_1d(1));
-    if raise {
-        raise_flag::launch::<CudaRuntime>(client, count, dim, arg, index, value);
-    } else {
-        await_flag::launch::<CudaRuntime>(client, count, dim, arg, index, value);
-    }
-}
-
 fn device_ptr(client: &ComputeClient<CudaRuntime>, handle: &Handle) -> u64 {
     client
         .get_resource(handle.clone())
@@ -144,9 +74,6 @@ fn device_ptr(client: &ComputeClient<CudaRuntime>, handle: &Handle) -> u64 {
         .resource()
         .ptr
 }
-
-/// The value each product raises its two flags to (a slot sees increasing values).
-static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// `lhs · rhs` through cuBLASLt, or through `fallback` (burn's matmul) for dtypes and
 /// layouts it does not take.
@@ -183,34 +110,11 @@ fn cuda_gemm(
         b: device_ptr(&client, &rhs.handle),
         out: device_ptr(&client, &out.handle),
     };
-    let flags = device_flags().then(|| {
-        let value = SEQUENCE
-            .fetch_add(1, AtomicOrdering::Relaxed)
-            .wrapping_add(1);
-        let slot = value % SLOTS;
-        let (handle, base) = flag_buffer(&client, ordinal);
-        // Raised once the inputs are computed; our stream waits for it.
-        launch_flag_kernel(&client, handle.clone(), true, slot, value);
-        let ordering = Ordering::Flags {
-            ready: base + 4 * slot as u64,
-            done: base + 4 * (SLOTS + slot) as u64,
-            value,
-        };
-        (ordering, handle, slot, value)
-    });
-    let ordering = match &flags {
-        Some((ordering, ..)) => *ordering,
-        None => {
-            cubecl::future::block_on(client.sync()).expect("CUDA stream synchronisation");
-            Ordering::HostSynced
-        }
-    };
-    if let Err(e) = cublaslt::matmul(ordinal, &problem, elem, math, ptrs, ordering) {
+    // cubecl keeps its CUDA stream private: wait here until the inputs are computed; the
+    // product then runs on our stream, which `matmul` waits for before returning.
+    cubecl::future::block_on(client.sync()).expect("CUDA stream synchronisation");
+    if let Err(e) = cublaslt::matmul(ordinal, &problem, elem, math, ptrs) {
         panic!("{e} (problem {problem:?}, {elem:?})");
-    }
-    if let Some((_, handle, slot, value)) = flags {
-        // Everything after this on cubecl's stream waits for the product.
-        launch_flag_kernel(&client, handle, false, SLOTS + slot, value);
     }
     out
 }

@@ -287,24 +287,14 @@ fn alignment(ptr: u64) -> u32 {
     1 << ptr.trailing_zeros().min(8)
 }
 
-/// How our stream is ordered with the stream that produced the inputs and will consume the
-/// output (cubecl's): [`Ordering::HostSynced`] when the caller has synchronised that stream
-/// and waits for ours; [`Ordering::Flags`] to wait on and raise 32-bit flags in device
-/// memory (`ready` is raised by cubecl's stream before the product, `done` by ours after).
-#[derive(Debug, Clone, Copy)]
-pub enum Ordering {
-    HostSynced,
-    Flags { ready: u64, done: u64, value: u32 },
-}
-
-/// `out = A · B` as planned in `problem` on device `ordinal`.
+/// `out = A · B` as planned in `problem` on device `ordinal`, on our stream, returning once
+/// it is done (the caller has synchronised the stream that produced the inputs).
 pub fn matmul(
     ordinal: usize,
     problem: &Problem,
     element: Element,
     math: F32Math,
     ptrs: Pointers,
-    ordering: Ordering,
 ) -> Result<(), GemmError> {
     let mut devices = devices().lock().unwrap_or_else(|e| e.into_inner());
     let dev = match devices.entry(ordinal) {
@@ -329,18 +319,6 @@ pub fn matmul(
     let stream = dev.stream;
     // SAFETY (all below): pointers come from live cubecl allocations of the sizes the
     // problem describes (checked by the caller); the plan's descriptors are alive.
-    if let Ordering::Flags { ready, value, .. } = ordering {
-        unsafe {
-            drv_sys::cuStreamWaitValue32_v2(
-                stream,
-                ready,
-                value,
-                drv_sys::CUstreamWaitValue_flags::CU_STREAM_WAIT_VALUE_GEQ as u32,
-            )
-        }
-        .result()
-        .map_err(fail("cuStreamWaitValue32"))?;
-    }
     let [la, lb, lc] = plan.layouts;
     unsafe {
         lt::matmul(
@@ -363,19 +341,5 @@ pub fn matmul(
         )
     }
     .map_err(fail("cublasLtMatmul"))?;
-    match ordering {
-        Ordering::HostSynced => {
-            unsafe { drv::stream::synchronize(stream) }.map_err(fail("cuStreamSynchronize"))
-        }
-        Ordering::Flags { done, value, .. } => unsafe {
-            drv_sys::cuStreamWriteValue32_v2(
-                stream,
-                done,
-                value,
-                drv_sys::CUstreamWriteValue_flags::CU_STREAM_WRITE_VALUE_DEFAULT as u32,
-            )
-        }
-        .result()
-        .map_err(fail("cuStreamWriteValue32")),
-    }
+    unsafe { drv::stream::synchronize(stream) }.map_err(fail("cuStreamSynchronize"))
 }

@@ -11,10 +11,12 @@
 //!   `Fusion<_>` over it and `Autodiff<_>` (backward: two more products).
 //! - `dispatch` (feature `cuda`): [`try_matmul`] for code generic over any backend.
 //!
-//! cubecl keeps its CUDA stream private, so our stream is ordered with it through two
-//! 32-bit flags in device memory per product (cubecl's stream raises `ready` after the
-//! inputs, ours waits on it, runs the product and raises `done`, which cubecl's stream waits
-//! on); `LM_CUDA_GEMM_SYNC=host` synchronises through the host instead.
+//! cubecl-cuda 0.10 keeps its CUDA stream private, so each product synchronises through the
+//! host: wait for cubecl's stream (the inputs), run on our stream, wait for it. That costs
+//! tens of microseconds a product and serialises the GPU with the CPU (see docs/PERF.md).
+//! Ordering the two streams on the device instead (a flag raised by a one-thread CubeCL
+//! kernel, `cuStreamWaitValue32` on ours) was tried on an H100: the driver refuses stream
+//! memory operations on cubecl's pool memory (`CUDA_ERROR_INVALID_VALUE`).
 
 pub mod layout;
 
