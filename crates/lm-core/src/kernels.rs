@@ -135,18 +135,6 @@ fn matmul_policy() -> u8 {
     }
 }
 
-/// Whether [`matmul`] on backend `B` runs through cuBLASLt in this build and process.
-pub fn cublaslt_active<B: Backend>() -> bool {
-    #[cfg(feature = "cuda")]
-    {
-        matmul_policy() != POLICY_BURN && lm_kernels::gemm::supports::<B>()
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        false
-    }
-}
-
 /// `lhs · rhs` (`[.., m, k] · [.., k, n]`): cuBLASLt on the CUDA backend (strict f32, TF32
 /// under `precision = "tf32"`, bf16/f16 with f32 accumulation), burn's matmul elsewhere or
 /// when the policy says `burn`.

@@ -7,9 +7,9 @@
 //! their difference, as in the PyTorch script), TFLOP/s by the FlashAttention-2 paper's
 //! count, and for ours on small shapes the largest error against f32 plain attention.
 
-use std::time::Instant;
-
 use anyhow::{Context, Result, bail};
+
+use super::{DeviceTiming, device_seconds};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Distribution, Tensor};
 use lm_core::layers::attention_with_lse;
@@ -186,20 +186,16 @@ fn attend<B: Backend>(
     })
 }
 
-/// Mean seconds per call of `f` over at least 0.3 s (and 3 calls) after 2 warm-up calls.
-fn time_it<B: Backend>(device: &B::Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    for _ in 0..2 {
-        f()?;
-    }
-    B::sync(device).map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
-    let start = Instant::now();
-    let mut calls = 0;
-    while calls < 3 || start.elapsed().as_secs_f64() < 0.3 {
-        f()?;
-        calls += 1;
-        B::sync(device).map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
-    }
-    Ok(start.elapsed().as_secs_f64() / calls as f64)
+/// Mean seconds per call of `f` over at least 0.3 s (and 3 calls) after 2 warm-up calls,
+/// synchronised after each call.
+fn time_it<B: Backend>(device: &B::Device, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let timing = DeviceTiming {
+        warmup: 2,
+        min_calls: 3,
+        min_seconds: 0.3,
+        sync_every: 1,
+    };
+    device_seconds::<B>(device, timing, f)
 }
 
 fn measure<B: AutodiffBackend>(

@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
@@ -18,6 +17,7 @@ use lm_core::kernels::{matmul, set_matmul_policy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::{DeviceTiming, device_seconds};
 use crate::conformance::BackendKind;
 
 /// The profiling harness's sizes: (name, d_model, d_ff).
@@ -118,26 +118,6 @@ pub fn cases(opts: &GemmBenchOptions) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-/// Milliseconds per product of `f` (mean over ≥ 0.2 s and ≥ 5 calls after 3 warm-up calls).
-fn time_ms<B: Backend>(device: &B::Device, mut f: impl FnMut()) -> Result<f64> {
-    let sync = || B::sync(device).map_err(|e| anyhow::anyhow!("device sync: {e:?}"));
-    for _ in 0..3 {
-        f();
-    }
-    sync()?;
-    let start = Instant::now();
-    let mut calls = 0;
-    while calls < 5 || start.elapsed().as_secs_f64() < 0.2 {
-        f();
-        calls += 1;
-        if calls % 10 == 0 {
-            sync()?;
-        }
-    }
-    sync()?;
-    Ok(start.elapsed().as_secs_f64() * 1e3 / calls as f64)
-}
-
 /// Our product (`ours`: the policy's path; else burn's matmul) timed on `B`.
 fn measure<B: Backend>(case: &Case, ours: bool, device: &B::Device) -> Result<f64> {
     let (dtype, precision) = match case.precision.as_str() {
@@ -164,9 +144,19 @@ fn measure<B: Backend>(case: &Case, ours: bool, device: &B::Device) -> Result<f6
         Kind::Dx => (random([m, k]), random([k, n])),
         Kind::Dw => (random([k, m]).transpose(), random([k, n])),
     };
-    time_ms::<B>(device, || {
+    // Synchronised every 10 products only, so the host clock sees queued work, not one
+    // round trip per product.
+    let timing = DeviceTiming {
+        warmup: 3,
+        min_calls: 5,
+        min_seconds: 0.2,
+        sync_every: 10,
+    };
+    let seconds = device_seconds::<B>(device, timing, || {
         let _ = matmul(lhs.clone(), rhs.clone());
-    })
+        Ok(())
+    })?;
+    Ok(seconds * 1e3)
 }
 
 /// PyTorch's times (ms) for `cases`, in order, from one run of the peer script.

@@ -22,6 +22,43 @@ pub fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, last.expect("at least one run"))
 }
 
+/// How [`device_seconds`] times a call on a GPU backend: `warmup` untimed calls, then at
+/// least `min_calls` calls and `min_seconds`, with a device sync every `sync_every` calls
+/// and before the clock stops.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceTiming {
+    pub warmup: usize,
+    pub min_calls: usize,
+    pub min_seconds: f64,
+    pub sync_every: usize,
+}
+
+/// Mean seconds per call of `f` on `device`, timed as `timing` says.
+pub fn device_seconds<B: burn::tensor::backend::Backend>(
+    device: &B::Device,
+    timing: DeviceTiming,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let sync = || B::sync(device).map_err(|e| anyhow::anyhow!("device sync: {e:?}"));
+    for _ in 0..timing.warmup {
+        f()?;
+    }
+    sync()?;
+    let start = Instant::now();
+    let mut calls = 0;
+    while calls < timing.min_calls || start.elapsed().as_secs_f64() < timing.min_seconds {
+        f()?;
+        calls += 1;
+        if calls % timing.sync_every == 0 {
+            sync()?;
+        }
+    }
+    if calls % timing.sync_every != 0 {
+        sync()?;
+    }
+    Ok(start.elapsed().as_secs_f64() / calls as f64)
+}
+
 /// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -5,6 +5,7 @@
 //! whether it was found, so a machine without it keeps burn's matmul.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ffi::c_void;
 use std::sync::{Mutex, OnceLock};
 
@@ -195,34 +196,21 @@ impl Plan {
                 "setting the workspace"
             )?;
             let [a, b, d] = key.alignments;
-            set_attr!(
-                lt::set_matmul_pref_attribute,
-                pref,
-                P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                a,
-                "setting A's alignment"
-            )?;
-            set_attr!(
-                lt::set_matmul_pref_attribute,
-                pref,
-                P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                b,
-                "setting B's alignment"
-            )?;
-            set_attr!(
-                lt::set_matmul_pref_attribute,
-                pref,
-                P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                d,
-                "setting C's alignment"
-            )?;
-            set_attr!(
-                lt::set_matmul_pref_attribute,
-                pref,
-                P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                d,
-                "setting D's alignment"
-            )?;
+            let alignments = [
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, a),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, b),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, d),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, d),
+            ];
+            for (attr, bytes) in alignments {
+                set_attr!(
+                    lt::set_matmul_pref_attribute,
+                    pref,
+                    attr,
+                    bytes,
+                    "setting a pointer alignment"
+                )?;
+            }
             let [la, lb, lc] = plan.layouts;
             // SAFETY: every descriptor was created above and is alive.
             unsafe { lt::get_matmul_algo_heuristic(handle, desc, la, lb, lc, lc, pref) }.map_err(
@@ -298,8 +286,8 @@ pub fn matmul(
 ) -> Result<(), GemmError> {
     let mut devices = devices().lock().unwrap_or_else(|e| e.into_inner());
     let dev = match devices.entry(ordinal) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => e.insert(DeviceGemm::new(ordinal)?),
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(DeviceGemm::new(ordinal)?),
     };
     // SAFETY: the primary context retained in `DeviceGemm::new`.
     unsafe { drv::ctx::set_current(dev.context) }.map_err(fail("cuCtxSetCurrent"))?;
@@ -310,11 +298,10 @@ pub fn matmul(
         // cuBLASLt's A is our B's buffer and its B our A's.
         alignments: [alignment(ptrs.b), alignment(ptrs.a), alignment(ptrs.out)],
     };
-    if !dev.plans.contains_key(&key) {
-        let plan = Plan::new(dev.handle, &key)?;
-        dev.plans.insert(key, plan);
-    }
-    let plan = &dev.plans[&key];
+    let plan = match dev.plans.entry(key) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(Plan::new(dev.handle, &key)?),
+    };
     let (alpha, beta) = (1.0f32, 0.0f32);
     let stream = dev.stream;
     // SAFETY (all below): pointers come from live cubecl allocations of the sizes the

@@ -41,11 +41,6 @@ fn runner<B: Backend, const D: usize>() -> Option<Runner<B, D>> {
     }
 }
 
-/// Whether backend `B` has the cuBLASLt path in this build and cuBLASLt loads here.
-pub fn supports<B: Backend>() -> bool {
-    runner::<B, 2>().is_some() && available()
-}
-
 /// `lhs · rhs` through cuBLASLt when `B` is a CUDA backend of this build, both operands have
 /// one dtype among f32/bf16/f16 and the same batch dims; else the operands back, for burn's
 /// matmul.

@@ -32,4 +32,4 @@ pub use backend::GemmBackend;
 #[cfg(feature = "cuda")]
 pub use cublaslt::{F32Math, available};
 #[cfg(feature = "cuda")]
-pub use dispatch::{supports, try_matmul};
+pub use dispatch::try_matmul;
