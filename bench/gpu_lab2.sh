@@ -6,7 +6,10 @@
 # bf16-mixed (and bf16-mixed with the tensor-op cross-entropy, LM_CUDA_FUSED_CE=0).
 # Phase `profile [sizes] [contexts] [seconds]`: `cargo xtask lab2` on cuda beside
 # bench/pytorch_profile.py. Phase `attention [grid] [seconds]`: PyTorch SDPA and
-# `cargo xtask bench attention` on the same grid. `seconds` (0: none) is the phase's time:
+# `cargo xtask bench attention` on the same grid. Phase `flash [grid] [seconds]`: the
+# flash_attention golden cases on cuda, then the `attention` phase's grid (unfused to 4096).
+# Phase `flash-train [steps] [seconds]`: bf16-mixed lab-1 training with the tensor-core
+# attention kernels and with the portable ones. `seconds` (0: none) is the phase's time:
 # our part stops when it is up, keeping the cases it finished (each is logged as it ends), so
 # one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
@@ -22,6 +25,16 @@ G=runs/gpu
 X="bash $G/run-with-cuda.sh $G/xtask"
 # Seconds left of the phase's time $1 (0: no limit; at least 1 once it is up).
 left() { if [ "$1" -gt 0 ]; then echo $(( $1 - SECONDS > 1 ? $1 - SECONDS : 1 )); else echo 0; fi; }
+# Lab-1 training (TinyStories config) for $steps steps within $BUDGET seconds of the phase.
+train() { # run-dir label extra-settings...
+    local dir=$1 label=$2; shift 2
+    timeout "$(left "${BUDGET:-0}")" $LM train --config $CFG --run-dir $dir --set train.steps=$steps \
+        --set train.eval_interval=$steps --set train.checkpoint_interval=0 "$@" 2>&1 | tail -4 | tee -a "$LOG"
+    python3 bench/gpu_summarize.py $dir "$label" | tee -a "$LOG"
+}
+LM="bash $G/run-with-cuda.sh $G/lm"
+CFG=fixtures/configs/tinystories-gpu.toml
+LOG="$OUT/log.txt"
 if [ "$phase" = check ]; then
     $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -40 | tee -a "$OUT/log.txt"
     bash bench/gpu_lab1.sh throughput "${2:-150}"
@@ -32,9 +45,6 @@ elif [ "$phase" = flash-and-throughput ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid small 2>&1 | tee -a "$OUT/log.txt"
     $X bench attention --backend cuda --grid small 2>&1 | grep -v '^JSON' | tee -a "$OUT/log.txt"
 elif [ "$phase" = precision ]; then
-    LOG="$OUT/log.txt"
-    LM="bash $G/run-with-cuda.sh $G/lm"
-    CFG=fixtures/configs/tinystories-gpu.toml
     steps=${2:-400}
     $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -30 | tee -a "$LOG"
     $X conformance --golden runs/golden --backend cuda --filter cross_entropy 2>&1 \
@@ -65,7 +75,6 @@ elif [ "$phase" = profile ]; then
     cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.png runs/lab2-gpu/profile.md "$OUT/" 2>/dev/null
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = gemm ]; then
-    LOG="$OUT/log.txt"
     timeout 240 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     timeout 200 $X bench gemm --backend cuda 2>&1 | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     timeout "$(left "${2:-0}")" $X bench gemm --backend cuda --size small,xl --kind fwd,dw \
@@ -76,21 +85,12 @@ elif [ "$phase" = gemm-train ]; then
     # steps, ≥ 250: the config warms up for 200) in f32, tf32 and bf16-mixed beside PyTorch
     # eager f32/bf16, then bf16-mixed with burn's matmul (LM_CUDA_GEMM=burn), all within $2
     # seconds.
-    LOG="$OUT/log.txt"
-    LM="bash $G/run-with-cuda.sh $G/lm"
-    CFG=fixtures/configs/tinystories-gpu.toml
     steps=${3:-250}
     timeout 150 $X bench gemm --backend cuda --size "${GEMM_SIZES:-small,medium,large,xl}" 2>&1 \
         | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     timeout 150 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     PYTHONUNBUFFERED=1 timeout 60 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
         | grep '^{' | tee -a "$LOG"
-    train() { # run-dir label extra-settings...
-        local dir=$1 label=$2; shift 2
-        timeout "$(left "${BUDGET:-0}")" $LM train --config $CFG --run-dir $dir --set train.steps=$steps \
-            --set train.eval_interval=$steps --set train.checkpoint_interval=0 "$@" 2>&1 | tail -4 | tee -a "$LOG"
-        python3 bench/gpu_summarize.py $dir "$label" | tee -a "$LOG"
-    }
     BUDGET=${2:-0}
     train runs/gpu-f32 "ours f32 (cuBLASLt strict)" --set model.precision=f32
     train runs/gpu-tf32 "ours tf32 (cuBLASLt)" --set model.precision=tf32
@@ -98,6 +98,19 @@ elif [ "$phase" = gemm-train ]; then
     LM_CUDA_GEMM=burn train runs/gpu-bf16-burn "ours bf16-mixed (burn matmul)" \
         --set model.precision=bf16-mixed --set train.peak_tflops=989
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = flash ]; then
+    # The flash_attention golden cases on cuda (every case line), then the attention grid.
+    timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"
+    PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-small}" 2>&1 | tee -a "$OUT/log.txt"
+    timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-small}" --plain-max-seq 4096 2>&1 | grep -v '^JSON' | tee -a "$OUT/log.txt"
+elif [ "$phase" = flash-train ]; then
+    # bf16-mixed lab-1 training with the tensor-core attention kernels, then with the
+    # portable ones (LM_FLASH_TENSOR_CORES=0): same loss curve, and the speed difference.
+    steps=${2:-250}
+    BUDGET=${3:-0}
+    train runs/gpu-bf16-tc "ours bf16-mixed, tensor-core flash" --set model.precision=bf16-mixed
+    LM_FLASH_TENSOR_CORES=0 train runs/gpu-bf16-portable "ours bf16-mixed, portable flash" \
+        --set model.precision=bf16-mixed
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
     timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"

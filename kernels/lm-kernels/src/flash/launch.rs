@@ -8,6 +8,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::kernels::{flash_backward_dkv, flash_backward_dq, flash_forward};
+use super::tensor_core::{self, flash_backward_dkv_tc, flash_backward_dq_tc, flash_forward_tc};
 use super::{AttentionShape, TileSizes, row_shape};
 
 fn shape_of<R: CubeRuntime>(t: &CubeTensor<R>) -> AttentionShape {
@@ -30,6 +31,41 @@ fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
     CubeCount::Static(rows.div_ceil(block) as u32, heads as u32, 1)
 }
 
+/// Whether a call runs the tensor-core kernels: f16/bf16 inputs, a head dim in 16..=128 that
+/// is a multiple of 16, a device with 16×16×16 matrix ops of that type into f32 and the shared
+/// memory they need. `LM_FLASH_TENSOR_CORES=0` keeps the portable kernels everywhere.
+pub fn uses_tensor_cores<R: CubeRuntime>(
+    client: &ComputeClient<R>,
+    dtype: DType,
+    head_dim: usize,
+) -> bool {
+    if std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0") {
+        return false;
+    }
+    if !matches!(dtype, DType::F16 | DType::BF16) || head_dim % 16 != 0 || head_dim > 128 {
+        return false;
+    }
+    let props = client.properties();
+    let elem: StorageType = dtype.into();
+    let config = cubecl::ir::features::MmaConfig {
+        a_type: elem,
+        b_type: elem,
+        cd_type: DType::F32.into(),
+        m: 16,
+        n: 16,
+        k: 16,
+    };
+    let shared = tensor_core::shared_bytes(head_dim, dtype.size());
+    props.features.matmul.cmma.contains(&config)
+        && shared
+            .iter()
+            .all(|&bytes| bytes <= props.hardware.max_shared_memory_size)
+}
+
+fn tensor_core_dim() -> CubeDim {
+    CubeDim::new_2d(32, (tensor_core::UNITS / 32) as u32)
+}
+
 /// `(o, lse)` for contiguous-or-not `q`, `k`, `v` of one shape `[.., seq, head_dim]`.
 pub fn forward<R: CubeRuntime>(
     q: CubeTensor<R>,
@@ -44,6 +80,25 @@ pub fn forward<R: CubeRuntime>(
     let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
     let o = empty_dense(client.clone(), device.clone(), q.shape(), dtype);
     let lse = empty_dense(client.clone(), device, row_shape(&q.shape()), DType::F32);
+    if uses_tensor_cores(&client, dtype, dims.head_dim) {
+        flash_forward_tc::launch::<R>(
+            &client,
+            cube_count(dims.seq, tensor_core::BLOCK, dims.heads),
+            tensor_core_dim(),
+            tensor_core::VECTOR,
+            q.into_tensor_arg(),
+            k.into_tensor_arg(),
+            v.into_tensor_arg(),
+            o.clone().into_tensor_arg(),
+            lse.clone().into_tensor_arg(),
+            scale,
+            dims.seq as u32,
+            causal,
+            dims.head_dim,
+            dtype.into(),
+        );
+        return (o, lse);
+    }
     flash_forward::launch::<R>(
         &client,
         cube_count(dims.seq, tiles.block_q, dims.heads),
@@ -88,6 +143,48 @@ pub fn backward<R: CubeRuntime>(
         row_shape(&q.shape()),
         DType::F32,
     );
+    if uses_tensor_cores(&client, dtype, dims.head_dim) {
+        let blocks = cube_count(dims.seq, tensor_core::BLOCK, dims.heads);
+        flash_backward_dq_tc::launch::<R>(
+            &client,
+            blocks.clone(),
+            tensor_core_dim(),
+            tensor_core::VECTOR,
+            q.clone().into_tensor_arg(),
+            k.clone().into_tensor_arg(),
+            v.clone().into_tensor_arg(),
+            o.into_tensor_arg(),
+            d_o.clone().into_tensor_arg(),
+            lse.clone().into_tensor_arg(),
+            delta.clone().into_tensor_arg(),
+            d_q.clone().into_tensor_arg(),
+            scale,
+            dims.seq as u32,
+            causal,
+            dims.head_dim,
+            dtype.into(),
+        );
+        flash_backward_dkv_tc::launch::<R>(
+            &client,
+            blocks,
+            tensor_core_dim(),
+            tensor_core::VECTOR,
+            q.into_tensor_arg(),
+            k.into_tensor_arg(),
+            v.into_tensor_arg(),
+            d_o.into_tensor_arg(),
+            lse.into_tensor_arg(),
+            delta.into_tensor_arg(),
+            d_k.clone().into_tensor_arg(),
+            d_v.clone().into_tensor_arg(),
+            scale,
+            dims.seq as u32,
+            causal,
+            dims.head_dim,
+            dtype.into(),
+        );
+        return (d_q, d_k, d_v);
+    }
     flash_backward_dq::launch::<R>(
         &client,
         cube_count(dims.seq, tiles.block_q, dims.heads),

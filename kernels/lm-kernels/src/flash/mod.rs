@@ -1,8 +1,11 @@
 //! FlashAttention-2 (Dao, 2023) in CubeCL, as a burn backend extension with autodiff.
 //!
-//! - [`kernels`]: the `#[cube]` kernels (forward with the per-row logsumexp; backward as a
-//!   dQ kernel and a dK/dV kernel, P recomputed from the logsumexp).
-//! - [`launch`]: launching them on burn's CubeCL tensors.
+//! - [`kernels`]: the portable `#[cube]` kernels (forward with the per-row logsumexp;
+//!   backward as a dQ kernel and a dK/dV kernel, P recomputed from the logsumexp): scalar
+//!   f32 arithmetic, no plane operations, small shared memory (lavapipe, WebGPU).
+//! - [`tensor_core`]: the same three kernels on tensor cores (CubeCL `cmma`), for f16/bf16
+//!   inputs on devices with 16×16×16 matrix ops (CUDA).
+//! - [`launch`]: launching them on burn's CubeCL tensors, choosing the path per call.
 //! - [`backend`]: the [`FlashAttentionBackend`] trait, implemented for burn's CubeCL backends,
 //!   for `Fusion<_>` over them (as custom fusion operations) and for `Autodiff<_>`.
 //! - [`api`]: [`flash_attention`] on `Tensor`s with input checks, and [`dispatch`] for
@@ -13,6 +16,7 @@ pub mod backend;
 pub mod dispatch;
 pub mod kernels;
 pub mod launch;
+pub mod tensor_core;
 
 pub use api::{FlashAttentionError, flash_attention};
 pub use backend::FlashAttentionBackend;

@@ -1,0 +1,612 @@
+//! The tensor-core FlashAttention-2 kernels (CUDA; f16/bf16 inputs, head dims 16..=128 in
+//! steps of 16), built on CubeCL's cooperative matrix ops (`cmma`, WMMA 16×16×16 with f32
+//! accumulation).
+//!
+//! A cube is four warps. It owns a block of [`BLOCK`] rows (query rows in the forward and dQ
+//! kernels, key rows in the dK/dV kernel), 16 per warp, and walks the other operand in blocks
+//! of [`BLOCK`] rows staged in shared memory. Every matrix product is a warp's own
+//! `16 × BLOCK` or `16 × head_dim` strip: products go through WMMA fragments, and the
+//! element-wise work between them (masking, online softmax, `dS = P ∘ (dP − δ)`) is done by
+//! lane pairs on the strip in shared memory, two lanes per row, half the columns each.
+//! Accumulators (O, dQ, dK, dV) live in shared memory as f32 and are loaded into fragments
+//! for each product; the forward rescales its rows there when the running maximum moves.
+//!
+//! The backward is two kernels as in the portable path: dQ (which also writes
+//! `delta = rowsum(dO ∘ O)`) over key blocks, then dK/dV over query blocks, so no atomics are
+//! needed and results are deterministic.
+
+use cubecl::prelude::*;
+
+/// Rows per cube (4 warps × 16) and rows per staged block of the other operand.
+pub const BLOCK: usize = 64;
+/// Units per cube: four warps of 32.
+pub const UNITS: usize = 128;
+/// Rows of a warp's strip (the WMMA tile edge).
+const STRIP: usize = 16;
+/// Padding (elements) of each row of the f16/bf16 tiles that feed the matrix ops: rows of
+/// 64 or 128 elements would start in the same shared-memory bank, and the fragment loads
+/// would conflict 8 ways.
+const PAD: usize = 8;
+/// Elements per global load when staging tiles (16 bytes of f16/bf16).
+pub const VECTOR: usize = 8;
+
+/// Shared memory (bytes) each kernel needs for `head_dim` and an input element of
+/// `elem_bytes`, so the launcher can fall back where the device has less.
+pub fn shared_bytes(head_dim: usize, elem_bytes: usize) -> [usize; 3] {
+    let tile = BLOCK * (head_dim + PAD) * elem_bytes;
+    let probs = BLOCK * (BLOCK + PAD) * elem_bytes;
+    let (acc, scores) = (BLOCK * head_dim * 4, BLOCK * BLOCK * 4);
+    let forward = 3 * tile + probs + scores + acc;
+    let d_q = 4 * tile + probs + 2 * scores + acc;
+    let d_kv = 4 * tile + 2 * probs + 2 * scores + 2 * acc + 2 * BLOCK * 4;
+    [forward, d_q, d_kv]
+}
+
+/// Copies rows `[first, first + BLOCK)` of one `[seq, head_dim]` head into `tile`
+/// (row-major, row stride `head_dim + PAD`), 16 bytes per load; rows past `seq` become zeros.
+#[cube]
+fn stage_rows<F: Float, N: Size>(
+    src: &Tensor<Vector<F, N>>,
+    tile: &mut SharedMemory<F>,
+    head_base: usize,
+    first: usize,
+    seq: usize,
+    #[comptime] head_dim: usize,
+) {
+    let width = comptime!(head_dim / VECTOR);
+    let mut idx = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
+    while idx < BLOCK * width {
+        let row = idx / width;
+        let col = (idx % width) * VECTOR;
+        let at = row * (head_dim + PAD) + col;
+        if first + row < seq {
+            let value = src[(head_base + (first + row) * head_dim + col) / VECTOR];
+            #[unroll]
+            for j in 0..VECTOR {
+                tile[at + j] = value[j];
+            }
+        } else {
+            #[unroll]
+            for j in 0..VECTOR {
+                tile[at + j] = F::new(0.0);
+            }
+        }
+        idx += UNITS;
+    }
+}
+
+/// Column `c` of the `width` columns a lane visits in its half row, in an order rotated by
+/// its row and half, so that the 32 lanes of a warp touch 32 different shared-memory banks
+/// (rows of 32 or 64 f32 values would otherwise put every lane on one bank).
+#[cube]
+fn rotated(c: usize, #[comptime] width: usize) -> usize {
+    (c + (UNIT_POS_X / 2) as usize + (UNIT_POS_X % 2) as usize * 16) % width
+}
+
+/// Copies `BLOCK` per-row f32 values starting at `first` (zeros past `seq`).
+#[cube]
+fn stage_row_values(
+    src: &Tensor<f32>,
+    dst: &mut SharedMemory<f32>,
+    row_base: usize,
+    first: usize,
+    seq: usize,
+) {
+    let unit = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
+    if unit < BLOCK {
+        let mut value = 0.0f32;
+        if first + unit < seq {
+            value = src[row_base + first + unit];
+        }
+        dst[unit] = value;
+    }
+}
+
+/// Sets the `len` values of `acc` to zero, cooperatively.
+#[cube]
+fn clear(acc: &mut SharedMemory<f32>, #[comptime] len: usize) {
+    let mut idx = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
+    while idx < len {
+        acc[idx] = 0.0;
+        idx += UNITS;
+    }
+}
+
+/// `out[16 × 16 at out_at] = A · B`, A the 16 × `depth` strip of `a` at `a_at` (row-major,
+/// row stride `a_stride`), B the `depth` × 16 block of `b` at `b_at`: row-major with row
+/// stride `b_stride`, or, when `b_transposed`, the transpose of a row-major 16 × `depth`
+/// block (so `A · Bᵀ` of two row-major strips). With `accumulate`, `out` is added to.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn strip_product<F: Float>(
+    a: &SharedMemory<F>,
+    a_at: usize,
+    a_stride: usize,
+    b: &SharedMemory<F>,
+    b_at: usize,
+    b_stride: usize,
+    out: &mut SharedMemory<f32>,
+    out_at: usize,
+    out_stride: usize,
+    #[comptime] depth: usize,
+    #[comptime] b_transposed: bool,
+    #[comptime] accumulate: bool,
+) {
+    let acc = unsafe {
+        cmma::Matrix::<f32>::uninitialized(
+            cmma::MatrixIdent::Accumulator,
+            STRIP,
+            STRIP,
+            STRIP,
+            cmma::MatrixLayout::Undefined,
+        )
+    };
+    let out_end = out_at + (STRIP - 1) * out_stride + STRIP;
+    if comptime!(accumulate) {
+        cmma::load_with_layout(
+            &acc,
+            &out.slice(out_at, out_end),
+            out_stride as u32,
+            cmma::MatrixLayout::RowMajor,
+        );
+    } else {
+        cmma::fill(&acc, 0.0f32);
+    }
+    #[unroll]
+    for step in 0..depth / STRIP {
+        let a_start = a_at + step * STRIP;
+        let a_frag = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            STRIP,
+            STRIP,
+            STRIP,
+            cmma::MatrixLayout::RowMajor,
+            &a.slice(a_start, a_start + (STRIP - 1) * a_stride + STRIP),
+            a_stride as u32,
+        );
+        if comptime!(b_transposed) {
+            let b_start = b_at + step * STRIP;
+            let b_frag = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                STRIP,
+                STRIP,
+                STRIP,
+                cmma::MatrixLayout::ColMajor,
+                &b.slice(b_start, b_start + (STRIP - 1) * b_stride + STRIP),
+                b_stride as u32,
+            );
+            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, &acc, &acc);
+        } else {
+            let b_start = b_at + step * STRIP * b_stride;
+            let b_frag = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                STRIP,
+                STRIP,
+                STRIP,
+                cmma::MatrixLayout::RowMajor,
+                &b.slice(b_start, b_start + (STRIP - 1) * b_stride + STRIP),
+                b_stride as u32,
+            );
+            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, &acc, &acc);
+        }
+    }
+    cmma::store(
+        &mut out.slice_mut(out_at, out_end),
+        &acc,
+        out_stride as u32,
+        cmma::MatrixLayout::RowMajor,
+    );
+}
+
+/// Warp `warp`'s `16 × width` strip of `out` (rows `16·warp..`, stride `width`) from
+/// `A · Bᵀ`: A this warp's 16 rows of `a`, B `width` rows of `b` (both `depth` wide, row
+/// stride `depth + PAD`).
+#[cube]
+fn strip_times_transposed<F: Float>(
+    a: &SharedMemory<F>,
+    b: &SharedMemory<F>,
+    out: &mut SharedMemory<f32>,
+    warp: usize,
+    #[comptime] depth: usize,
+    #[comptime] width: usize,
+) {
+    let stride = comptime!(depth + PAD);
+    #[unroll]
+    for block in 0..width / STRIP {
+        strip_product::<F>(
+            a,
+            warp * STRIP * stride,
+            stride,
+            b,
+            block * STRIP * stride,
+            stride,
+            out,
+            warp * STRIP * width + block * STRIP,
+            width,
+            depth,
+            true,
+            false,
+        );
+    }
+}
+
+/// `acc[strip] += A · B`: A this warp's 16 rows of `a` (`depth` wide, stride `depth + PAD`),
+/// B all of `b` (`depth` × `width`, stride `width + PAD`), `acc` `width` wide (stride `width`).
+#[cube]
+fn strip_accumulate<F: Float>(
+    a: &SharedMemory<F>,
+    b: &SharedMemory<F>,
+    acc: &mut SharedMemory<f32>,
+    warp: usize,
+    #[comptime] depth: usize,
+    #[comptime] width: usize,
+) {
+    let a_stride = comptime!(depth + PAD);
+    let b_stride = comptime!(width + PAD);
+    #[unroll]
+    for block in 0..width / STRIP {
+        strip_product::<F>(
+            a,
+            warp * STRIP * a_stride,
+            a_stride,
+            b,
+            block * STRIP,
+            b_stride,
+            acc,
+            warp * STRIP * width + block * STRIP,
+            width,
+            depth,
+            false,
+            true,
+        );
+    }
+}
+
+/// Writes this lane's half of row `row` of `acc` (`head_dim` wide), times `factor`, to
+/// global row `out_row` of one head, when that row exists.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn write_half_row<F: Float>(
+    acc: &SharedMemory<f32>,
+    out: &mut Tensor<F>,
+    row: usize,
+    out_row: usize,
+    head_base: usize,
+    seq: usize,
+    factor: f32,
+    #[comptime] head_dim: usize,
+) {
+    if out_row < seq {
+        let half = (UNIT_POS_X % 2) as usize;
+        let width = comptime!(head_dim / 2);
+        for c in 0..width {
+            let col = half * width + c;
+            out[head_base + out_row * head_dim + col] =
+                F::cast_from(acc[row * head_dim + col] * factor);
+        }
+    }
+}
+
+/// End of the keys a query block starting at `q_first` sees.
+#[cube]
+fn key_end(seq: usize, q_first: usize, #[comptime] causal: bool) -> usize {
+    let mut end = seq;
+    if causal {
+        end = min(seq, q_first + BLOCK);
+    }
+    end
+}
+
+/// Whether query `query` attends to key `key`.
+#[cube]
+fn visible(query: usize, key: usize, seq: usize, #[comptime] causal: bool) -> bool {
+    query < seq && key < seq && (!causal || key <= query)
+}
+
+/// Forward: `o = softmax(scale · q kᵀ) v` and `lse` (natural log) for a block of 64 queries.
+#[cube(launch)]
+pub fn flash_forward_tc<F: Float, N: Size>(
+    q: &Tensor<Vector<F, N>>,
+    k: &Tensor<Vector<F, N>>,
+    v: &Tensor<Vector<F, N>>,
+    o: &mut Tensor<F>,
+    lse: &mut Tensor<f32>,
+    scale: f32,
+    seq_len: u32,
+    #[comptime] causal: bool,
+    #[comptime] head_dim: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let seq = seq_len as usize;
+    let head = CUBE_POS_Y as usize;
+    let q_first = CUBE_POS_X as usize * BLOCK;
+    let head_base = head * seq * head_dim;
+    let warp = UNIT_POS_Y as usize;
+    let half = (UNIT_POS_X % 2) as usize;
+    let row = warp * STRIP + (UNIT_POS_X / 2) as usize;
+    let query = q_first + row;
+
+    let mut o_acc = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * head_dim), 32usize);
+    let mut scores = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * BLOCK), 32usize);
+    let mut q_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut k_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut v_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut probs = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (BLOCK + PAD)), 32usize);
+
+    stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, head_dim);
+    clear(&mut o_acc, comptime!(BLOCK * head_dim));
+
+    let neg_big = f32::new(-1.0e30);
+    let mut m = neg_big;
+    let mut l = 0.0f32;
+    let half_cols = comptime!(BLOCK / 2);
+    let half_dim = comptime!(head_dim / 2);
+
+    let end = key_end(seq, q_first, causal);
+    let mut kv_first = 0usize;
+    while kv_first < end {
+        sync_cube();
+        stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, head_dim);
+        stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, head_dim);
+        sync_cube();
+
+        strip_times_transposed::<F>(&q_tile, &k_tile, &mut scores, warp, head_dim, BLOCK);
+        sync_plane();
+
+        // Online softmax over this lane's half of its row.
+        let base = row * BLOCK + half * half_cols;
+        let p_base = row * (BLOCK + PAD) + half * half_cols;
+        let mut tile_max = neg_big;
+        for c in 0..half_cols {
+            let col = rotated(c, half_cols);
+            let key = kv_first + half * half_cols + col;
+            let mut s = neg_big;
+            if visible(query, key, seq, causal) {
+                s = scores[base + col] * scale;
+            }
+            scores[base + col] = s;
+            tile_max = max(tile_max, s);
+        }
+        tile_max = max(tile_max, plane_shuffle_xor(tile_max, 1u32));
+        let m_new = max(m, tile_max);
+        let mut sum = 0.0f32;
+        for c in 0..half_cols {
+            let col = rotated(c, half_cols);
+            let s = scores[base + col];
+            let mut p = 0.0f32;
+            if s > f32::new(-1.0e29) {
+                p = f32::exp(s - m_new);
+            }
+            sum += p;
+            probs[p_base + col] = F::cast_from(p);
+        }
+        sum += plane_shuffle_xor(sum, 1u32);
+        let correction = f32::exp(m - m_new);
+        l = l * correction + sum;
+        m = m_new;
+        for c in 0..half_dim {
+            let idx = row * head_dim + half * half_dim + rotated(c, half_dim);
+            o_acc[idx] *= correction;
+        }
+        sync_plane();
+
+        strip_accumulate::<F>(&probs, &v_tile, &mut o_acc, warp, BLOCK, head_dim);
+        sync_plane();
+        kv_first += BLOCK;
+    }
+
+    write_half_row::<F>(&o_acc, o, row, query, head_base, seq, 1.0f32 / l, head_dim);
+    if query < seq && half == 0 {
+        lse[head * seq + query] = m + f32::ln(l);
+    }
+}
+
+/// Backward, part 1, for a block of 64 queries: `delta = rowsum(dO ∘ O)` (written for part 2)
+/// and `dQ = scale · dS K` with `dS = P ∘ (dP − delta)`, `P` recomputed from `lse`.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn flash_backward_dq_tc<F: Float, N: Size>(
+    q: &Tensor<Vector<F, N>>,
+    k: &Tensor<Vector<F, N>>,
+    v: &Tensor<Vector<F, N>>,
+    o: &Tensor<Vector<F, N>>,
+    d_o: &Tensor<Vector<F, N>>,
+    lse: &Tensor<f32>,
+    delta: &mut Tensor<f32>,
+    d_q: &mut Tensor<F>,
+    scale: f32,
+    seq_len: u32,
+    #[comptime] causal: bool,
+    #[comptime] head_dim: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let seq = seq_len as usize;
+    let head = CUBE_POS_Y as usize;
+    let q_first = CUBE_POS_X as usize * BLOCK;
+    let head_base = head * seq * head_dim;
+    let warp = UNIT_POS_Y as usize;
+    let half = (UNIT_POS_X % 2) as usize;
+    let row = warp * STRIP + (UNIT_POS_X / 2) as usize;
+    let query = q_first + row;
+    let half_cols = comptime!(BLOCK / 2);
+    let half_dim = comptime!(head_dim / 2);
+
+    let mut dq_acc = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * head_dim), 32usize);
+    let mut scores = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * BLOCK), 32usize);
+    let mut d_probs = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * BLOCK), 32usize);
+    let mut q_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut do_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut k_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut v_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut d_scores = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (BLOCK + PAD)), 32usize);
+
+    stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, head_dim);
+    stage_rows::<F, N>(d_o, &mut do_tile, head_base, q_first, seq, head_dim);
+    clear(&mut dq_acc, comptime!(BLOCK * head_dim));
+
+    // delta and lse of this lane's row (both lanes of the pair hold them).
+    let mut partial = 0.0f32;
+    let mut row_lse = 0.0f32;
+    if query < seq {
+        let at = (head_base + query * head_dim + half * half_dim) / VECTOR;
+        for c in 0..comptime!(half_dim / VECTOR) {
+            let (grad, out) = (d_o[at + c], o[at + c]);
+            #[unroll]
+            for j in 0..VECTOR {
+                partial += f32::cast_from(grad[j]) * f32::cast_from(out[j]);
+            }
+        }
+        row_lse = lse[head * seq + query];
+    }
+    let row_delta = partial + plane_shuffle_xor(partial, 1u32);
+    if query < seq && half == 0 {
+        delta[head * seq + query] = row_delta;
+    }
+
+    let end = key_end(seq, q_first, causal);
+    let mut kv_first = 0usize;
+    while kv_first < end {
+        sync_cube();
+        stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, head_dim);
+        stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, head_dim);
+        sync_cube();
+
+        strip_times_transposed::<F>(&q_tile, &k_tile, &mut scores, warp, head_dim, BLOCK);
+        strip_times_transposed::<F>(&do_tile, &v_tile, &mut d_probs, warp, head_dim, BLOCK);
+        sync_plane();
+
+        let base = row * BLOCK + half * half_cols;
+        let p_base = row * (BLOCK + PAD) + half * half_cols;
+        for c in 0..half_cols {
+            let col = rotated(c, half_cols);
+            let key = kv_first + half * half_cols + col;
+            let mut ds = 0.0f32;
+            if visible(query, key, seq, causal) {
+                let p = f32::exp(scores[base + col] * scale - row_lse);
+                ds = p * (d_probs[base + col] - row_delta) * scale;
+            }
+            d_scores[p_base + col] = F::cast_from(ds);
+        }
+        sync_plane();
+
+        strip_accumulate::<F>(&d_scores, &k_tile, &mut dq_acc, warp, BLOCK, head_dim);
+        sync_plane();
+        kv_first += BLOCK;
+    }
+
+    write_half_row::<F>(&dq_acc, d_q, row, query, head_base, seq, 1.0f32, head_dim);
+}
+
+/// Backward, part 2, for a block of 64 keys: `dV = Pᵀ dO` and `dK = scale · dSᵀ Q`, with
+/// `delta` from part 1.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn flash_backward_dkv_tc<F: Float, N: Size>(
+    q: &Tensor<Vector<F, N>>,
+    k: &Tensor<Vector<F, N>>,
+    v: &Tensor<Vector<F, N>>,
+    d_o: &Tensor<Vector<F, N>>,
+    lse: &Tensor<f32>,
+    delta: &Tensor<f32>,
+    d_k: &mut Tensor<F>,
+    d_v: &mut Tensor<F>,
+    scale: f32,
+    seq_len: u32,
+    #[comptime] causal: bool,
+    #[comptime] head_dim: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let seq = seq_len as usize;
+    let head = CUBE_POS_Y as usize;
+    let kv_first = CUBE_POS_X as usize * BLOCK;
+    let head_base = head * seq * head_dim;
+    let warp = UNIT_POS_Y as usize;
+    let half = (UNIT_POS_X % 2) as usize;
+    let row = warp * STRIP + (UNIT_POS_X / 2) as usize;
+    let key = kv_first + row;
+    let half_cols = comptime!(BLOCK / 2);
+
+    let mut dk_acc = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * head_dim), 32usize);
+    let mut dv_acc = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * head_dim), 32usize);
+    let mut scores_t = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * BLOCK), 32usize);
+    let mut d_probs_t = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * BLOCK), 32usize);
+    let mut k_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut v_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut q_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut do_tile = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (head_dim + PAD)), 32usize);
+    let mut probs_t = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (BLOCK + PAD)), 32usize);
+    let mut d_scores_t = SharedMemory::<F>::new_aligned(comptime!(BLOCK * (BLOCK + PAD)), 32usize);
+    let mut lse_tile = SharedMemory::<f32>::new_aligned(BLOCK, 32usize);
+    let mut delta_tile = SharedMemory::<f32>::new_aligned(BLOCK, 32usize);
+
+    stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, head_dim);
+    stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, head_dim);
+    clear(&mut dk_acc, comptime!(BLOCK * head_dim));
+    clear(&mut dv_acc, comptime!(BLOCK * head_dim));
+
+    // Causal: query blocks before this key block see none of its keys.
+    let mut q_first = 0usize;
+    if causal {
+        q_first = kv_first;
+    }
+    while q_first < seq {
+        sync_cube();
+        stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, head_dim);
+        stage_rows::<F, N>(d_o, &mut do_tile, head_base, q_first, seq, head_dim);
+        stage_row_values(lse, &mut lse_tile, head * seq, q_first, seq);
+        stage_row_values(delta, &mut delta_tile, head * seq, q_first, seq);
+        sync_cube();
+
+        strip_times_transposed::<F>(&k_tile, &q_tile, &mut scores_t, warp, head_dim, BLOCK);
+        strip_times_transposed::<F>(&v_tile, &do_tile, &mut d_probs_t, warp, head_dim, BLOCK);
+        sync_plane();
+
+        let base = row * BLOCK + half * half_cols;
+        let p_base = row * (BLOCK + PAD) + half * half_cols;
+        for c in 0..half_cols {
+            let offset = rotated(c, half_cols);
+            let col = half * half_cols + offset;
+            let query = q_first + col;
+            let mut p = 0.0f32;
+            let mut ds = 0.0f32;
+            if visible(query, key, seq, causal) {
+                p = f32::exp(scores_t[base + offset] * scale - lse_tile[col]);
+                ds = p * (d_probs_t[base + offset] - delta_tile[col]) * scale;
+            }
+            probs_t[p_base + offset] = F::cast_from(p);
+            d_scores_t[p_base + offset] = F::cast_from(ds);
+        }
+        sync_plane();
+
+        strip_accumulate::<F>(&probs_t, &do_tile, &mut dv_acc, warp, BLOCK, head_dim);
+        strip_accumulate::<F>(&d_scores_t, &q_tile, &mut dk_acc, warp, BLOCK, head_dim);
+        sync_plane();
+        q_first += BLOCK;
+    }
+
+    write_half_row::<F>(&dk_acc, d_k, row, key, head_base, seq, 1.0f32, head_dim);
+    write_half_row::<F>(&dv_acc, d_v, row, key, head_base, seq, 1.0f32, head_dim);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_fits_hopper_and_grows_with_head_dim() {
+        // Hopper's opt-in limit per block is 227 KiB; every head dim up to 128 must fit.
+        for head_dim in (16..=128).step_by(16) {
+            for bytes in shared_bytes(head_dim, 2) {
+                assert!(bytes <= 227 * 1024, "d{head_dim}: {bytes} bytes");
+            }
+        }
+        let [forward, d_q, d_kv] = shared_bytes(128, 2);
+        assert!(forward < d_q && d_q < d_kv);
+        // The forward's buffers by hand: q, k, v tiles, P, S, O.
+        let tile = BLOCK * (128 + PAD) * 2;
+        assert_eq!(
+            forward,
+            3 * tile + BLOCK * (BLOCK + PAD) * 2 + BLOCK * BLOCK * 4 + BLOCK * 128 * 4
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The tensor-core FlashAttention kernels translated to CUDA C++ without a GPU.
+//!
+//! CubeCL compiles a kernel for CUDA only when it launches it on a CUDA device. This test
+//! expands the kernels through a wgpu client (lavapipe, no GPU needed; only the kernel
+//! definition is taken from it) and runs CubeCL's CUDA compiler on the definition, so the
+//! generated source can be checked here and compiled with NVRTC off the GPU machine:
+//!
+//! ```sh
+//! LM_CUDA_SOURCE_DIR=runs/flash-src cargo test -p lm-kernels --features wgpu,cuda \
+//!     --test flash_tc_cuda_source
+//! python3 bench/nvrtc_check.py runs/flash-src/*.cu     # needs pip's nvidia-cuda-nvrtc
+//! ```
+#![cfg(all(feature = "wgpu", feature = "cuda"))]
+
+use burn::tensor::DType;
+use cubecl::cuda::CudaCompiler;
+use cubecl::prelude::*;
+use cubecl::wgpu::{WgpuDevice, WgpuRuntime};
+use cubecl::{Compiler, CubeTask};
+use lm_kernels::flash::tensor_core::flash_backward_dkv_tc::FlashBackwardDkvTc;
+use lm_kernels::flash::tensor_core::flash_backward_dq_tc::FlashBackwardDqTc;
+use lm_kernels::flash::tensor_core::flash_forward_tc::FlashForwardTc;
+use lm_kernels::flash::tensor_core::{UNITS, VECTOR};
+
+fn cuda_source<K: CubeKernel + 'static>(kernel: K) -> String {
+    let task = cubecl::prelude::KernelTask::<CudaCompiler, K>::new(kernel);
+    let options = <CudaCompiler as Compiler>::CompilationOptions::default();
+    task.compile(
+        &mut Default::default(),
+        &options,
+        ExecutionMode::Unchecked,
+        task.address_type(),
+    )
+    .expect("CubeCL's CUDA compiler accepts the kernel")
+    .source
+}
+
+#[test]
+fn tensor_core_kernels_translate_to_wmma_code() {
+    let client = WgpuRuntime::client(&WgpuDevice::default());
+    let settings = || {
+        KernelSettings::default()
+            .cube_dim(CubeDim::new_2d(32, (UNITS / 32) as u32))
+            .address_type(AddressType::U32)
+    };
+    let tensor = || TensorCompilationArg { inplace: None };
+    let out_dir = std::env::var_os("LM_CUDA_SOURCE_DIR").map(std::path::PathBuf::from);
+    for dtype in [DType::BF16, DType::F16] {
+        for head_dim in [16, 64, 128] {
+            for causal in [false, true] {
+                let elem: StorageType = dtype.into();
+                let sources = [
+                    (
+                        "forward",
+                        cuda_source(FlashForwardTc::<WgpuRuntime>::new(
+                            settings(),
+                            client.clone(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            (),
+                            (),
+                            VECTOR,
+                            causal,
+                            head_dim,
+                            elem,
+                        )),
+                    ),
+                    (
+                        "dq",
+                        cuda_source(FlashBackwardDqTc::<WgpuRuntime>::new(
+                            settings(),
+                            client.clone(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            (),
+                            (),
+                            VECTOR,
+                            causal,
+                            head_dim,
+                            elem,
+                        )),
+                    ),
+                    (
+                        "dkv",
+                        cuda_source(FlashBackwardDkvTc::<WgpuRuntime>::new(
+                            settings(),
+                            client.clone(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            tensor(),
+                            (),
+                            (),
+                            VECTOR,
+                            causal,
+                            head_dim,
+                            elem,
+                        )),
+                    ),
+                ];
+                for (name, source) in sources {
+                    assert!(
+                        source.contains("mma_sync"),
+                        "{name} {dtype:?} d{head_dim}: no matrix instruction in the source"
+                    );
+                    if let Some(dir) = &out_dir {
+                        std::fs::create_dir_all(dir).unwrap();
+                        let file = format!("{name}_{dtype:?}_d{head_dim}_causal{causal}.cu");
+                        std::fs::write(dir.join(file), source).unwrap();
+                    }
+                }
+            }
+        }
+    }
+}
