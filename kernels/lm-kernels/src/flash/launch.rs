@@ -42,7 +42,8 @@ pub fn uses_tensor_cores<R: CubeRuntime>(
     if std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0") {
         return false;
     }
-    if !matches!(dtype, DType::F16 | DType::BF16) || head_dim % 16 != 0 || head_dim > 128 {
+    if !matches!(dtype, DType::F16 | DType::BF16) || !head_dim.is_multiple_of(16) || head_dim > 128
+    {
         return false;
     }
     let props = client.properties();

@@ -27,6 +27,8 @@ const STRIP: usize = 16;
 /// 64 or 128 elements would start in the same shared-memory bank, and the fragment loads
 /// would conflict 8 ways.
 const PAD: usize = 8;
+/// Accumulator fragments a warp keeps live in one accumulating product.
+const LIVE_ACCUMULATORS: usize = 4;
 /// Elements per global load when staging tiles (16 bytes of f16/bf16).
 pub const VECTOR: usize = 8;
 
@@ -42,8 +44,62 @@ pub fn shared_bytes(head_dim: usize, elem_bytes: usize) -> [usize; 3] {
     [forward, d_q, d_kv]
 }
 
-/// Copies rows `[first, first + BLOCK)` of one `[seq, head_dim]` head into `tile`
-/// (row-major, row stride `head_dim + PAD`), 16 bytes per load; rows past `seq` become zeros.
+/// Loads rows `[first, first + BLOCK)` of one `[seq, head_dim]` head into registers, 16
+/// bytes per load and `BLOCK · head_dim / (VECTOR · UNITS)` loads per unit; rows past `seq`
+/// read as zeros. Issued one tile ahead, so the loads are in flight while the cube computes.
+#[cube]
+fn fetch_rows<F: Float, N: Size>(
+    src: &Tensor<Vector<F, N>>,
+    regs: &mut Array<Vector<F, N>>,
+    head_base: usize,
+    first: usize,
+    seq: usize,
+    #[comptime] head_dim: usize,
+) {
+    let width = comptime!(head_dim / VECTOR);
+    let count = comptime!(BLOCK * head_dim / (VECTOR * UNITS));
+    let unit = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
+    #[unroll]
+    for i in 0..count {
+        let idx = unit + i * UNITS;
+        let row = idx / width;
+        let mut value = Vector::new(F::new(0.0));
+        if first + row < seq {
+            value = src[(head_base + (first + row) * head_dim) / VECTOR + idx % width];
+        }
+        regs[i] = value;
+    }
+}
+
+/// Registers for one [`fetch_rows`].
+#[cube]
+fn row_registers<F: Float, N: Size>(#[comptime] head_dim: usize) -> Array<Vector<F, N>> {
+    Array::new(comptime!(BLOCK * head_dim / (VECTOR * UNITS)))
+}
+
+/// Writes what [`fetch_rows`] loaded into `tile` (row-major, row stride `head_dim + PAD`).
+#[cube]
+fn store_rows<F: Float, N: Size>(
+    regs: &Array<Vector<F, N>>,
+    tile: &mut SharedMemory<F>,
+    #[comptime] head_dim: usize,
+) {
+    let width = comptime!(head_dim / VECTOR);
+    let count = comptime!(BLOCK * head_dim / (VECTOR * UNITS));
+    let unit = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
+    #[unroll]
+    for i in 0..count {
+        let idx = unit + i * UNITS;
+        let at = (idx / width) * (head_dim + PAD) + (idx % width) * VECTOR;
+        let value = regs[i];
+        #[unroll]
+        for j in 0..VECTOR {
+            tile[at + j] = value[j];
+        }
+    }
+}
+
+/// [`fetch_rows`] then [`store_rows`], for tiles loaded once.
 #[cube]
 fn stage_rows<F: Float, N: Size>(
     src: &Tensor<Vector<F, N>>,
@@ -53,26 +109,9 @@ fn stage_rows<F: Float, N: Size>(
     seq: usize,
     #[comptime] head_dim: usize,
 ) {
-    let width = comptime!(head_dim / VECTOR);
-    let mut idx = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
-    while idx < BLOCK * width {
-        let row = idx / width;
-        let col = (idx % width) * VECTOR;
-        let at = row * (head_dim + PAD) + col;
-        if first + row < seq {
-            let value = src[(head_base + (first + row) * head_dim + col) / VECTOR];
-            #[unroll]
-            for j in 0..VECTOR {
-                tile[at + j] = value[j];
-            }
-        } else {
-            #[unroll]
-            for j in 0..VECTOR {
-                tile[at + j] = F::new(0.0);
-            }
-        }
-        idx += UNITS;
-    }
+    let mut regs = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(src, &mut regs, head_base, first, seq, head_dim);
+    store_rows::<F, N>(&regs, tile, head_dim);
 }
 
 /// Column `c` of the `width` columns a lane visits in its half row, in an order rotated by
@@ -112,95 +151,10 @@ fn clear(acc: &mut SharedMemory<f32>, #[comptime] len: usize) {
     }
 }
 
-/// `out[16 × 16 at out_at] = A · B`, A the 16 × `depth` strip of `a` at `a_at` (row-major,
-/// row stride `a_stride`), B the `depth` × 16 block of `b` at `b_at`: row-major with row
-/// stride `b_stride`, or, when `b_transposed`, the transpose of a row-major 16 × `depth`
-/// block (so `A · Bᵀ` of two row-major strips). With `accumulate`, `out` is added to.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn strip_product<F: Float>(
-    a: &SharedMemory<F>,
-    a_at: usize,
-    a_stride: usize,
-    b: &SharedMemory<F>,
-    b_at: usize,
-    b_stride: usize,
-    out: &mut SharedMemory<f32>,
-    out_at: usize,
-    out_stride: usize,
-    #[comptime] depth: usize,
-    #[comptime] b_transposed: bool,
-    #[comptime] accumulate: bool,
-) {
-    let acc = unsafe {
-        cmma::Matrix::<f32>::uninitialized(
-            cmma::MatrixIdent::Accumulator,
-            STRIP,
-            STRIP,
-            STRIP,
-            cmma::MatrixLayout::Undefined,
-        )
-    };
-    let out_end = out_at + (STRIP - 1) * out_stride + STRIP;
-    if comptime!(accumulate) {
-        cmma::load_with_layout(
-            &acc,
-            &out.slice(out_at, out_end),
-            out_stride as u32,
-            cmma::MatrixLayout::RowMajor,
-        );
-    } else {
-        cmma::fill(&acc, 0.0f32);
-    }
-    #[unroll]
-    for step in 0..depth / STRIP {
-        let a_start = a_at + step * STRIP;
-        let a_frag = cmma::Matrix::<F>::from_slice(
-            cmma::MatrixIdent::A,
-            STRIP,
-            STRIP,
-            STRIP,
-            cmma::MatrixLayout::RowMajor,
-            &a.slice(a_start, a_start + (STRIP - 1) * a_stride + STRIP),
-            a_stride as u32,
-        );
-        if comptime!(b_transposed) {
-            let b_start = b_at + step * STRIP;
-            let b_frag = cmma::Matrix::<F>::from_slice(
-                cmma::MatrixIdent::B,
-                STRIP,
-                STRIP,
-                STRIP,
-                cmma::MatrixLayout::ColMajor,
-                &b.slice(b_start, b_start + (STRIP - 1) * b_stride + STRIP),
-                b_stride as u32,
-            );
-            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, &acc, &acc);
-        } else {
-            let b_start = b_at + step * STRIP * b_stride;
-            let b_frag = cmma::Matrix::<F>::from_slice(
-                cmma::MatrixIdent::B,
-                STRIP,
-                STRIP,
-                STRIP,
-                cmma::MatrixLayout::RowMajor,
-                &b.slice(b_start, b_start + (STRIP - 1) * b_stride + STRIP),
-                b_stride as u32,
-            );
-            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, &acc, &acc);
-        }
-    }
-    cmma::store(
-        &mut out.slice_mut(out_at, out_end),
-        &acc,
-        out_stride as u32,
-        cmma::MatrixLayout::RowMajor,
-    );
-}
-
 /// Warp `warp`'s `16 × width` strip of `out` (rows `16·warp..`, stride `width`) from
 /// `A · Bᵀ`: A this warp's 16 rows of `a`, B `width` rows of `b` (both `depth` wide, row
-/// stride `depth + PAD`).
+/// stride `depth + PAD`). The strip's `width / 16` accumulators stay live so that each A
+/// fragment is loaded once and used for all of them.
 #[cube]
 fn strip_times_transposed<F: Float>(
     a: &SharedMemory<F>,
@@ -211,27 +165,63 @@ fn strip_times_transposed<F: Float>(
     #[comptime] width: usize,
 ) {
     let stride = comptime!(depth + PAD);
+    let blocks = comptime!(width / STRIP);
+    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
     #[unroll]
-    for block in 0..width / STRIP {
-        strip_product::<F>(
-            a,
-            warp * STRIP * stride,
-            stride,
-            b,
-            block * STRIP * stride,
-            stride,
-            out,
-            warp * STRIP * width + block * STRIP,
-            width,
-            depth,
-            true,
-            false,
+    for _ in 0..blocks {
+        accs.push(cmma::Matrix::<f32>::from_value(
+            cmma::MatrixIdent::Accumulator,
+            STRIP,
+            STRIP,
+            STRIP,
+            cmma::MatrixLayout::Undefined,
+            0.0f32,
+        ));
+    }
+    #[unroll]
+    for step in 0..depth / STRIP {
+        let a_start = warp * STRIP * stride + step * STRIP;
+        let a_frag = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            STRIP,
+            STRIP,
+            STRIP,
+            cmma::MatrixLayout::RowMajor,
+            &a.slice(a_start, a_start + (STRIP - 1) * stride + STRIP),
+            stride as u32,
+        );
+        #[unroll]
+        for block in 0..blocks {
+            let b_start = block * STRIP * stride + step * STRIP;
+            let b_frag = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                STRIP,
+                STRIP,
+                STRIP,
+                cmma::MatrixLayout::ColMajor,
+                &b.slice(b_start, b_start + (STRIP - 1) * stride + STRIP),
+                stride as u32,
+            );
+            let acc = accs.index(block);
+            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
+        }
+    }
+    #[unroll]
+    for block in 0..blocks {
+        let out_at = warp * STRIP * width + block * STRIP;
+        cmma::store(
+            &mut out.slice_mut(out_at, out_at + (STRIP - 1) * width + STRIP),
+            accs.index(block),
+            width as u32,
+            cmma::MatrixLayout::RowMajor,
         );
     }
 }
 
 /// `acc[strip] += A · B`: A this warp's 16 rows of `a` (`depth` wide, stride `depth + PAD`),
-/// B all of `b` (`depth` × `width`, stride `width + PAD`), `acc` `width` wide (stride `width`).
+/// B all of `b` (`depth` × `width`, stride `width + PAD`), `acc` `width` wide (stride
+/// `width`). As in [`strip_times_transposed`], each A fragment serves several accumulators:
+/// up to [`LIVE_ACCUMULATORS`] at a time, to stay within the registers (d 128 spilled with 8).
 #[cube]
 fn strip_accumulate<F: Float>(
     a: &SharedMemory<F>,
@@ -241,23 +231,86 @@ fn strip_accumulate<F: Float>(
     #[comptime] depth: usize,
     #[comptime] width: usize,
 ) {
+    let group = comptime!(min(width / STRIP, LIVE_ACCUMULATORS));
+    #[unroll]
+    for first in 0..width / (STRIP * group) {
+        strip_accumulate_group::<F>(a, b, acc, warp, first * group, depth, width, group);
+    }
+}
+
+/// [`strip_accumulate`] for the `group` accumulators from block `first_block` on.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn strip_accumulate_group<F: Float>(
+    a: &SharedMemory<F>,
+    b: &SharedMemory<F>,
+    acc: &mut SharedMemory<f32>,
+    warp: usize,
+    #[comptime] first_block: usize,
+    #[comptime] depth: usize,
+    #[comptime] width: usize,
+    #[comptime] group: usize,
+) {
     let a_stride = comptime!(depth + PAD);
     let b_stride = comptime!(width + PAD);
+    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
     #[unroll]
-    for block in 0..width / STRIP {
-        strip_product::<F>(
-            a,
-            warp * STRIP * a_stride,
-            a_stride,
-            b,
-            block * STRIP,
-            b_stride,
-            acc,
-            warp * STRIP * width + block * STRIP,
-            width,
-            depth,
-            false,
-            true,
+    for i in 0..group {
+        let block = first_block + i;
+        let at = warp * STRIP * width + block * STRIP;
+        let frag = unsafe {
+            cmma::Matrix::<f32>::uninitialized(
+                cmma::MatrixIdent::Accumulator,
+                STRIP,
+                STRIP,
+                STRIP,
+                cmma::MatrixLayout::Undefined,
+            )
+        };
+        cmma::load_with_layout(
+            &frag,
+            &acc.slice(at, at + (STRIP - 1) * width + STRIP),
+            width as u32,
+            cmma::MatrixLayout::RowMajor,
+        );
+        accs.push(frag);
+    }
+    #[unroll]
+    for step in 0..depth / STRIP {
+        let a_start = warp * STRIP * a_stride + step * STRIP;
+        let a_frag = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            STRIP,
+            STRIP,
+            STRIP,
+            cmma::MatrixLayout::RowMajor,
+            &a.slice(a_start, a_start + (STRIP - 1) * a_stride + STRIP),
+            a_stride as u32,
+        );
+        #[unroll]
+        for i in 0..group {
+            let b_start = step * STRIP * b_stride + (first_block + i) * STRIP;
+            let b_frag = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                STRIP,
+                STRIP,
+                STRIP,
+                cmma::MatrixLayout::RowMajor,
+                &b.slice(b_start, b_start + (STRIP - 1) * b_stride + STRIP),
+                b_stride as u32,
+            );
+            let frag = accs.index(i);
+            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, frag, frag);
+        }
+    }
+    #[unroll]
+    for i in 0..group {
+        let at = warp * STRIP * width + (first_block + i) * STRIP;
+        cmma::store(
+            &mut acc.slice_mut(at, at + (STRIP - 1) * width + STRIP),
+            accs.index(i),
+            width as u32,
+            cmma::MatrixLayout::RowMajor,
         );
     }
 }
@@ -344,38 +397,43 @@ pub fn flash_forward_tc<F: Float, N: Size>(
 
     let end = key_end(seq, q_first, causal);
     let mut kv_first = 0usize;
+    let mut k_next = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(k, &mut k_next, head_base, 0, seq, head_dim);
+    let mut v_next = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(v, &mut v_next, head_base, 0, seq, head_dim);
     while kv_first < end {
         sync_cube();
-        stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, head_dim);
-        stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, head_dim);
+        store_rows::<F, N>(&k_next, &mut k_tile, head_dim);
+        store_rows::<F, N>(&v_next, &mut v_tile, head_dim);
         sync_cube();
+        if kv_first + BLOCK < end {
+            fetch_rows::<F, N>(k, &mut k_next, head_base, kv_first + BLOCK, seq, head_dim);
+            fetch_rows::<F, N>(v, &mut v_next, head_base, kv_first + BLOCK, seq, head_dim);
+        }
 
         strip_times_transposed::<F>(&q_tile, &k_tile, &mut scores, warp, head_dim, BLOCK);
         sync_plane();
 
-        // Online softmax over this lane's half of its row.
+        // Online softmax over this lane's half of its row: the tile's maximum, then the
+        // probabilities (the mask recomputed rather than written back).
         let base = row * BLOCK + half * half_cols;
         let p_base = row * (BLOCK + PAD) + half * half_cols;
+        let key_base = kv_first + half * half_cols;
         let mut tile_max = neg_big;
         for c in 0..half_cols {
             let col = rotated(c, half_cols);
-            let key = kv_first + half * half_cols + col;
-            let mut s = neg_big;
-            if visible(query, key, seq, causal) {
-                s = scores[base + col] * scale;
+            if visible(query, key_base + col, seq, causal) {
+                tile_max = max(tile_max, scores[base + col] * scale);
             }
-            scores[base + col] = s;
-            tile_max = max(tile_max, s);
         }
         tile_max = max(tile_max, plane_shuffle_xor(tile_max, 1u32));
         let m_new = max(m, tile_max);
         let mut sum = 0.0f32;
         for c in 0..half_cols {
             let col = rotated(c, half_cols);
-            let s = scores[base + col];
             let mut p = 0.0f32;
-            if s > f32::new(-1.0e29) {
-                p = f32::exp(s - m_new);
+            if visible(query, key_base + col, seq, causal) {
+                p = f32::exp(scores[base + col] * scale - m_new);
             }
             sum += p;
             probs[p_base + col] = F::cast_from(p);
@@ -384,9 +442,11 @@ pub fn flash_forward_tc<F: Float, N: Size>(
         let correction = f32::exp(m - m_new);
         l = l * correction + sum;
         m = m_new;
-        for c in 0..half_dim {
-            let idx = row * head_dim + half * half_dim + rotated(c, half_dim);
-            o_acc[idx] *= correction;
+        if correction != 1.0f32 {
+            for c in 0..half_dim {
+                let idx = row * head_dim + half * half_dim + rotated(c, half_dim);
+                o_acc[idx] *= correction;
+            }
         }
         sync_plane();
 
@@ -465,11 +525,19 @@ pub fn flash_backward_dq_tc<F: Float, N: Size>(
 
     let end = key_end(seq, q_first, causal);
     let mut kv_first = 0usize;
+    let mut k_next = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(k, &mut k_next, head_base, 0, seq, head_dim);
+    let mut v_next = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(v, &mut v_next, head_base, 0, seq, head_dim);
     while kv_first < end {
         sync_cube();
-        stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, head_dim);
-        stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, head_dim);
+        store_rows::<F, N>(&k_next, &mut k_tile, head_dim);
+        store_rows::<F, N>(&v_next, &mut v_tile, head_dim);
         sync_cube();
+        if kv_first + BLOCK < end {
+            fetch_rows::<F, N>(k, &mut k_next, head_base, kv_first + BLOCK, seq, head_dim);
+            fetch_rows::<F, N>(v, &mut v_next, head_base, kv_first + BLOCK, seq, head_dim);
+        }
 
         strip_times_transposed::<F>(&q_tile, &k_tile, &mut scores, warp, head_dim, BLOCK);
         strip_times_transposed::<F>(&do_tile, &v_tile, &mut d_probs, warp, head_dim, BLOCK);
@@ -549,13 +617,21 @@ pub fn flash_backward_dkv_tc<F: Float, N: Size>(
     if causal {
         q_first = kv_first;
     }
+    let mut q_next = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(q, &mut q_next, head_base, q_first, seq, head_dim);
+    let mut do_next = row_registers::<F, N>(head_dim);
+    fetch_rows::<F, N>(d_o, &mut do_next, head_base, q_first, seq, head_dim);
     while q_first < seq {
         sync_cube();
-        stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, head_dim);
-        stage_rows::<F, N>(d_o, &mut do_tile, head_base, q_first, seq, head_dim);
+        store_rows::<F, N>(&q_next, &mut q_tile, head_dim);
+        store_rows::<F, N>(&do_next, &mut do_tile, head_dim);
         stage_row_values(lse, &mut lse_tile, head * seq, q_first, seq);
         stage_row_values(delta, &mut delta_tile, head * seq, q_first, seq);
         sync_cube();
+        if q_first + BLOCK < seq {
+            fetch_rows::<F, N>(q, &mut q_next, head_base, q_first + BLOCK, seq, head_dim);
+            fetch_rows::<F, N>(d_o, &mut do_next, head_base, q_first + BLOCK, seq, head_dim);
+        }
 
         strip_times_transposed::<F>(&k_tile, &q_tile, &mut scores_t, warp, head_dim, BLOCK);
         strip_times_transposed::<F>(&v_tile, &do_tile, &mut d_probs_t, warp, head_dim, BLOCK);
