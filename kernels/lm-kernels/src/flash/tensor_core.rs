@@ -153,8 +153,7 @@ fn clear(acc: &mut SharedMemory<f32>, #[comptime] len: usize) {
 
 /// Warp `warp`'s `16 × width` strip of `out` (rows `16·warp..`, stride `width`) from
 /// `A · Bᵀ`: A this warp's 16 rows of `a`, B `width` rows of `b` (both `depth` wide, row
-/// stride `depth + PAD`). The strip's `width / 16` accumulators stay live so that each A
-/// fragment is loaded once and used for all of them.
+/// stride `depth + PAD`).
 #[cube]
 fn strip_times_transposed<F: Float>(
     a: &SharedMemory<F>,
@@ -164,64 +163,12 @@ fn strip_times_transposed<F: Float>(
     #[comptime] depth: usize,
     #[comptime] width: usize,
 ) {
-    let stride = comptime!(depth + PAD);
-    let blocks = comptime!(width / STRIP);
-    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
-    #[unroll]
-    for _ in 0..blocks {
-        accs.push(cmma::Matrix::<f32>::from_value(
-            cmma::MatrixIdent::Accumulator,
-            STRIP,
-            STRIP,
-            STRIP,
-            cmma::MatrixLayout::Undefined,
-            0.0f32,
-        ));
-    }
-    #[unroll]
-    for step in 0..depth / STRIP {
-        let a_start = warp * STRIP * stride + step * STRIP;
-        let a_frag = cmma::Matrix::<F>::from_slice(
-            cmma::MatrixIdent::A,
-            STRIP,
-            STRIP,
-            STRIP,
-            cmma::MatrixLayout::RowMajor,
-            &a.slice(a_start, a_start + (STRIP - 1) * stride + STRIP),
-            stride as u32,
-        );
-        #[unroll]
-        for block in 0..blocks {
-            let b_start = block * STRIP * stride + step * STRIP;
-            let b_frag = cmma::Matrix::<F>::from_slice(
-                cmma::MatrixIdent::B,
-                STRIP,
-                STRIP,
-                STRIP,
-                cmma::MatrixLayout::ColMajor,
-                &b.slice(b_start, b_start + (STRIP - 1) * stride + STRIP),
-                stride as u32,
-            );
-            let acc = accs.index(block);
-            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
-        }
-    }
-    #[unroll]
-    for block in 0..blocks {
-        let out_at = warp * STRIP * width + block * STRIP;
-        cmma::store(
-            &mut out.slice_mut(out_at, out_at + (STRIP - 1) * width + STRIP),
-            accs.index(block),
-            width as u32,
-            cmma::MatrixLayout::RowMajor,
-        );
-    }
+    strip_product::<F>(a, b, out, warp, depth, width, true, false);
 }
 
 /// `acc[strip] += A · B`: A this warp's 16 rows of `a` (`depth` wide, stride `depth + PAD`),
 /// B all of `b` (`depth` × `width`, stride `width + PAD`), `acc` `width` wide (stride
-/// `width`). As in [`strip_times_transposed`], each A fragment serves several accumulators:
-/// up to [`LIVE_ACCUMULATORS`] at a time, to stay within the registers (d 128 spilled with 8).
+/// `width`).
 #[cube]
 fn strip_accumulate<F: Float>(
     a: &SharedMemory<F>,
@@ -231,87 +178,127 @@ fn strip_accumulate<F: Float>(
     #[comptime] depth: usize,
     #[comptime] width: usize,
 ) {
+    strip_product::<F>(a, b, acc, warp, depth, width, false, true);
+}
+
+/// The warp's strip of `out` from `A · B` (`b_transposed`: `A · Bᵀ`, B's rows `depth` wide),
+/// added to `out` when `accumulate`. The strip's 16×16 blocks are done in groups of up to
+/// [`LIVE_ACCUMULATORS`] live fragments, so each A fragment is loaded once per group rather
+/// than once per block (all 8 blocks of d 128 at once spilled registers).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn strip_product<F: Float>(
+    a: &SharedMemory<F>,
+    b: &SharedMemory<F>,
+    out: &mut SharedMemory<f32>,
+    warp: usize,
+    #[comptime] depth: usize,
+    #[comptime] width: usize,
+    #[comptime] b_transposed: bool,
+    #[comptime] accumulate: bool,
+) {
     let group = comptime!(min(width / STRIP, LIVE_ACCUMULATORS));
+    let a_stride = comptime!(depth + PAD);
+    let b_stride = comptime!(if b_transposed {
+        depth + PAD
+    } else {
+        width + PAD
+    });
     #[unroll]
     for first in 0..width / (STRIP * group) {
-        strip_accumulate_group::<F>(a, b, acc, warp, first * group, depth, width, group);
+        let mut accs = Sequence::<cmma::Matrix<f32>>::new();
+        #[unroll]
+        for i in 0..group {
+            let at = warp * STRIP * width + (first * group + i) * STRIP;
+            let frag = unsafe {
+                cmma::Matrix::<f32>::uninitialized(
+                    cmma::MatrixIdent::Accumulator,
+                    STRIP,
+                    STRIP,
+                    STRIP,
+                    cmma::MatrixLayout::Undefined,
+                )
+            };
+            if comptime!(accumulate) {
+                cmma::load_with_layout(
+                    &frag,
+                    &out.slice(at, at + (STRIP - 1) * width + STRIP),
+                    width as u32,
+                    cmma::MatrixLayout::RowMajor,
+                );
+            } else {
+                cmma::fill(&frag, 0.0f32);
+            }
+            accs.push(frag);
+        }
+        #[unroll]
+        for step in 0..depth / STRIP {
+            let a_frag = fragment::<F>(
+                a,
+                warp * STRIP * a_stride + step * STRIP,
+                a_stride,
+                cmma::MatrixIdent::A,
+                false,
+            );
+            #[unroll]
+            for i in 0..group {
+                let block = first * group + i;
+                let acc = accs.index(i);
+                if comptime!(b_transposed) {
+                    let at = block * STRIP * b_stride + step * STRIP;
+                    let b_frag = fragment::<F>(b, at, b_stride, cmma::MatrixIdent::B, true);
+                    cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
+                } else {
+                    let at = step * STRIP * b_stride + block * STRIP;
+                    let b_frag = fragment::<F>(b, at, b_stride, cmma::MatrixIdent::B, false);
+                    cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
+                }
+            }
+        }
+        #[unroll]
+        for i in 0..group {
+            let at = warp * STRIP * width + (first * group + i) * STRIP;
+            cmma::store(
+                &mut out.slice_mut(at, at + (STRIP - 1) * width + STRIP),
+                accs.index(i),
+                width as u32,
+                cmma::MatrixLayout::RowMajor,
+            );
+        }
     }
 }
 
-/// [`strip_accumulate`] for the `group` accumulators from block `first_block` on.
+/// The 16×16 block of `tile` at `at` (row stride `stride`) as an A or B fragment, read
+/// row-major or (`col_major`) as the transpose of a row-major block.
 #[cube]
-#[allow(clippy::too_many_arguments)]
-fn strip_accumulate_group<F: Float>(
-    a: &SharedMemory<F>,
-    b: &SharedMemory<F>,
-    acc: &mut SharedMemory<f32>,
-    warp: usize,
-    #[comptime] first_block: usize,
-    #[comptime] depth: usize,
-    #[comptime] width: usize,
-    #[comptime] group: usize,
-) {
-    let a_stride = comptime!(depth + PAD);
-    let b_stride = comptime!(width + PAD);
-    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
-    #[unroll]
-    for i in 0..group {
-        let block = first_block + i;
-        let at = warp * STRIP * width + block * STRIP;
-        let frag = unsafe {
-            cmma::Matrix::<f32>::uninitialized(
-                cmma::MatrixIdent::Accumulator,
-                STRIP,
-                STRIP,
-                STRIP,
-                cmma::MatrixLayout::Undefined,
-            )
-        };
-        cmma::load_with_layout(
-            &frag,
-            &acc.slice(at, at + (STRIP - 1) * width + STRIP),
-            width as u32,
-            cmma::MatrixLayout::RowMajor,
-        );
-        accs.push(frag);
-    }
-    #[unroll]
-    for step in 0..depth / STRIP {
-        let a_start = warp * STRIP * a_stride + step * STRIP;
-        let a_frag = cmma::Matrix::<F>::from_slice(
-            cmma::MatrixIdent::A,
+fn fragment<F: Float>(
+    tile: &SharedMemory<F>,
+    at: usize,
+    stride: usize,
+    #[comptime] ident: cmma::MatrixIdent,
+    #[comptime] col_major: bool,
+) -> cmma::Matrix<F> {
+    let block = tile.slice(at, at + (STRIP - 1) * stride + STRIP);
+    if comptime!(col_major) {
+        cmma::Matrix::<F>::from_slice(
+            ident,
+            STRIP,
+            STRIP,
+            STRIP,
+            cmma::MatrixLayout::ColMajor,
+            &block,
+            stride as u32,
+        )
+    } else {
+        cmma::Matrix::<F>::from_slice(
+            ident,
             STRIP,
             STRIP,
             STRIP,
             cmma::MatrixLayout::RowMajor,
-            &a.slice(a_start, a_start + (STRIP - 1) * a_stride + STRIP),
-            a_stride as u32,
-        );
-        #[unroll]
-        for i in 0..group {
-            let b_start = step * STRIP * b_stride + (first_block + i) * STRIP;
-            let b_frag = cmma::Matrix::<F>::from_slice(
-                cmma::MatrixIdent::B,
-                STRIP,
-                STRIP,
-                STRIP,
-                cmma::MatrixLayout::RowMajor,
-                &b.slice(b_start, b_start + (STRIP - 1) * b_stride + STRIP),
-                b_stride as u32,
-            );
-            let frag = accs.index(i);
-            cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, frag, frag);
-        }
-    }
-    #[unroll]
-    for i in 0..group {
-        let at = warp * STRIP * width + (first_block + i) * STRIP;
-        cmma::store(
-            &mut acc.slice_mut(at, at + (STRIP - 1) * width + STRIP),
-            accs.index(i),
-            width as u32,
-            cmma::MatrixLayout::RowMajor,
-        );
+            &block,
+            stride as u32,
+        )
     }
 }
 
