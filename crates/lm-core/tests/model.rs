@@ -254,8 +254,10 @@ fn parameter_count_and_flops_follow_the_handout() {
 }
 
 /// The fused AdamW step (flat buffers, clipping folded in) computes what the per-parameter
-/// step computes after on-device clipping, with the clip active and inactive, and its state
-/// reads back by name and continues in the per-parameter step.
+/// step computes after on-device clipping, with the clip active and inactive, also when its
+/// buffers are cut into chunks (here of ≤ 300 values, so most parameters are one chunk each
+/// and the smallest share one), and its state reads back by name and continues in the
+/// per-parameter step.
 #[test]
 fn fused_adamw_matches_per_parameter_adamw() {
     use lm_core::optim::{clip_to_norm_on_device, squared_norm_tensor};
@@ -269,9 +271,10 @@ fn fused_adamw_matches_per_parameter_adamw() {
     let (input, target) = next_token_pair(5, 1);
     // A tight limit clips every step; a loose one never does.
     for max_norm in [0.05, 1e6] {
-        let (mut plain, mut fused) = (start.clone(), start.clone());
+        let (mut plain, mut fused, mut chunked) = (start.clone(), start.clone(), start.clone());
         let (mut opt_plain, mut opt_fused) =
             (AdamW::new(config.clone()), AdamW::new(config.clone()));
+        let mut opt_chunked = AdamW::new(config.clone()).with_fused_chunk(300);
         for _ in 0..4 {
             let loss = cross_entropy(plain.forward(input.clone()), target.clone());
             let mut grads = named_grads(&plain, &loss.backward());
@@ -283,30 +286,54 @@ fn fused_adamw_matches_per_parameter_adamw() {
             let grads = named_grads(&fused, &loss.backward());
             let (next, sq) = opt_fused.step_module_fused(fused, &grads, 1e-2, Some(max_norm));
             fused = next;
-            assert!(sq.into_scalar() > 0.0);
+            let sq = sq.into_scalar();
+            assert!(sq > 0.0);
+
+            let loss = cross_entropy(chunked.forward(input.clone()), target.clone());
+            let grads = named_grads(&chunked, &loss.backward());
+            let (next, sq_chunked) =
+                opt_chunked.step_module_fused(chunked, &grads, 1e-2, Some(max_norm));
+            chunked = next;
+            let sq_chunked = sq_chunked.into_scalar();
+            assert!((sq - sq_chunked).abs() <= 1e-5 * sq, "{sq} vs {sq_chunked}");
         }
-        let (a, b) = (flat_values_ad(&plain), flat_values_ad(&fused));
-        for ((name, x), (_, y)) in a.iter().zip(&b) {
-            for (p, q) in x.iter().zip(y) {
+        assert!(
+            opt_chunked.fused_chunks() > 5,
+            "{} chunks",
+            opt_chunked.fused_chunks()
+        );
+        let (a, b, c) = (
+            flat_values_ad(&plain),
+            flat_values_ad(&fused),
+            flat_values_ad(&chunked),
+        );
+        for (((name, x), (_, y)), (_, z)) in a.iter().zip(&b).zip(&c) {
+            for ((p, q), r) in x.iter().zip(y).zip(z) {
                 assert!(
                     (p - q).abs() <= 1e-5 * p.abs().max(1e-2),
                     "{name}: {p} vs {q}"
                 );
+                assert!(
+                    (q - r).abs() <= 1e-5 * q.abs().max(1e-2),
+                    "{name} chunked: {q} vs {r}"
+                );
             }
         }
+        let chunked_moments = opt_chunked.moments_by_name();
+        assert_eq!(chunked_moments.len(), opt_plain.moments.len());
         let by_name = opt_fused.moments_by_name();
         assert_eq!(by_name.len(), opt_plain.moments.len());
         for (name, m) in &opt_plain.moments {
-            let (x, y) = (
-                m.v.to_data().to_vec::<f32>().unwrap(),
-                by_name[name].v.to_data().to_vec::<f32>().unwrap(),
-            );
-            assert_eq!(x.len(), y.len(), "{name}");
-            for (p, q) in x.iter().zip(&y) {
-                assert!(
-                    (p - q).abs() <= 1e-5 * p.abs().max(1e-8),
-                    "{name} v: {p} vs {q}"
-                );
+            let x = m.v.to_data().to_vec::<f32>().unwrap();
+            for other in [&by_name, &chunked_moments] {
+                let y = other[name].v.to_data().to_vec::<f32>().unwrap();
+                assert_eq!(x.len(), y.len(), "{name}");
+                for (p, q) in x.iter().zip(&y) {
+                    assert!(
+                        (p - q).abs() <= 1e-5 * p.abs().max(1e-8),
+                        "{name} v: {p} vs {q}"
+                    );
+                }
             }
         }
         // Switching back to the per-parameter step keeps the state (no reset to zeros).

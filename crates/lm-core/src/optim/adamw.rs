@@ -62,8 +62,8 @@ pub struct Moments<B: Backend> {
 /// update with the base rate. This is not `torch.optim.AdamW` (see the golden README §6).
 ///
 /// State is keyed by parameter name, so it can be saved and resumed by name. The fused
-/// step ([`Self::step_module_fused`]) keeps it as two flat buffers instead; the two forms
-/// convert on demand ([`Self::moments_by_name`]).
+/// step ([`Self::step_module_fused`]) keeps it as flat buffers instead (two per chunk of
+/// parameters); the two forms convert on demand ([`Self::moments_by_name`]).
 #[derive(Debug, Clone)]
 pub struct AdamW<B: Backend> {
     pub config: AdamWConfig,
@@ -71,11 +71,20 @@ pub struct AdamW<B: Backend> {
     pub step: u64,
     /// Per-parameter state (the per-parameter step, and state loaded from a checkpoint).
     pub moments: BTreeMap<String, Moments<B>>,
-    /// Flat state of the fused step: every parameter's moments end to end.
-    pub(super) fused: Option<FusedMoments<B>>,
+    /// Flat state of the fused step: per chunk, its parameters' moments end to end.
+    pub(super) fused: Vec<FusedMoments<B>>,
+    /// Largest number of values the fused step concatenates into one buffer.
+    pub(super) fused_chunk: usize,
 }
 
-/// The fused step's state: `(name, numel)` in order, and the concatenated moments.
+/// Values per flat buffer of the fused step (2²⁸ f32 = 1 GiB). Models up to ~268M
+/// parameters are one chunk; at the lab-2 xl size (3.4B parameters, 13.6 GB per full copy)
+/// chunking keeps the step's temporaries to a few GiB instead of several full copies, which
+/// ran an 80 GB card out of memory.
+pub const FUSED_CHUNK_VALUES: usize = 1 << 28;
+
+/// One chunk of the fused step's state: `(name, numel)` in order, and the concatenated
+/// moments.
 #[derive(Debug, Clone)]
 pub(super) struct FusedMoments<B: Backend> {
     pub layout: Vec<(String, usize)>,
@@ -103,15 +112,29 @@ impl<B: Backend> AdamW<B> {
             config,
             step: 0,
             moments: BTreeMap::new(),
-            fused: None,
+            fused: Vec::new(),
+            fused_chunk: FUSED_CHUNK_VALUES,
         }
+    }
+
+    /// The same optimiser with the fused step's buffers limited to `values` values each (a
+    /// parameter larger than that gets a buffer of its own).
+    pub fn with_fused_chunk(mut self, values: usize) -> Self {
+        self.fused_chunk = values.max(1);
+        self
+    }
+
+    /// How many flat buffers (pairs of moments) the last fused step kept; 0 after a
+    /// per-parameter step.
+    pub fn fused_chunks(&self) -> usize {
+        self.fused.len()
     }
 
     /// The moments by parameter name, whichever form they are kept in.
     pub fn moments_by_name(&self) -> BTreeMap<String, Moments<B>> {
         let mut out = self.moments.clone();
-        if let Some(f) = &self.fused {
-            out.extend(f.by_name());
+        for chunk in &self.fused {
+            out.extend(chunk.by_name());
         }
         out
     }
@@ -119,8 +142,8 @@ impl<B: Backend> AdamW<B> {
     /// Moves the fused step's flat state into the per-name map (for the per-parameter step,
     /// or a fused step over a different parameter set).
     pub(super) fn unfuse(&mut self) {
-        if let Some(f) = self.fused.take() {
-            self.moments.extend(f.by_name());
+        for chunk in std::mem::take(&mut self.fused) {
+            self.moments.extend(chunk.by_name());
         }
     }
 

@@ -2,7 +2,9 @@
 //! concatenated into flat buffers, so a step is a handful of large element-wise kernels
 //! instead of a dozen small ones per parameter (on a GPU the per-launch cost dominated: a
 //! per-parameter step of the TinyStories model took ~10 ms of a ~31 ms training step).
-//! Global-norm clipping is folded in: the norm is one reduction over the flat gradient.
+//! Global-norm clipping is folded in: the norm is one reduction per flat gradient. Buffers
+//! hold at most [`FUSED_CHUNK_VALUES`](super::adamw::FUSED_CHUNK_VALUES) values, so a large
+//! model is updated chunk by chunk instead of through full copies of every parameter.
 
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -36,76 +38,144 @@ impl<B: Backend> AdamW<B> {
             .iter()
             .map(|(name, g)| (name.clone(), g.numel()))
             .collect();
+        let chunks = split_layout(&layout, self.fused_chunk);
         let params = named_params(&module);
         let flat = |tensors: Vec<Tensor<B, 1>>| Tensor::cat(tensors, 0);
-        let grad = flat(grads.values().map(|g| g.values.clone()).collect());
-        let param = flat(
-            layout
-                .iter()
-                .map(|(name, _)| params[name].values.clone().inner())
-                .collect(),
-        );
-        let sq_norm = grad.clone().square().sum();
-        let grad = match max_norm {
-            Some(max_norm) => grad * clip_scale(sq_norm.clone(), max_norm, 1e-6),
-            None => grad,
-        };
-        let state = self.take_fused_state(&layout, &param);
+        // Every chunk's gradient first: the clip scale needs the norm over all of them.
+        let grad_chunks: Vec<Tensor<B, 1>> = chunks
+            .iter()
+            .map(|chunk| flat(chunk.iter().map(|(n, _)| grads[n].values.clone()).collect()))
+            .collect();
+        let sq_norm = grad_chunks
+            .iter()
+            .map(|g| g.clone().square().sum())
+            .reduce(|a, b| a + b)
+            .expect("a fused AdamW step needs at least one gradient");
+        let scale = max_norm.map(|max_norm| clip_scale(sq_norm.clone(), max_norm, 1e-6));
+        let states = self.take_fused_state(&chunks, &grad_chunks[0]);
         let AdamWConfig {
             betas: (b1, b2),
             eps,
             weight_decay,
             ..
         } = self.config;
-        let (updated, state) =
-            adamw_rule(param, grad, state, self.step, lr, b1, b2, eps, weight_decay);
 
-        let mut offsets = std::collections::BTreeMap::new();
-        let mut offset = 0;
-        for (name, n) in &layout {
-            offsets.insert(name.clone(), (offset, *n));
-            offset += n;
+        // Each chunk updated in turn, its gradient dropped once used.
+        let mut slices = std::collections::BTreeMap::new();
+        for ((chunk, grad), state) in chunks.into_iter().zip(grad_chunks).zip(states) {
+            let param = flat(
+                chunk
+                    .iter()
+                    .map(|(name, _)| params[name].values.clone().inner())
+                    .collect(),
+            );
+            let grad = match &scale {
+                Some(scale) => grad * scale.clone(),
+                None => grad,
+            };
+            let (updated, state) =
+                adamw_rule(param, grad, state, self.step, lr, b1, b2, eps, weight_decay);
+            let mut offset = 0;
+            for (name, n) in &chunk {
+                slices.insert(name.clone(), updated.clone().slice(offset..offset + n));
+                offset += n;
+            }
+            self.fused.push(FusedMoments {
+                layout: chunk,
+                m: state.m,
+                v: state.v,
+            });
         }
-        let module = map_named_params(module, &mut |name, p| match offsets.get(name) {
-            Some(&(start, n)) => FlatTensor {
-                values: Tensor::from_inner(updated.clone().slice(start..start + n)),
+        let module = map_named_params(module, &mut |name, p| match slices.remove(name) {
+            Some(values) => FlatTensor {
+                values: Tensor::from_inner(values),
                 shape: p.shape,
             },
             None => p,
         });
-        self.fused = Some(FusedMoments {
-            layout,
-            m: state.m,
-            v: state.v,
-        });
         (module, sq_norm)
     }
 
-    /// The flat moments for `layout`: kept from the last fused step, else gathered from the
-    /// per-parameter state (zeros for parameters without any).
-    fn take_fused_state(&mut self, layout: &[(String, usize)], like: &Tensor<B, 1>) -> Moments<B> {
-        if let Some(f) = self.fused.take_if(|f| f.layout == layout) {
-            return Moments { m: f.m, v: f.v };
+    /// The flat moments of each chunk: kept from the last fused step when it had the same
+    /// chunks, else gathered from the per-parameter state (zeros for parameters without any).
+    fn take_fused_state(
+        &mut self,
+        chunks: &[Vec<(String, usize)>],
+        like: &Tensor<B, 1>,
+    ) -> Vec<Moments<B>> {
+        let same = self.fused.len() == chunks.len()
+            && self.fused.iter().zip(chunks).all(|(f, c)| &f.layout == c);
+        if same {
+            return std::mem::take(&mut self.fused)
+                .into_iter()
+                .map(|f| Moments { m: f.m, v: f.v })
+                .collect();
         }
-        // First step, or a different parameter set: gather from the per-name form.
+        // First step, or a different parameter set or chunking: gather from the per-name form.
         self.unfuse();
         let device = like.device();
-        let (mut ms, mut vs) = (Vec::new(), Vec::new());
-        for (name, n) in layout {
-            match self.moments.remove(name) {
-                Some(state) => {
-                    ms.push(state.m);
-                    vs.push(state.v);
+        chunks
+            .iter()
+            .map(|chunk| {
+                let (mut ms, mut vs) = (Vec::new(), Vec::new());
+                for (name, n) in chunk {
+                    match self.moments.remove(name) {
+                        Some(state) => {
+                            ms.push(state.m);
+                            vs.push(state.v);
+                        }
+                        None => {
+                            ms.push(Tensor::zeros([*n], &device));
+                            vs.push(Tensor::zeros([*n], &device));
+                        }
+                    }
                 }
-                None => {
-                    ms.push(Tensor::zeros([*n], &device));
-                    vs.push(Tensor::zeros([*n], &device));
+                Moments {
+                    m: Tensor::cat(ms, 0),
+                    v: Tensor::cat(vs, 0),
                 }
+            })
+            .collect()
+    }
+}
+
+/// `layout` cut into runs of consecutive parameters of at most `max_values` values (a larger
+/// parameter is a run of its own).
+fn split_layout(layout: &[(String, usize)], max_values: usize) -> Vec<Vec<(String, usize)>> {
+    let mut chunks: Vec<Vec<(String, usize)>> = Vec::new();
+    let mut filled = 0;
+    for (name, n) in layout {
+        match chunks.last_mut() {
+            Some(chunk) if filled + n <= max_values => chunk.push((name.clone(), *n)),
+            _ => {
+                chunks.push(vec![(name.clone(), *n)]);
+                filled = 0;
             }
         }
-        Moments {
-            m: Tensor::cat(ms, 0),
-            v: Tensor::cat(vs, 0),
-        }
+        filled += n;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_layout;
+
+    #[test]
+    fn layout_splits_into_runs_within_the_limit() {
+        let layout: Vec<(String, usize)> = [("a", 3), ("b", 4), ("c", 10), ("d", 2), ("e", 1)]
+            .iter()
+            .map(|(n, k)| (n.to_string(), *k))
+            .collect();
+        let names = |chunks: Vec<Vec<(String, usize)>>| -> Vec<String> {
+            chunks
+                .iter()
+                .map(|c| c.iter().map(|(n, _)| n.as_str()).collect::<String>())
+                .collect()
+        };
+        assert_eq!(names(split_layout(&layout, 8)), ["ab", "c", "de"]);
+        assert_eq!(names(split_layout(&layout, 100)), ["abcde"]);
+        assert_eq!(names(split_layout(&layout, 1)), ["a", "b", "c", "d", "e"]);
+        assert!(split_layout(&[], 8).is_empty());
     }
 }
