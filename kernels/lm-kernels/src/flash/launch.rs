@@ -31,9 +31,8 @@ fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
     CubeCount::Static(rows.div_ceil(block) as u32, heads as u32, 1)
 }
 
-/// Whether a call runs the tensor-core kernels: f16/bf16 inputs, a head dim in 16..=128 that
-/// is a multiple of 16, a device with 16×16×16 matrix ops of that type into f32 and the shared
-/// memory they need. `LM_FLASH_TENSOR_CORES=0` keeps the portable kernels everywhere.
+/// Whether a call runs the tensor-core kernels ([`tensor_core::eligible`] on this device).
+/// `LM_FLASH_TENSOR_CORES=0` keeps the portable kernels everywhere.
 pub fn uses_tensor_cores<R: CubeRuntime>(
     client: &ComputeClient<R>,
     dtype: DType,
@@ -42,25 +41,28 @@ pub fn uses_tensor_cores<R: CubeRuntime>(
     if std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0") {
         return false;
     }
-    if !matches!(dtype, DType::F16 | DType::BF16) || !head_dim.is_multiple_of(16) || head_dim > 128
-    {
-        return false;
-    }
     let props = client.properties();
-    let elem: StorageType = dtype.into();
-    let config = cubecl::ir::features::MmaConfig {
-        a_type: elem,
-        b_type: elem,
-        cd_type: DType::F32.into(),
-        m: 16,
-        n: 16,
-        k: 16,
+    let matrix_ops = matches!(dtype, DType::F16 | DType::BF16) && {
+        let elem: StorageType = dtype.into();
+        props
+            .features
+            .matmul
+            .cmma
+            .contains(&cubecl::ir::features::MmaConfig {
+                a_type: elem,
+                b_type: elem,
+                cd_type: DType::F32.into(),
+                m: 16,
+                n: 16,
+                k: 16,
+            })
     };
-    let shared = tensor_core::shared_bytes(head_dim, dtype.size());
-    props.features.matmul.cmma.contains(&config)
-        && shared
-            .iter()
-            .all(|&bytes| bytes <= props.hardware.max_shared_memory_size)
+    tensor_core::eligible(
+        dtype,
+        head_dim,
+        matrix_ops,
+        props.hardware.max_shared_memory_size,
+    )
 }
 
 fn tensor_core_dim() -> CubeDim {

@@ -44,6 +44,26 @@ pub fn shared_bytes(head_dim: usize, elem_bytes: usize) -> [usize; 3] {
     [forward, d_q, d_kv]
 }
 
+/// Whether these kernels serve inputs of `dtype` with `head_dim` on a device that has
+/// 16×16×16 matrix ops of that type into f32 (`matrix_ops`) and `max_shared` bytes of shared
+/// memory per cube: f16/bf16, a head dim in 16..=128 that is a multiple of 16, and room for
+/// the largest kernel's buffers (on an A100's 163 KiB, d 128 falls back to the portable path).
+pub fn eligible(
+    dtype: burn::tensor::DType,
+    head_dim: usize,
+    matrix_ops: bool,
+    max_shared: usize,
+) -> bool {
+    use burn::tensor::DType;
+    matches!(dtype, DType::F16 | DType::BF16)
+        && (16..=128).contains(&head_dim)
+        && head_dim.is_multiple_of(16)
+        && matrix_ops
+        && shared_bytes(head_dim, dtype.size())
+            .iter()
+            .all(|&bytes| bytes <= max_shared)
+}
+
 /// Loads rows `[first, first + BLOCK)` of one `[seq, head_dim]` head into registers, 16
 /// bytes per load and `BLOCK · head_dim / (VECTOR · UNITS)` loads per unit; rows past `seq`
 /// read as zeros. Issued one tile ahead, so the loads are in flight while the cube computes.
@@ -654,6 +674,24 @@ pub fn flash_backward_dkv_tc<F: Float, N: Size>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::DType;
+
+    #[test]
+    fn eligibility_needs_half_types_tile_head_dims_matrix_ops_and_room() {
+        let hopper = 227 * 1024;
+        for d in [16, 32, 64, 128] {
+            assert!(eligible(DType::BF16, d, true, hopper), "bf16 d{d}");
+            assert!(eligible(DType::F16, d, true, hopper), "f16 d{d}");
+        }
+        assert!(!eligible(DType::F32, 64, true, hopper));
+        assert!(!eligible(DType::BF16, 72, true, hopper));
+        assert!(!eligible(DType::BF16, 144, true, hopper));
+        assert!(!eligible(DType::BF16, 8, true, hopper));
+        assert!(!eligible(DType::BF16, 64, false, hopper));
+        // An A100's 163 KiB: d 64 fits, d 128's dK/dV kernel does not.
+        assert!(eligible(DType::BF16, 64, true, 163 * 1024));
+        assert!(!eligible(DType::BF16, 128, true, 163 * 1024));
+    }
 
     #[test]
     fn shared_memory_fits_hopper_and_grows_with_head_dim() {
