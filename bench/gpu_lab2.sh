@@ -102,7 +102,9 @@ elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-small}" 2>&1 | tee -a "$OUT/log.txt"
-    timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-small}" --plain-max-seq 4096 2>&1 | grep -v '^JSON' | tee -a "$OUT/log.txt"
+    # JSON lines stay in the log for bench/gpu_tables.py.
+    timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-small}" --plain-max-seq 4096 2>&1 | tee -a "$OUT/log.txt"
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = flash-train ]; then
     # bf16-mixed lab-1 training with the tensor-core attention kernels, then with the
     # portable ones (LM_FLASH_TENSOR_CORES=0): same loss curve, and the speed difference.
