@@ -337,7 +337,7 @@ fn write_half_row<F: Float>(
     #[comptime] head_dim: usize,
 ) {
     if out_row < seq {
-        let half = (UNIT_POS_X % 2) as usize;
+        let half = lane_half();
         let width = comptime!(head_dim / 2);
         for c in 0..width {
             let col = half * width + c;
@@ -345,6 +345,18 @@ fn write_half_row<F: Float>(
                 F::cast_from(acc[row * head_dim + col] * factor);
         }
     }
+}
+
+/// This lane's row in its cube's block: lanes work in pairs, two to a row of their warp's strip.
+#[cube]
+fn lane_row() -> usize {
+    UNIT_POS_Y as usize * STRIP + (UNIT_POS_X / 2) as usize
+}
+
+/// Which half of its row (columns, or head dims) this lane owns.
+#[cube]
+fn lane_half() -> usize {
+    (UNIT_POS_X % 2) as usize
 }
 
 /// End of the keys a query block starting at `q_first` sees.
@@ -382,8 +394,7 @@ pub fn flash_forward_tc<F: Float, N: Size>(
     let q_first = CUBE_POS_X as usize * BLOCK;
     let head_base = head * seq * head_dim;
     let warp = UNIT_POS_Y as usize;
-    let half = (UNIT_POS_X % 2) as usize;
-    let row = warp * STRIP + (UNIT_POS_X / 2) as usize;
+    let (row, half) = (lane_row(), lane_half());
     let query = q_first + row;
 
     let mut o_acc = SharedMemory::<f32>::new_aligned(comptime!(BLOCK * head_dim), 32usize);
@@ -492,8 +503,7 @@ pub fn flash_backward_dq_tc<F: Float, N: Size>(
     let q_first = CUBE_POS_X as usize * BLOCK;
     let head_base = head * seq * head_dim;
     let warp = UNIT_POS_Y as usize;
-    let half = (UNIT_POS_X % 2) as usize;
-    let row = warp * STRIP + (UNIT_POS_X / 2) as usize;
+    let (row, half) = (lane_row(), lane_half());
     let query = q_first + row;
     let half_cols = comptime!(BLOCK / 2);
     let half_dim = comptime!(head_dim / 2);
@@ -596,8 +606,7 @@ pub fn flash_backward_dkv_tc<F: Float, N: Size>(
     let kv_first = CUBE_POS_X as usize * BLOCK;
     let head_base = head * seq * head_dim;
     let warp = UNIT_POS_Y as usize;
-    let half = (UNIT_POS_X % 2) as usize;
-    let row = warp * STRIP + (UNIT_POS_X / 2) as usize;
+    let (row, half) = (lane_row(), lane_half());
     let key = kv_first + row;
     let half_cols = comptime!(BLOCK / 2);
 
