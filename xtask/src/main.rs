@@ -31,6 +31,10 @@ enum Task {
         /// Multiply every tolerance by this factor (non-IEEE-f32 backends only).
         #[arg(long, default_value_t = 1.0)]
         tol_factor: f64,
+        /// Matrix-product precision: `f32` (strict, the golden tolerances) or `tf32` (TF32
+        /// GEMMs on CUDA; tolerances × 1000, printed). `bf16-mixed` is checked by training.
+        #[arg(long, default_value = "f32", value_parser = parse_precision)]
+        precision: lm_core::config::Precision,
     },
     /// Benchmarks: ours and the peers in one run, with ratios (see docs/PERF.md).
     Bench {
@@ -181,6 +185,12 @@ enum BenchTarget {
         #[arg(long, default_value_t = 16384)]
         plain_max_seq: usize,
     },
+}
+
+/// `f32`, `tf32` or `bf16-mixed`, the config's names for [`lm_core::config::Precision`].
+fn parse_precision(name: &str) -> Result<lm_core::config::Precision, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_string()))
+        .map_err(|_| format!("unknown precision {name:?}: expected f32, tf32 or bf16-mixed"))
 }
 
 fn shared_dir() -> PathBuf {
@@ -347,6 +357,7 @@ fn main() -> ExitCode {
             mut filters,
             lab,
             tol_factor,
+            precision,
         } => {
             for n in lab {
                 let Some(ops) = conformance::lab_ops(n) else {
@@ -361,9 +372,13 @@ fn main() -> ExitCode {
                 backend,
                 filters,
                 tol_factor,
+                precision,
             };
-            if tol_factor != 1.0 {
-                println!("note: tolerances multiplied by {tol_factor}");
+            if opts.tolerance_factor() != 1.0 {
+                println!(
+                    "note: tolerances multiplied by {} (precision {precision:?}, --tol-factor {tol_factor})",
+                    opts.tolerance_factor()
+                );
             }
             println!("{}", report::header());
             match conformance::run(&opts, &mut |r| println!("{}", report::row(r))) {

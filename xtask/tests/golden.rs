@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lm_core::config::Precision;
 use xtask::conformance::{self, BackendKind, Options, Report};
 
 /// `$LM_SHARED/golden`, default `../shared/golden` beside the workspace (as in CI).
@@ -20,11 +21,16 @@ fn golden_dir() -> PathBuf {
 }
 
 fn run(golden: &Path, filters: &[&str]) -> anyhow::Result<Report> {
+    run_in(golden, filters, Precision::F32)
+}
+
+fn run_in(golden: &Path, filters: &[&str], precision: Precision) -> anyhow::Result<Report> {
     let opts = Options {
         golden: golden.to_path_buf(),
         backend: BackendKind::Ndarray,
         filters: filters.iter().map(|s| s.to_string()).collect(),
         tol_factor: 1.0,
+        precision,
     };
     conformance::run(&opts, &mut |_| {})
 }
@@ -127,6 +133,23 @@ fn a_wrong_expected_value_fails_its_case_only() {
     let dir = tempfile::tempdir().unwrap();
     perturbed_linear_set(dir.path(), 1e-9, "linear");
     assert!(run(dir.path(), &[]).unwrap().passed());
+}
+
+/// The tf32 mode checks with the golden tolerances × TF32_TOLERANCE_FACTOR: an error of
+/// 1e-3 in one output (TF32-sized) fails in f32 and passes in tf32, one of 10 fails in both;
+/// bf16-mixed is refused with a message (its check is training).
+#[test]
+fn tf32_mode_loosens_the_tolerances_by_its_stated_factor() {
+    assert_eq!(conformance::TF32_TOLERANCE_FACTOR, 1000.0);
+    let dir = tempfile::tempdir().unwrap();
+    perturbed_linear_set(dir.path(), 1e-3, "linear");
+    assert!(!run_in(dir.path(), &[], Precision::F32).unwrap().passed());
+    assert!(run_in(dir.path(), &[], Precision::Tf32).unwrap().passed());
+    let dir = tempfile::tempdir().unwrap();
+    perturbed_linear_set(dir.path(), 10.0, "linear");
+    assert!(!run_in(dir.path(), &[], Precision::Tf32).unwrap().passed());
+    let err = run_in(dir.path(), &[], Precision::Bf16Mixed).unwrap_err();
+    assert!(err.to_string().contains("checked by training"), "{err}");
 }
 
 #[test]
