@@ -9,7 +9,8 @@
 # `cargo xtask bench attention` on the same grid. Phase `flash [grid] [seconds]`: the
 # flash_attention golden cases on cuda, then the `attention` phase's grid (unfused to 4096).
 # Phase `flash-train [steps] [seconds]`: bf16-mixed lab-1 training with the tensor-core
-# attention kernels and with the portable ones. `seconds` (0: none) is the phase's time:
+# attention kernels and with the portable ones. Phase `modes`: the golden cases of labs 1-2
+# on cuda with `--precision f32` and `--precision tf32`. `seconds` (0: none) is the phase's time:
 # our part stops when it is up, keeping the cases it finished (each is logged as it ends), so
 # one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
@@ -105,6 +106,12 @@ elif [ "$phase" = flash ]; then
     # JSON lines stay in the log for bench/gpu_tables.py.
     timeout "$(left "${3:-0}")" $X bench attention --backend cuda --grid "${2:-small}" --plain-max-seq 4096 2>&1 | tee -a "$OUT/log.txt"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = modes ]; then
+    # The golden cases of labs 1-2 on cuda in strict f32 and in tf32 (tolerances x1000).
+    for precision in f32 tf32; do
+        timeout 240 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 \
+            --precision $precision 2>&1 | tail -25 | tee -a "$LOG"
+    done
 elif [ "$phase" = flash-train ]; then
     # bf16-mixed lab-1 training with the tensor-core attention kernels, then with the
     # portable ones (LM_FLASH_TENSOR_CORES=0): same loss curve, and the speed difference.
