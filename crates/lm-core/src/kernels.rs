@@ -84,6 +84,51 @@ pub fn rms_norm<B: Backend>(
     }
 }
 
+/// Whether [`adamw_step`] has a kernel for backend `B` (wgpu and CUDA builds; off with
+/// `LM_FUSED_ADAMW=0`).
+pub fn has_adamw_kernel<B: Backend>() -> bool {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::adamw::supports::<B>()
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        false
+    }
+}
+
+/// One AdamW step of flat f32 buffers in one kernel: `(param', m', v')` with `grad` scaled by
+/// `scale [1]`; `alpha_t` includes the bias correction, `decay = lr · weight_decay`. `None`
+/// where [`has_adamw_kernel`] is false.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_step<B: Backend>(
+    param: Tensor<B, 1>,
+    grad: Tensor<B, 1>,
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
+    scale: Tensor<B, 1>,
+    (b1, b2, eps): (f64, f64, f64),
+    alpha_t: f64,
+    decay: f64,
+) -> Option<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>)> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        let scalars = lm_kernels::adamw::AdamWScalars {
+            b1: b1 as f32,
+            b2: b2 as f32,
+            eps: eps as f32,
+            alpha_t: alpha_t as f32,
+            decay: decay as f32,
+        };
+        lm_kernels::adamw::try_adamw_step(param, grad, m, v, scale, scalars)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = (param, grad, m, v, scale, b1, b2, eps, alpha_t, decay);
+        None
+    }
+}
+
 /// `(bytes in use, bytes reserved)` on `device` for the CubeCL backends of this build, or
 /// `None` (CPU backends, where the allocator is the process's own).
 pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {

@@ -67,3 +67,24 @@ macro_rules! for_kernel_backend {
         found
     }};
 }
+
+/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only, for kernels that
+/// have no autodiff implementation (the optimiser step).
+#[macro_export]
+macro_rules! for_inner_kernel_backend {
+    ($B:ty, |$K:ident| $body:expr) => {{
+        #[allow(unused_mut)]
+        let mut found = None;
+        #[cfg(feature = "wgpu")]
+        if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Wgpu<f32, i32>>() {
+            type $K = burn::backend::Wgpu<f32, i32>;
+            found = Some($body);
+        }
+        #[cfg(feature = "cuda")]
+        if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Cuda<f32, i32>>() {
+            type $K = burn::backend::Cuda<f32, i32>;
+            found = Some($body);
+        }
+        found
+    }};
+}

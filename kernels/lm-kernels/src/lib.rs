@@ -1,5 +1,6 @@
 //! CubeCL kernels for the lab-2 systems work and their burn backend extensions.
 //!
+//! `adamw`: the AdamW step over flat buffers in one kernel.
 //! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
 //! `rms_norm`: fused RMSNorm (forward and backward).
 //! `memory`: device memory in use and reserved, for the profiling harness.
@@ -9,6 +10,8 @@
 //! concrete backends lm-core dispatches to). Without features the crate is empty, so CPU
 //! builds do not compile CubeCL.
 
+#[cfg(feature = "cubecl")]
+pub mod adamw;
 #[cfg(feature = "cubecl")]
 pub mod cross_entropy;
 #[cfg(feature = "cubecl")]

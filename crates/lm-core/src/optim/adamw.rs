@@ -43,11 +43,16 @@ pub(super) fn adamw_rule<B: Backend>(
 ) -> (Tensor<B, 1>, Moments<B>) {
     let m = state.m.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
     let v = state.v.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
-    let t = t as i32;
-    let alpha_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+    let alpha_t = step_size(lr, b1, b2, t);
     let stepped = param - (m.clone() / v.clone().sqrt().add_scalar(eps)).mul_scalar(alpha_t);
     let decayed = stepped.clone() - stepped.mul_scalar(lr * weight_decay);
     (decayed, Moments { m, v })
+}
+
+/// `α_t = α·√(1−β₂ᵗ)/(1−β₁ᵗ)`: the learning rate with the bias correction folded in.
+pub(super) fn step_size(lr: f64, b1: f64, b2: f64, t: u64) -> f64 {
+    let t = t as i32;
+    lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t))
 }
 
 /// First and second moments of one parameter, flattened.

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use super::adamw::{AdamW, AdamWConfig, FusedMoments, Moments, adamw_rule};
+use super::adamw::{AdamW, AdamWConfig, FusedMoments, Moments, adamw_rule, step_size};
 use super::clip::clip_scale;
 use crate::params::{FlatTensor, NamedTensors, map_named_params, named_params};
 
@@ -60,7 +60,9 @@ impl<B: Backend> AdamW<B> {
             ..
         } = self.config;
 
-        // Each chunk updated in turn, its gradient dropped once used.
+        // Each chunk updated in turn, its gradient dropped once used; by the one-launch kernel
+        // on GPU backends, by tensor ops elsewhere.
+        let kernel = crate::kernels::has_adamw_kernel::<B>();
         let mut slices = std::collections::BTreeMap::new();
         for ((chunk, grad), state) in chunks.into_iter().zip(grad_chunks).zip(states) {
             let param = flat(
@@ -69,12 +71,30 @@ impl<B: Backend> AdamW<B> {
                     .map(|(name, _)| params[name].values.clone().inner())
                     .collect(),
             );
-            let grad = match &scale {
-                Some(scale) => grad * scale.clone(),
-                None => grad,
+            let (updated, state) = if kernel {
+                // One launch: the clip factor is read on the device (1 without clipping).
+                let scale = scale
+                    .clone()
+                    .unwrap_or_else(|| Tensor::ones([1], &grad.device()));
+                let (p, m, v) = crate::kernels::adamw_step(
+                    param,
+                    grad,
+                    state.m,
+                    state.v,
+                    scale,
+                    (b1, b2, eps),
+                    step_size(lr, b1, b2, self.step),
+                    lr * weight_decay,
+                )
+                .expect("has_adamw_kernel said the backend has the kernel");
+                (p, Moments { m, v })
+            } else {
+                let grad = match &scale {
+                    Some(scale) => grad * scale.clone(),
+                    None => grad,
+                };
+                adamw_rule(param, grad, state, self.step, lr, b1, b2, eps, weight_decay)
             };
-            let (updated, state) =
-                adamw_rule(param, grad, state, self.step, lr, b1, b2, eps, weight_decay);
             let mut offset = 0;
             for (name, n) in &chunk {
                 slices.insert(name.clone(), updated.clone().slice(offset..offset + n));

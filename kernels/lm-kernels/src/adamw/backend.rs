@@ -1,0 +1,112 @@
+//! [`AdamWBackend`]: the burn backend extension for the CubeCL backends and `Fusion<_>` over
+//! them (as one custom operation). The optimiser runs on the inner backend, so there is no
+//! autodiff implementation.
+
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_fusion::{Fusion, FusionBackend};
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::*;
+
+use super::kernels::adamw_step;
+use crate::fusion_op::{Body, outputs, register};
+
+/// The scalars of one AdamW step (the bias correction folded into `alpha_t`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWScalars {
+    pub b1: f32,
+    pub b2: f32,
+    pub eps: f32,
+    /// `lr · √(1−β₂ᵗ)/(1−β₁ᵗ)`.
+    pub alpha_t: f32,
+    /// `lr · weight_decay`.
+    pub decay: f32,
+}
+
+/// A backend with the AdamW update of flat f32 buffers in one kernel.
+pub trait AdamWBackend: Backend {
+    /// `(param', m', v')` from `param`, `grad` (times `scale[0]`, the clip factor), `m`, `v`,
+    /// all f32 `[n]` (`scale` `[1]`).
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        scalars: AdamWScalars,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBackend
+    for CubeBackend<R, F, I, BT>
+{
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        scalars: AdamWScalars,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [param, grad, m, v, scale] = [param, grad, m, v, scale].map(into_contiguous);
+        let len = param.shape().num_elements();
+        let (client, device) = (param.client.clone(), param.device.clone());
+        let empty = || {
+            empty_device_contiguous_dtype(client.clone(), device.clone(), param.shape(), DType::F32)
+        };
+        let (param_out, m_out, v_out) = (empty(), empty(), empty());
+        let cube_dim = CubeDim::new_1d(256);
+        adamw_step::launch::<R>(
+            &client,
+            calculate_cube_count_elemwise(&client, len, cube_dim),
+            cube_dim,
+            param.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            m.into_tensor_arg(),
+            v.into_tensor_arg(),
+            scale.into_tensor_arg(),
+            param_out.clone().into_tensor_arg(),
+            m_out.clone().into_tensor_arg(),
+            v_out.clone().into_tensor_arg(),
+            len as u32,
+            scalars.b1,
+            scalars.b2,
+            scalars.eps,
+            scalars.alpha_t,
+            scalars.decay,
+        );
+        (param_out, m_out, v_out)
+    }
+}
+
+impl<B: FusionBackend + AdamWBackend> AdamWBackend for Fusion<B> {
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        scalars: AdamWScalars,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let like = (param.shape.clone(), DType::F32);
+        let body: Body<B> = Arc::new(move |desc, handles| {
+            let ([param, grad, m, v, scale], [p_ir, m_ir, v_ir]) = desc.as_fixed::<5, 3>();
+            let [param, grad, m, v, scale] =
+                [param, grad, m, v, scale].map(|t| handles.get_float_tensor::<B>(t));
+            let (p, m, v) = B::adamw_step(param, grad, m, v, scale, scalars);
+            handles.register_float_tensor::<B>(&p_ir.id, p);
+            handles.register_float_tensor::<B>(&m_ir.id, m);
+            handles.register_float_tensor::<B>(&v_ir.id, v);
+        });
+        let inputs = vec![param, grad, m, v, scale];
+        let outs = vec![like.clone(), like.clone(), like];
+        let [p, m, v] = outputs(register::<B>("adamw_step", inputs, outs, body));
+        (p, m, v)
+    }
+}

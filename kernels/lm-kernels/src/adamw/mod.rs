@@ -1,0 +1,95 @@
+//! The AdamW step in one kernel launch per flat buffer (the tensor-op version is about ten
+//! element-wise launches where burn's fusion does not merge them), with the global-norm clip
+//! factor read on the device.
+
+pub mod backend;
+pub mod kernels;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorPrimitive};
+
+pub use backend::{AdamWBackend, AdamWScalars};
+
+use crate::dispatch::same_type;
+
+/// `(param', m', v')`: one AdamW step of flat f32 `[n]` buffers with `grad` scaled by
+/// `scale` (`[1]`, e.g. the clip factor).
+pub fn adamw_step<B: AdamWBackend>(
+    param: Tensor<B, 1>,
+    grad: Tensor<B, 1>,
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
+    scale: Tensor<B, 1>,
+    scalars: AdamWScalars,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
+    let prim = |t: Tensor<B, 1>| t.into_primitive().tensor();
+    let (p, m, v) = B::adamw_step(
+        prim(param),
+        prim(grad),
+        prim(m),
+        prim(v),
+        prim(scale),
+        scalars,
+    );
+    let wrap = |t| Tensor::from_primitive(TensorPrimitive::Float(t));
+    (wrap(p), wrap(m), wrap(v))
+}
+
+type Output<B> = (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>);
+type Runner<B> = fn(
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    AdamWScalars,
+) -> Output<B>;
+
+fn run_as<B: Backend, K: AdamWBackend>(
+    param: Tensor<B, 1>,
+    grad: Tensor<B, 1>,
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
+    scale: Tensor<B, 1>,
+    scalars: AdamWScalars,
+) -> Output<B> {
+    let (p, m, v) = adamw_step::<K>(
+        same_type(param),
+        same_type(grad),
+        same_type(m),
+        same_type(v),
+        same_type(scale),
+        scalars,
+    );
+    (same_type(p), same_type(m), same_type(v))
+}
+
+/// [`adamw_step`] when `B` is one of this build's (non-autodiff) kernel backends and
+/// `LM_FUSED_ADAMW` is not `0`, else `None`.
+pub fn try_adamw_step<B: Backend>(
+    param: Tensor<B, 1>,
+    grad: Tensor<B, 1>,
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
+    scale: Tensor<B, 1>,
+    scalars: AdamWScalars,
+) -> Option<Output<B>> {
+    if opted_out() {
+        return None;
+    }
+    let run: Option<Runner<B>> =
+        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>);
+    run.map(|run| run(param, grad, m, v, scale, scalars))
+}
+
+/// Whether [`try_adamw_step`] runs the kernel for backend `B`.
+pub fn supports<B: Backend>() -> bool {
+    let run: Option<Runner<B>> =
+        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>);
+    !opted_out() && run.is_some()
+}
+
+fn opted_out() -> bool {
+    static OUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OUT.get_or_init(|| std::env::var("LM_FUSED_ADAMW").is_ok_and(|v| v == "0"))
+}
