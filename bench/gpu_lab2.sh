@@ -10,7 +10,8 @@
 # flash_attention golden cases on cuda, then the `attention` phase's grid (unfused to 4096).
 # Phase `flash-train [steps] [seconds]`: bf16-mixed lab-1 training with the tensor-core
 # attention kernels and with the portable ones. Phase `modes`: the golden cases of labs 1-2
-# on cuda with `--precision f32` and `--precision tf32`. `seconds` (0: none) is the phase's time:
+# on cuda with `--precision f32` and `--precision tf32`. Phase `adamw-train [steps]
+# [seconds]`: bf16-mixed training with the AdamW kernel and with tensor ops. `seconds` (0: none) is the phase's time:
 # our part stops when it is up, keeping the cases it finished (each is logged as it ends), so
 # one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
@@ -119,6 +120,14 @@ elif [ "$phase" = flash-train ]; then
     BUDGET=${3:-0}
     train runs/gpu-bf16-tc "ours bf16-mixed, tensor-core flash" --set model.precision=bf16-mixed
     LM_FLASH_TENSOR_CORES=0 train runs/gpu-bf16-portable "ours bf16-mixed, portable flash" \
+        --set model.precision=bf16-mixed
+elif [ "$phase" = adamw-train ]; then
+    # Lab-1 training with the one-kernel AdamW step, then with tensor ops (LM_FUSED_ADAMW=0):
+    # the same losses, and the speed difference.
+    steps=${2:-250}
+    BUDGET=${3:-0}
+    train runs/gpu-adamw-kernel "ours bf16-mixed, AdamW kernel" --set model.precision=bf16-mixed
+    LM_FUSED_ADAMW=0 train runs/gpu-adamw-ops "ours bf16-mixed, AdamW tensor ops" \
         --set model.precision=bf16-mixed
 elif [ "$phase" = attention ]; then
     PYTHONUNBUFFERED=1 python3 bench/pytorch_attention.py --grid "${2:-full}" 2>&1 | tee -a "$OUT/log.txt"
