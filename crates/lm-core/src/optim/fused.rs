@@ -7,8 +7,8 @@
 //! model is updated chunk by chunk instead of through full copies of every parameter.
 
 use burn::module::Module;
-use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, Tensor};
 
 use super::adamw::{AdamW, AdamWConfig, FusedMoments, Moments, adamw_rule, step_size};
 use super::clip::clip_scale;
@@ -62,7 +62,12 @@ impl<B: Backend> AdamW<B> {
 
         // Each chunk updated in turn, its gradient dropped once used; by the one-launch kernel
         // on GPU backends, by tensor ops elsewhere.
-        let kernel = crate::kernels::has_adamw_kernel::<B>();
+        // (The kernel is for f32 buffers: master weights, gradients and moments always are.)
+        let kernel = crate::kernels::has_adamw_kernel::<B>()
+            && grad_chunks.iter().all(|g| g.dtype() == DType::F32)
+            && layout
+                .iter()
+                .all(|(name, _)| params[name].values.dtype() == DType::F32);
         let mut slices = std::collections::BTreeMap::new();
         for ((chunk, grad), state) in chunks.into_iter().zip(grad_chunks).zip(states) {
             let param = flat(
