@@ -4,7 +4,9 @@
 //!
 //! A cube is four warps. It owns a block of [`BLOCK`] rows (query rows in the forward and dQ
 //! kernels, key rows in the dK/dV kernel), 16 per warp, and walks the other operand in blocks
-//! of [`BLOCK`] rows staged in shared memory. Every matrix product is a warp's own
+//! of [`BLOCK`] rows staged in shared memory (16-byte loads, issued one block ahead into
+//! registers so they are in flight during the current block's work). Every matrix product is
+//! a warp's own
 //! `16 × BLOCK` or `16 × head_dim` strip: products go through WMMA fragments, and the
 //! element-wise work between them (masking, online softmax, `dS = P ∘ (dP − δ)`) is done by
 //! lane pairs on the strip in shared memory, two lanes per row, half the columns each.
@@ -27,7 +29,8 @@ const STRIP: usize = 16;
 /// 64 or 128 elements would start in the same shared-memory bank, and the fragment loads
 /// would conflict 8 ways.
 const PAD: usize = 8;
-/// Accumulator fragments a warp keeps live in one accumulating product.
+/// Accumulator fragments a warp keeps live in one product (each A fragment serves them all;
+/// 8 at d 128 spilled registers).
 const LIVE_ACCUMULATORS: usize = 4;
 /// Elements per global load when staging tiles (16 bytes of f16/bf16).
 pub const VECTOR: usize = 8;
