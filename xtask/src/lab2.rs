@@ -57,7 +57,7 @@ pub struct Lab2Args {
 }
 
 /// A config enum from its config-file name (`bf16-mixed`, `plain`, ...).
-fn parse_config_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+pub fn parse_config_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(s.into())).map_err(|e| e.to_string())
 }
 

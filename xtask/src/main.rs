@@ -33,7 +33,7 @@ enum Task {
         tol_factor: f64,
         /// Matrix-product precision: `f32` (strict, the golden tolerances) or `tf32` (TF32
         /// GEMMs on CUDA; tolerances × 1000, printed). `bf16-mixed` is checked by training.
-        #[arg(long, default_value = "f32", value_parser = parse_precision)]
+        #[arg(long, default_value = "f32", value_parser = xtask::lab2::parse_config_name::<lm_core::config::Precision>)]
         precision: lm_core::config::Precision,
     },
     /// Benchmarks: ours and the peers in one run, with ratios (see docs/PERF.md).
@@ -185,12 +185,6 @@ enum BenchTarget {
         #[arg(long, default_value_t = 16384)]
         plain_max_seq: usize,
     },
-}
-
-/// `f32`, `tf32` or `bf16-mixed`, the config's names for [`lm_core::config::Precision`].
-fn parse_precision(name: &str) -> Result<lm_core::config::Precision, String> {
-    serde_json::from_value(serde_json::Value::String(name.to_string()))
-        .map_err(|_| format!("unknown precision {name:?}: expected f32, tf32 or bf16-mixed"))
 }
 
 fn shared_dir() -> PathBuf {

@@ -39,37 +39,28 @@ pub fn is_cuda<B: 'static>() -> bool {
 macro_rules! for_kernel_backend {
     ($B:ty, |$K:ident| $body:expr) => {{
         #[allow(unused_mut)]
-        let mut found = None;
+        let mut found = $crate::for_inner_kernel_backend!($B, |$K| $body);
         #[cfg(feature = "wgpu")]
+        if found.is_none()
+            && $crate::dispatch::is::<$B, burn::backend::Autodiff<burn::backend::Wgpu<f32, i32>>>()
         {
-            type W = burn::backend::Wgpu<f32, i32>;
-            if found.is_none() && $crate::dispatch::is::<$B, W>() {
-                type $K = W;
-                found = Some($body);
-            }
-            if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Autodiff<W>>() {
-                type $K = burn::backend::Autodiff<W>;
-                found = Some($body);
-            }
+            type $K = burn::backend::Autodiff<burn::backend::Wgpu<f32, i32>>;
+            found = Some($body);
         }
         #[cfg(feature = "cuda")]
+        if found.is_none()
+            && $crate::dispatch::is::<$B, burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>>()
         {
-            type C = burn::backend::Cuda<f32, i32>;
-            if found.is_none() && $crate::dispatch::is::<$B, C>() {
-                type $K = C;
-                found = Some($body);
-            }
-            if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Autodiff<C>>() {
-                type $K = burn::backend::Autodiff<C>;
-                found = Some($body);
-            }
+            type $K = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
+            found = Some($body);
         }
         found
     }};
 }
 
-/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only, for kernels that
-/// have no autodiff implementation (the optimiser step).
+/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only (wgpu, cuda), for
+/// kernels with no autodiff implementation (the optimiser step); `for_kernel_backend!` adds
+/// the autodiff ones.
 #[macro_export]
 macro_rules! for_inner_kernel_backend {
     ($B:ty, |$K:ident| $body:expr) => {{

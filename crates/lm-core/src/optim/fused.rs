@@ -68,6 +68,12 @@ impl<B: Backend> AdamW<B> {
             && layout
                 .iter()
                 .all(|(name, _)| params[name].values.dtype() == DType::F32);
+        // The kernel reads the clip factor on the device: 1 without clipping.
+        let kernel_scale = kernel.then(|| {
+            scale
+                .clone()
+                .unwrap_or_else(|| Tensor::ones([1], &grad_chunks[0].device()))
+        });
         let mut slices = std::collections::BTreeMap::new();
         for ((chunk, grad), state) in chunks.into_iter().zip(grad_chunks).zip(states) {
             let param = flat(
@@ -76,17 +82,13 @@ impl<B: Backend> AdamW<B> {
                     .map(|(name, _)| params[name].values.clone().inner())
                     .collect(),
             );
-            let (updated, state) = if kernel {
-                // One launch: the clip factor is read on the device (1 without clipping).
-                let scale = scale
-                    .clone()
-                    .unwrap_or_else(|| Tensor::ones([1], &grad.device()));
+            let (updated, state) = if let Some(scale) = &kernel_scale {
                 let (p, m, v) = crate::kernels::adamw_step(
                     param,
                     grad,
                     state.m,
                     state.v,
-                    scale,
+                    scale.clone(),
                     (b1, b2, eps),
                     step_size(lr, b1, b2, self.step),
                     lr * weight_decay,

@@ -64,8 +64,16 @@ fn run_as<B: Backend, K: AdamWBackend>(
     (same_type(p), same_type(m), same_type(v))
 }
 
-/// [`adamw_step`] when `B` is one of this build's (non-autodiff) kernel backends and
-/// `LM_FUSED_ADAMW` is not `0`, else `None`.
+/// The kernel for backend `B`: one of this build's (non-autodiff) kernel backends, unless
+/// `LM_FUSED_ADAMW=0`.
+fn kernel_for<B: Backend>() -> Option<Runner<B>> {
+    if opted_out() {
+        return None;
+    }
+    crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>)
+}
+
+/// [`adamw_step`] when [`supports`] `B`, else `None`.
 pub fn try_adamw_step<B: Backend>(
     param: Tensor<B, 1>,
     grad: Tensor<B, 1>,
@@ -74,19 +82,12 @@ pub fn try_adamw_step<B: Backend>(
     scale: Tensor<B, 1>,
     scalars: AdamWScalars,
 ) -> Option<Output<B>> {
-    if opted_out() {
-        return None;
-    }
-    let run: Option<Runner<B>> =
-        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>);
-    run.map(|run| run(param, grad, m, v, scale, scalars))
+    kernel_for::<B>().map(|run| run(param, grad, m, v, scale, scalars))
 }
 
 /// Whether [`try_adamw_step`] runs the kernel for backend `B`.
 pub fn supports<B: Backend>() -> bool {
-    let run: Option<Runner<B>> =
-        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>);
-    !opted_out() && run.is_some()
+    kernel_for::<B>().is_some()
 }
 
 fn opted_out() -> bool {

@@ -38,7 +38,9 @@ pub fn uses_tensor_cores<R: CubeRuntime>(
     dtype: DType,
     head_dim: usize,
 ) -> bool {
-    if std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0") {
+    // Read once: this runs for every attention call.
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *OFF.get_or_init(|| std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0")) {
         return false;
     }
     let props = client.properties();
