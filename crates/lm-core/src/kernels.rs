@@ -1,5 +1,5 @@
 //! The kernels of `lm-kernels` (FlashAttention-2, fused cross-entropy and RMSNorm, cuBLASLt
-//! GEMMs), for
+//! GEMMs, the AdamW step, the decode step), for
 //! builds and backends that have them.
 //!
 //! GPU builds (`wgpu`, `cuda`) link the kernels and recognise their concrete backends; CPU
@@ -81,6 +81,102 @@ pub fn rms_norm<B: Backend>(
     {
         let _ = (x, weight, eps);
         None
+    }
+}
+
+/// Whether backend `B` has the generation engine's decode-step kernels ([`decode_qkv`],
+/// [`decode_attention`]) for `head_dim` in this build (off with `LM_DECODE_KERNELS=0`).
+pub fn has_decode_kernels<B: Backend>(head_dim: usize) -> bool {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::decode::supports::<B>(head_dim)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = head_dim;
+        false
+    }
+}
+
+/// What the decode step's q/k/v kernel reads besides the caches (one token per row).
+pub struct DecodeQkv<B: Backend> {
+    /// The stacked q/k/v projection `[rows, (heads + 2·kv_heads) · head_dim]`, before its bias.
+    pub qkv: Tensor<B, 2>,
+    /// `[(heads + 2·kv_heads) · head_dim]`, in qkv's dtype.
+    pub bias: Option<Tensor<B, 1>>,
+    /// RoPE's `cos` and `sin_signed` at each row's position, `[rows, head_dim]`.
+    pub cos: Tensor<B, 2>,
+    pub sin_signed: Tensor<B, 2>,
+    /// `[head_dim]`: the feature each one is rotated with.
+    pub partner: Tensor<B, 1, Int>,
+    /// `[rows]`: each row's cache slot (outside the cache: not written).
+    pub slots: Tensor<B, 1, Int>,
+    pub heads: usize,
+}
+
+/// `(q [rows, heads, head_dim], k_cache, v_cache)`: the bias added, q and k rotated, k and
+/// v written into the caches `[rows, kv_heads, max_len, head_dim]` at `step.slots`, by one
+/// kernel. `None` where [`has_decode_kernels`] is false.
+pub fn decode_qkv<B: Backend>(
+    step: DecodeQkv<B>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+) -> Option<(Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>)> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        let inputs = lm_kernels::decode::QkvInputs {
+            qkv: step.qkv,
+            bias: step.bias,
+            cos: step.cos,
+            sin_signed: step.sin_signed,
+            partner: step.partner,
+            slots: step.slots,
+            heads: step.heads,
+        };
+        lm_kernels::decode::try_decode_qkv(inputs, k_cache, v_cache)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = (step, k_cache, v_cache);
+        None
+    }
+}
+
+/// `[rows, heads, head_dim]`: one query token per row attending over the first `len` cache
+/// slots with additive `bias [rows, len]`, scores scaled by `scale`, grouped-query heads;
+/// one kernel. `None` where [`has_decode_kernels`] is false.
+pub fn decode_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+    bias: Tensor<B, 2>,
+    scale: f32,
+) -> Option<Tensor<B, 3>> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::decode::try_decode_attention(q, k_cache, v_cache, bias, scale)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = (q, k_cache, v_cache, bias, scale);
+        None
+    }
+}
+
+/// `silu(gate) · up` in one kernel on inference (non-autodiff) kernel backends; elsewhere
+/// the operands back, for tensor ops.
+#[allow(clippy::type_complexity)]
+pub fn silu_mul<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> std::result::Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, D>)> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::decode::try_silu_mul(gate, up)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        Err((gate, up))
     }
 }
 

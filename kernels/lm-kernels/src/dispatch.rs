@@ -19,12 +19,18 @@ pub fn is<B: 'static, T: 'static>() -> bool {
     TypeId::of::<B>() == TypeId::of::<T>()
 }
 
-/// Whether `B` is one of this build's CUDA backends (with or without autodiff).
+/// burn's CUDA backend without its fusion layer (what generation runs on: fusion compiles
+/// new kernels for every new decode shape).
+#[cfg(feature = "cuda")]
+pub type CudaUnfused = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// Whether `B` is one of this build's CUDA backends (with or without fusion and autodiff).
 pub fn is_cuda<B: 'static>() -> bool {
     #[cfg(feature = "cuda")]
     {
         type C = burn::backend::Cuda<f32, i32>;
-        is::<B, C>() || is::<B, burn::backend::Autodiff<C>>()
+        type Ad<T> = burn::backend::Autodiff<T>;
+        is::<B, C>() || is::<B, Ad<C>>() || is::<B, CudaUnfused>() || is::<B, Ad<CudaUnfused>>()
     }
     #[cfg(not(feature = "cuda"))]
     {
@@ -33,7 +39,8 @@ pub fn is_cuda<B: 'static>() -> bool {
 }
 
 /// Expands `$body` with the type alias `$K` bound to the concrete backend that `$B` is, for
-/// each kernel backend of this build (wgpu, cuda; with and without autodiff); evaluates to
+/// each kernel backend of this build (wgpu, cuda with and without fusion; with and without
+/// autodiff); evaluates to
 /// `None` when `$B` is none of them.
 #[macro_export]
 macro_rules! for_kernel_backend {
@@ -54,11 +61,19 @@ macro_rules! for_kernel_backend {
             type $K = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
             found = Some($body);
         }
+        #[cfg(feature = "cuda")]
+        if found.is_none()
+            && $crate::dispatch::is::<$B, burn::backend::Autodiff<$crate::dispatch::CudaUnfused>>()
+        {
+            type $K = burn::backend::Autodiff<$crate::dispatch::CudaUnfused>;
+            found = Some($body);
+        }
         found
     }};
 }
 
-/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only (wgpu, cuda), for
+/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only (wgpu, cuda with
+/// and without fusion), for
 /// kernels with no autodiff implementation (the optimiser step); `for_kernel_backend!` adds
 /// the autodiff ones.
 #[macro_export]
@@ -74,6 +89,11 @@ macro_rules! for_inner_kernel_backend {
         #[cfg(feature = "cuda")]
         if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Cuda<f32, i32>>() {
             type $K = burn::backend::Cuda<f32, i32>;
+            found = Some($body);
+        }
+        #[cfg(feature = "cuda")]
+        if found.is_none() && $crate::dispatch::is::<$B, $crate::dispatch::CudaUnfused>() {
+            type $K = $crate::dispatch::CudaUnfused;
             found = Some($body);
         }
         found

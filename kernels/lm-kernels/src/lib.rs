@@ -1,6 +1,7 @@
 //! CubeCL kernels for the lab-2 systems work and their burn backend extensions.
 //!
 //! `adamw`: the AdamW step over flat buffers in one kernel.
+//! `decode`: the generation engine's decode step (cache write, one-token attention).
 //! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
 //! `rms_norm`: fused RMSNorm (forward and backward).
 //! `memory`: device memory in use and reserved, for the profiling harness.
@@ -14,6 +15,8 @@
 pub mod adamw;
 #[cfg(feature = "cubecl")]
 pub mod cross_entropy;
+#[cfg(feature = "cubecl")]
+pub mod decode;
 #[cfg(feature = "cubecl")]
 pub mod dispatch;
 #[cfg(feature = "cubecl")]

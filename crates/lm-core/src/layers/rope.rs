@@ -157,6 +157,19 @@ impl<B: Backend> RopeTables<B> {
         );
         rotate(x, self.cos.clone(), self.sin_signed.clone(), &self.partner)
     }
+
+    /// For a call of one token per row: `(cos, sin_signed)` as `[rows, d_k]` and the partner
+    /// of each feature, for kernels that rotate by themselves; `None` for longer calls.
+    pub fn one_token_rows(&self) -> Option<(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>)> {
+        let [rows, t, _, d_k] = self.cos.dims();
+        (t == 1).then(|| {
+            (
+                self.cos.clone().reshape([rows, d_k]),
+                self.sin_signed.clone().reshape([rows, d_k]),
+                self.partner.clone(),
+            )
+        })
+    }
 }
 
 /// `x ⊙ cos + partner(x) ⊙ sin_signed`, the tables already broadcastable to `x`.

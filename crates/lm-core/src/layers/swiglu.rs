@@ -23,7 +23,11 @@ impl<B: Backend> SwiGlu<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gate = silu(self.w1.forward(x.clone()));
-        self.w2.forward(gate * self.w3.forward(x))
+        let (gate, up) = (self.w1.forward(x.clone()), self.w3.forward(x));
+        let hidden = match crate::kernels::silu_mul(gate, up) {
+            Ok(hidden) => hidden,
+            Err((gate, up)) => silu(gate) * up,
+        };
+        self.w2.forward(hidden)
     }
 }

@@ -1,12 +1,14 @@
 //! Grouped-query self-attention with optional q/k/v biases, over a KV cache.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::kv_cache::{CacheWrite, LayerKv};
 use crate::functional::softmax;
-use crate::kernels::matmul;
+use crate::kernels::DecodeQkv;
+use crate::kernels::{self, matmul};
 use crate::layers::{Linear, RopeTables};
+use crate::precision::to_dtype;
 
 /// `y = x Wᵀ (+ b)`: the existing [`Linear`] plus Qwen2's optional bias.
 #[derive(Module, Debug)]
@@ -114,6 +116,38 @@ impl<B: Backend> GroupedQueryAttention<B> {
             .collect()
     }
 
+    /// One token per row through the decode kernels: bias, RoPE and the cache write in one
+    /// launch, the attention over the cache in another (about 20 tensor ops otherwise).
+    fn decode_step(
+        &self,
+        x: Tensor<B, 3>,
+        (cos, sin_signed, partner): (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>),
+        bias: Tensor<B, 4>,
+        kv: &mut LayerKv<B>,
+        slots: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 3> {
+        let rows = x.dims()[0];
+        let (heads, hd) = (self.num_heads, self.head_dim);
+        let qkv: Tensor<B, 2> = self.qkv_proj.linear.forward(x).squeeze_dim(1);
+        let qkv_bias = (self.qkv_proj.bias.as_ref()).map(|b| to_dtype(b.val(), qkv.dtype()));
+        let step = DecodeQkv {
+            qkv,
+            bias: qkv_bias,
+            cos,
+            sin_signed,
+            partner,
+            slots,
+            heads,
+        };
+        let (q, k_cache, v_cache) = kv.decode_qkv(step);
+        let key_len = bias.dims()[3];
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mask = bias.reshape([rows, key_len]);
+        let out = kernels::decode_attention(q, k_cache, v_cache, mask, scale)
+            .expect("decode_step: has_decode_kernels was checked");
+        self.o_proj.forward(out.reshape([rows, 1, heads * hd]))
+    }
+
     /// `x [rows, T, d]`, `rope` at the tokens' positions, `bias [rows, 1, T, L]` from
     /// [`SlotMask::bias`]. Without a cache the keys are the `T` new tokens themselves
     /// (slot = index).
@@ -122,11 +156,20 @@ impl<B: Backend> GroupedQueryAttention<B> {
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
         bias: Tensor<B, 4>,
-        cache: Option<CacheStep<'_, B>>,
+        mut cache: Option<CacheStep<'_, B>>,
     ) -> Tensor<B, 3> {
         let [rows, t, _] = x.dims();
         let (heads, kv_heads, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let group = heads / kv_heads;
+        if t == 1
+            && let Some(step) = &mut cache
+            && let CacheWrite::PerRow(slots) = step.write
+            && kernels::has_decode_kernels::<B>(hd)
+            && let Some(rope_rows) = rope.one_token_rows()
+        {
+            let slots = slots.clone();
+            return self.decode_step(x, rope_rows, bias, step.kv, slots);
+        }
 
         // [rows, T, (H + 2·KV)·hd] → heads [rows, T, H + 2·KV, hd]; q and k rotate together.
         let qkv: Tensor<B, 4> =

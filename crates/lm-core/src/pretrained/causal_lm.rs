@@ -130,7 +130,7 @@ impl<B: Backend> CausalLm<B> for Decoder<B> {
             key_ok,
             len: attend,
         };
-        let write = CacheWrite::PerRow(cache.next_slot_one_hot(&device));
+        let write = CacheWrite::PerRow(cache.next_slots(&device));
         let h = self.hidden(
             int_tensor(ids, [all, 1], &device),
             int_tensor(positions, [all, 1], &device),

@@ -1,7 +1,9 @@
 //! Preallocated key/value cache: per layer `[rows, kv_heads, max_len, head_dim]` tensors
 //! and a length per row, so rows of different lengths decode together.
 
-use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+use crate::kernels::DecodeQkv;
 
 /// Keys and values of one layer.
 #[derive(Debug, Clone)]
@@ -15,8 +17,9 @@ pub struct LayerKv<B: Backend> {
 pub enum CacheWrite<B: Backend> {
     /// Every row writes its `T` new tokens at slots `offset .. offset + T`.
     At(usize),
-    /// One new token per row, row `b` at its own slot: a `[rows, 1, max_len, 1]` one-hot.
-    PerRow(Tensor<B, 4, Bool>),
+    /// One new token per row, row `b` at slot `slots[b]` (`[rows]`; a slot of `max_len`
+    /// writes nothing).
+    PerRow(Tensor<B, 1, Int>),
 }
 
 impl<B: Backend> LayerKv<B> {
@@ -49,22 +52,49 @@ impl<B: Backend> LayerKv<B> {
                 let t = new.dims()[2];
                 cache.slice_assign([0..rows, 0..heads, *offset..offset + t, 0..hd], new)
             }
-            CacheWrite::PerRow(one_hot) => {
+            CacheWrite::PerRow(slots) => {
+                // The `[rows, 1, max_len, 1]` one-hot of each row's slot, then broadcast.
+                let one_slot = [rows, 1, max_len, 1];
+                let device = slots.device();
+                let slot_ids = Tensor::<B, 1, Int>::arange(0..max_len as i64, &device)
+                    .reshape([1, 1, max_len, 1])
+                    .expand(one_slot);
+                let at_slot = slots.clone().reshape([rows, 1, 1, 1]).expand(one_slot);
                 let shape = [rows, heads, max_len, hd];
-                cache.mask_where(one_hot.clone().expand(shape), new.expand(shape))
+                let one_hot = at_slot.equal(slot_ids).expand(shape);
+                cache.mask_where(one_hot, new.expand(shape))
             }
         };
-        // Moving the tensors out keeps them uniquely owned, so backends can update in place.
-        let device = self.k.device();
-        let placeholder = || Tensor::<B, 4>::empty([0, 0, 0, 0], &device);
-        let k_cache = std::mem::replace(&mut self.k, placeholder());
-        let v_cache = std::mem::replace(&mut self.v, placeholder());
+        let (k_cache, v_cache) = self.take();
         self.k = update(k_cache, k);
         self.v = update(v_cache, v);
         let visible = [0..rows, 0..heads, 0..attend_len, 0..hd];
         (
             self.k.clone().slice(visible.clone()),
             self.v.clone().slice(visible),
+        )
+    }
+
+    /// The decode step's q `[rows, heads, head_dim]` from `step` (bias, RoPE), with k and v
+    /// written at `step.slots` by the same kernel; returns the whole caches beside q. Only
+    /// where [`crate::kernels::has_decode_kernels`] holds.
+    pub fn decode_qkv(&mut self, step: DecodeQkv<B>) -> (Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>) {
+        let (k_cache, v_cache) = self.take();
+        let (q, k, v) = crate::kernels::decode_qkv(step, k_cache, v_cache)
+            .expect("LayerKv::decode_qkv: the caller checked has_decode_kernels");
+        self.k = k;
+        self.v = v;
+        (q, self.k.clone(), self.v.clone())
+    }
+
+    /// Moves the caches out (leaving empty placeholders), so the caller holds the only
+    /// references and backends can update them in place.
+    fn take(&mut self) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let device = self.k.device();
+        let placeholder = || Tensor::<B, 4>::empty([0, 0, 0, 0], &device);
+        (
+            std::mem::replace(&mut self.k, placeholder()),
+            std::mem::replace(&mut self.v, placeholder()),
         )
     }
 
@@ -107,16 +137,14 @@ impl<B: Backend> KvCache<B> {
         crate::generate::bucketed_len(needed, ATTEND_BUCKET, self.max_len)
     }
 
-    /// The `[rows, 1, max_len, 1]` one-hot of each row's next slot (for [`CacheWrite::PerRow`]);
-    /// a full row matches no slot.
-    pub fn next_slot_one_hot(&self, device: &B::Device) -> Tensor<B, 4, Bool> {
-        let rows = self.rows();
-        let mut hot = vec![false; rows * self.max_len];
-        for (r, &len) in self.lens.iter().enumerate() {
-            if len < self.max_len {
-                hot[r * self.max_len + len] = true;
-            }
-        }
-        Tensor::from_data(TensorData::new(hot, [rows, 1, self.max_len, 1]), device)
+    /// Each row's next slot `[rows]` (for [`CacheWrite::PerRow`]); a full row's is `max_len`,
+    /// which writes nothing.
+    pub fn next_slots(&self, device: &B::Device) -> Tensor<B, 1, Int> {
+        let slots: Vec<i64> = self
+            .lens
+            .iter()
+            .map(|&len| len.min(self.max_len) as i64)
+            .collect();
+        Tensor::from_data(TensorData::new(slots, [self.rows()]), device)
     }
 }

@@ -1,0 +1,283 @@
+//! [`DecodeBackend`]: the burn backend extension for the decode-step kernels and its
+//! implementations (CubeCL backends; `Fusion<_>` over them as custom operations). Inference
+//! only: there is no autodiff implementation.
+
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{Shape, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_fusion::{Fusion, FusionBackend};
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::*;
+
+use super::kernels::{decode_attention, decode_qkv, silu_mul};
+use crate::fusion_op::{Body, outputs, register};
+
+/// Units per cube of the element-wise q/k/v kernel.
+const ELEMENTWISE_UNITS: u32 = 256;
+
+/// Units per cube of [`decode_attention`] for head dim `head_dim` (≤ 128): a power of two
+/// (the reductions halve it), at least 64 and at least the head dim (one unit per output
+/// column).
+pub fn attention_units(head_dim: usize) -> usize {
+    head_dim.next_power_of_two().max(64)
+}
+
+/// A backend with the decode-step kernels over a `[rows, kv_heads, max_len, head_dim]` cache.
+pub trait DecodeBackend: Backend {
+    /// `(q, k_cache, v_cache)`: the stacked projection `qkv [rows, (heads + 2·kv_heads) ·
+    /// head_dim]` plus `bias [(heads + 2·kv_heads) · head_dim]` (if any), q and k rotated by
+    /// RoPE (`x·cos + x[partner]·sin_signed` with per-row tables `[rows, head_dim]` and
+    /// `partner [head_dim]`); q `[rows, heads, head_dim]` returned, k and v written into the
+    /// caches `[rows, kv_heads, max_len, head_dim]` at slot `slots[row]` (rows whose slot is
+    /// outside `0..max_len` write nothing), in place when the caches are uniquely owned.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_qkv(
+        qkv: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        rope: [FloatTensor<Self>; 2],
+        partner: IntTensor<Self>,
+        slots: IntTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        heads: usize,
+    ) -> [FloatTensor<Self>; 3];
+
+    /// `[rows, heads, head_dim]`: each row's query `q [rows, heads, head_dim]` attending over
+    /// the first `len` slots of the caches with additive `bias [rows, len]` (f32, −∞ =
+    /// masked) and scores scaled by `scale`; query head `h` reads kv head `h / (heads /
+    /// kv_heads)`.
+    fn decode_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self>;
+
+    /// `silu(gate) · up` element-wise (same shapes).
+    fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// `tensor` contiguous and uniquely owned, so a kernel may write into it.
+fn writable<R: CubeRuntime>(tensor: CubeTensor<R>) -> CubeTensor<R> {
+    let tensor = into_contiguous(tensor);
+    if tensor.can_mut() {
+        tensor
+    } else {
+        tensor.copy()
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> DecodeBackend
+    for CubeBackend<R, F, I, BT>
+{
+    fn decode_qkv(
+        qkv: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        [cos, sin_signed]: [FloatTensor<Self>; 2],
+        partner: IntTensor<Self>,
+        slots: IntTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        heads: usize,
+    ) -> [FloatTensor<Self>; 3] {
+        let (k_cache, v_cache) = (writable(k_cache), writable(v_cache));
+        let [qkv, cos, sin_signed] = [qkv, cos, sin_signed].map(into_contiguous);
+        let has_bias = bias.is_some();
+        // Without a bias the kernel never reads its bias argument: any tensor will do.
+        let bias = into_contiguous(bias.unwrap_or_else(|| qkv.clone()));
+        let [partner, slots] = [partner, slots].map(into_contiguous);
+        let [rows, kv_heads, max_len, head_dim] = k_cache.shape().dims::<4>();
+        let (client, device) = (qkv.client.clone(), qkv.device.clone());
+        let q = empty_device_contiguous_dtype(
+            client.clone(),
+            device,
+            Shape::new([rows, heads, head_dim]),
+            qkv.dtype,
+        );
+        let elements = qkv.shape().num_elements();
+        let cube_dim = CubeDim::new_1d(ELEMENTWISE_UNITS);
+        let dtypes = [qkv.dtype.into(), slots.dtype.into()];
+        decode_qkv::launch::<R>(
+            &client,
+            calculate_cube_count_elemwise(&client, elements, cube_dim),
+            cube_dim,
+            qkv.into_tensor_arg(),
+            bias.into_tensor_arg(),
+            cos.into_tensor_arg(),
+            sin_signed.into_tensor_arg(),
+            partner.into_tensor_arg(),
+            slots.into_tensor_arg(),
+            q.clone().into_tensor_arg(),
+            k_cache.clone().into_tensor_arg(),
+            v_cache.clone().into_tensor_arg(),
+            heads as u32,
+            kv_heads as u32,
+            max_len as u32,
+            head_dim as u32,
+            has_bias,
+            dtypes,
+        );
+        [q, k_cache, v_cache]
+    }
+
+    fn decode_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        let [q, k_cache, v_cache, bias] = [q, k_cache, v_cache, bias].map(into_contiguous);
+        let [rows, heads, head_dim] = q.shape().dims::<3>();
+        let [_, kv_heads, max_len, _] = k_cache.shape().dims::<4>();
+        let len = bias.shape().dims::<2>()[1];
+        let (client, device) = (q.client.clone(), q.device.clone());
+        let out = empty_device_contiguous_dtype(client.clone(), device, q.shape(), q.dtype);
+        let units = attention_units(head_dim);
+        let dtype = q.dtype.into();
+        decode_attention::launch::<R>(
+            &client,
+            CubeCount::new_1d((rows * heads) as u32),
+            CubeDim::new_1d(units as u32),
+            q.into_tensor_arg(),
+            k_cache.into_tensor_arg(),
+            v_cache.into_tensor_arg(),
+            bias.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            heads as u32,
+            (heads / kv_heads) as u32,
+            max_len as u32,
+            len as u32,
+            head_dim as u32,
+            scale,
+            units,
+            dtype,
+        );
+        out
+    }
+
+    fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [gate, up] = [gate, up].map(into_contiguous);
+        let (client, device) = (gate.client.clone(), gate.device.clone());
+        let out = empty_device_contiguous_dtype(client.clone(), device, gate.shape(), gate.dtype);
+        let cube_dim = CubeDim::new_1d(ELEMENTWISE_UNITS);
+        let dtype = gate.dtype.into();
+        silu_mul::launch::<R>(
+            &client,
+            calculate_cube_count_elemwise(&client, gate.shape().num_elements(), cube_dim),
+            cube_dim,
+            gate.into_tensor_arg(),
+            up.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            dtype,
+        );
+        out
+    }
+}
+
+impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
+    fn decode_qkv(
+        qkv: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        [cos, sin_signed]: [FloatTensor<Self>; 2],
+        partner: IntTensor<Self>,
+        slots: IntTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        heads: usize,
+    ) -> [FloatTensor<Self>; 3] {
+        let [rows, _, _, head_dim] = k_cache.shape.dims::<4>();
+        let like_cache = (k_cache.shape.clone(), k_cache.dtype);
+        let like_q = (Shape::new([rows, heads, head_dim]), qkv.dtype);
+        let has_bias = bias.is_some();
+        // A fixed input list: without a bias, qkv stands in (never read).
+        let bias = bias.unwrap_or_else(|| qkv.clone());
+        let body: Body<B> = Arc::new(move |desc, handles| {
+            let ([qkv, bias, cos, sin, partner, slots, k_cache, v_cache], [q_ir, k_ir, v_ir]) =
+                desc.as_fixed::<8, 3>();
+            let [qkv, bias, cos, sin, k_cache, v_cache] =
+                [qkv, bias, cos, sin, k_cache, v_cache].map(|t| handles.get_float_tensor::<B>(t));
+            let [partner, slots] = [partner, slots].map(|t| handles.get_int_tensor::<B>(t));
+            let bias = has_bias.then_some(bias);
+            let [q, k, v] = B::decode_qkv(
+                qkv,
+                bias,
+                [cos, sin],
+                partner,
+                slots,
+                k_cache,
+                v_cache,
+                heads,
+            );
+            for (ir, t) in [(q_ir, q), (k_ir, k), (v_ir, v)] {
+                handles.register_float_tensor::<B>(&ir.id, t);
+            }
+        });
+        let inputs = vec![qkv, bias, cos, sin_signed, partner, slots, k_cache, v_cache];
+        let outs = vec![like_q, like_cache.clone(), like_cache];
+        outputs(register::<B>("decode_qkv", inputs, outs, body))
+    }
+
+    fn decode_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        let like_q = (q.shape.clone(), q.dtype);
+        let body: Body<B> = Arc::new(move |desc, handles| {
+            let ([q, k_cache, v_cache, bias], [out_ir]) = desc.as_fixed::<4, 1>();
+            let [q, k_cache, v_cache, bias] =
+                [q, k_cache, v_cache, bias].map(|t| handles.get_float_tensor::<B>(t));
+            let out = B::decode_attention(q, k_cache, v_cache, bias, scale);
+            handles.register_float_tensor::<B>(&out_ir.id, out);
+        });
+        let inputs = vec![q, k_cache, v_cache, bias];
+        let [out] = outputs(register::<B>(
+            "decode_attention",
+            inputs,
+            vec![like_q],
+            body,
+        ));
+        out
+    }
+
+    fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        let like_gate = (gate.shape.clone(), gate.dtype);
+        let body: Body<B> = Arc::new(|desc, handles| {
+            let ([gate, up], [out_ir]) = desc.as_fixed::<2, 1>();
+            let [gate, up] = [gate, up].map(|t| handles.get_float_tensor::<B>(t));
+            handles.register_float_tensor::<B>(&out_ir.id, B::silu_mul(gate, up));
+        });
+        let [out] = outputs(register::<B>(
+            "silu_mul",
+            vec![gate, up],
+            vec![like_gate],
+            body,
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_cover_the_head_and_halve_evenly() {
+        for head_dim in [16, 32, 48, 64, 80, 96, 112, 128] {
+            let units = attention_units(head_dim);
+            assert!(units >= head_dim && units >= 64 && units.is_power_of_two());
+        }
+        assert_eq!(attention_units(64), 64);
+        assert_eq!(attention_units(80), 128);
+    }
+}

@@ -1,0 +1,198 @@
+//! Inference-only kernels of the generation engine. SwiGLU's gate `silu(gate) · up` in one
+//! launch (tensor ops: three). The decode step, one token per row over a preallocated KV
+//! cache: the projection's bias, RoPE on q and k and the write of k and v at each row's own
+//! slot in one launch (the tensor-op version: a bias add, four RoPE ops, three head copies
+//! and a masked select over the whole cache), and the attention in one launch (tensor ops:
+//! two matmuls, a softmax, the mask and the head reshapes, about a dozen).
+
+pub mod backend;
+pub mod kernels;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorPrimitive};
+
+pub use backend::{DecodeBackend, attention_units};
+
+use crate::dispatch::same_type;
+
+/// Largest head dim [`decode_attention`] takes (one unit per output column).
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// What the decode step's q/k/v kernel reads besides the caches.
+pub struct QkvInputs<B: Backend> {
+    /// The stacked q/k/v projection `[rows, (heads + 2·kv_heads) · head_dim]`, before its bias.
+    pub qkv: Tensor<B, 2>,
+    /// `[(heads + 2·kv_heads) · head_dim]`, in qkv's dtype.
+    pub bias: Option<Tensor<B, 1>>,
+    /// RoPE's `cos` and `sin_signed` rows at each row's position, `[rows, head_dim]`.
+    pub cos: Tensor<B, 2>,
+    pub sin_signed: Tensor<B, 2>,
+    /// `[head_dim]`: the feature each one is rotated with.
+    pub partner: Tensor<B, 1, Int>,
+    /// `[rows]`: the cache slot of each row's token (outside `0..max_len`: not written).
+    pub slots: Tensor<B, 1, Int>,
+    pub heads: usize,
+}
+
+impl<B: Backend> QkvInputs<B> {
+    fn cast<K: Backend>(self) -> QkvInputs<K> {
+        QkvInputs {
+            qkv: same_type(self.qkv),
+            bias: self.bias.map(same_type),
+            cos: same_type(self.cos),
+            sin_signed: same_type(self.sin_signed),
+            partner: same_type(self.partner),
+            slots: same_type(self.slots),
+            heads: self.heads,
+        }
+    }
+}
+
+/// `(q [rows, heads, head_dim], k_cache, v_cache)`: bias, RoPE and the cache write of one
+/// decode step in one kernel (see [`DecodeBackend::decode_qkv`]).
+pub fn decode_qkv<B: DecodeBackend>(
+    inputs: QkvInputs<B>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+) -> (Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>) {
+    let float = |t: Tensor<B, 2>| t.into_primitive().tensor();
+    let [q, k, v] = B::decode_qkv(
+        float(inputs.qkv),
+        inputs.bias.map(|b| b.into_primitive().tensor()),
+        [float(inputs.cos), float(inputs.sin_signed)],
+        inputs.partner.into_primitive(),
+        inputs.slots.into_primitive(),
+        k_cache.into_primitive().tensor(),
+        v_cache.into_primitive().tensor(),
+        inputs.heads,
+    );
+    let wrap4 = |t| Tensor::from_primitive(TensorPrimitive::Float(t));
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(q)),
+        wrap4(k),
+        wrap4(v),
+    )
+}
+
+/// `[rows, heads, head_dim]`: `softmax(q kᵀ · scale + bias) v` per row and query head over
+/// the first `len` cache slots, `bias [rows, len]` f32 (−∞ = masked, at least one slot
+/// visible per row), grouped-query heads as in [`DecodeBackend::decode_attention`].
+pub fn decode_attention<B: DecodeBackend>(
+    q: Tensor<B, 3>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+    bias: Tensor<B, 2>,
+    scale: f32,
+) -> Tensor<B, 3> {
+    let out = B::decode_attention(
+        q.into_primitive().tensor(),
+        k_cache.into_primitive().tensor(),
+        v_cache.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+        scale,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+type QkvOutput<B> = (Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>);
+type QkvRunner<B> = fn(QkvInputs<B>, Tensor<B, 4>, Tensor<B, 4>) -> QkvOutput<B>;
+type AttentionRunner<B> =
+    fn(Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 2>, f32) -> Tensor<B, 3>;
+
+fn qkv_as<B: Backend, K: DecodeBackend>(
+    inputs: QkvInputs<B>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+) -> QkvOutput<B> {
+    let (q, k, v) = decode_qkv::<K>(inputs.cast(), same_type(k_cache), same_type(v_cache));
+    (same_type(q), same_type(k), same_type(v))
+}
+
+fn attention_as<B: Backend, K: DecodeBackend>(
+    q: Tensor<B, 3>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+    bias: Tensor<B, 2>,
+    scale: f32,
+) -> Tensor<B, 3> {
+    same_type(decode_attention::<K>(
+        same_type(q),
+        same_type(k_cache),
+        same_type(v_cache),
+        same_type(bias),
+        scale,
+    ))
+}
+
+/// Whether `B` (one of this build's inference kernel backends) has the decode kernels for
+/// `head_dim`, unless `LM_DECODE_KERNELS=0`.
+pub fn supports<B: Backend>(head_dim: usize) -> bool {
+    !opted_out()
+        && head_dim <= MAX_HEAD_DIM
+        && crate::for_inner_kernel_backend!(B, |K| std::any::type_name::<K>()).is_some()
+}
+
+/// [`decode_qkv`] when [`supports`] `B` and the head dim, else `None` (ask [`supports`]
+/// first: the inputs are consumed either way).
+pub fn try_decode_qkv<B: Backend>(
+    inputs: QkvInputs<B>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+) -> Option<QkvOutput<B>> {
+    if !supports::<B>(k_cache.dims()[3]) {
+        return None;
+    }
+    let run: Option<QkvRunner<B>> =
+        crate::for_inner_kernel_backend!(B, |K| qkv_as::<B, K> as QkvRunner<B>);
+    run.map(|run| run(inputs, k_cache, v_cache))
+}
+
+/// [`decode_attention`] when [`supports`] `B` and the head dim, else `None` (ask
+/// [`supports`] first: the inputs are consumed either way).
+pub fn try_decode_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k_cache: Tensor<B, 4>,
+    v_cache: Tensor<B, 4>,
+    bias: Tensor<B, 2>,
+    scale: f32,
+) -> Option<Tensor<B, 3>> {
+    if !supports::<B>(q.dims()[2]) {
+        return None;
+    }
+    let run: Option<AttentionRunner<B>> =
+        crate::for_inner_kernel_backend!(B, |K| attention_as::<B, K> as AttentionRunner<B>);
+    run.map(|run| run(q, k_cache, v_cache, bias, scale))
+}
+
+/// `silu(gate) · up` (SwiGLU's gate) in one launch when `B` is one of this build's
+/// inference kernel backends (no autodiff: nothing here is differentiable), unless
+/// `LM_DECODE_KERNELS=0`; else the operands back, for tensor ops.
+pub fn try_silu_mul<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, D>)> {
+    type Runner<B, const D: usize> = fn(Tensor<B, D>, Tensor<B, D>) -> Tensor<B, D>;
+    fn run_as<B: Backend, K: DecodeBackend, const D: usize>(
+        gate: Tensor<B, D>,
+        up: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        let gate: Tensor<K, D> = same_type(gate);
+        let up: Tensor<K, D> = same_type(up);
+        let out = K::silu_mul(gate.into_primitive().tensor(), up.into_primitive().tensor());
+        same_type(Tensor::<K, D>::from_primitive(TensorPrimitive::Float(out)))
+    }
+    let run: Option<Runner<B, D>> = if opted_out() || gate.dims() != up.dims() {
+        None
+    } else {
+        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K, D> as Runner<B, D>)
+    };
+    match run {
+        Some(run) => Ok(run(gate, up)),
+        None => Err((gate, up)),
+    }
+}
+
+fn opted_out() -> bool {
+    static OUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OUT.get_or_init(|| std::env::var("LM_DECODE_KERNELS").is_ok_and(|v| v == "0"))
+}
