@@ -85,8 +85,14 @@ pub fn rms_norm<B: Backend>(
 }
 
 /// Whether backend `B` has the generation engine's decode-step kernels ([`decode_qkv`],
-/// [`decode_attention`]) for `head_dim` in this build (off with `LM_DECODE_KERNELS=0`).
+/// [`decode_attention`]) for `head_dim` in this build: the CubeCL kernels on the GPU
+/// backends, plain loops on `NdArray<f32>` (`crate::cpu_decode`); off with
+/// `LM_DECODE_KERNELS=0`.
 pub fn has_decode_kernels<B: Backend>(head_dim: usize) -> bool {
+    #[cfg(feature = "ndarray")]
+    if crate::cpu_decode::supports::<B>() {
+        return decode_kernels_enabled();
+    }
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
         lm_kernels::decode::supports::<B>(head_dim)
@@ -96,6 +102,13 @@ pub fn has_decode_kernels<B: Backend>(head_dim: usize) -> bool {
         let _ = head_dim;
         false
     }
+}
+
+/// `LM_DECODE_KERNELS=0` turns the decode-step paths off (tensor ops everywhere).
+#[cfg(feature = "ndarray")]
+fn decode_kernels_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LM_DECODE_KERNELS").map_or(true, |v| v != "0"))
 }
 
 /// What the decode step's q/k/v kernel reads besides the caches (one token per row).
@@ -122,6 +135,10 @@ pub fn decode_qkv<B: Backend>(
     k_cache: Tensor<B, 4>,
     v_cache: Tensor<B, 4>,
 ) -> Option<(Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>)> {
+    #[cfg(feature = "ndarray")]
+    if crate::cpu_decode::supports::<B>() {
+        return crate::cpu_decode::decode_qkv(step, k_cache, v_cache);
+    }
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
         let inputs = lm_kernels::decode::QkvInputs {
@@ -152,6 +169,10 @@ pub fn decode_attention<B: Backend>(
     bias: Tensor<B, 2>,
     scale: f32,
 ) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "ndarray")]
+    if crate::cpu_decode::supports::<B>() {
+        return crate::cpu_decode::decode_attention(q, k_cache, v_cache, bias, scale);
+    }
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
         lm_kernels::decode::try_decode_attention(q, k_cache, v_cache, bias, scale)

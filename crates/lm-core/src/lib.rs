@@ -7,6 +7,8 @@
 pub mod assets;
 pub mod config;
 #[cfg(feature = "ndarray")]
+pub mod cpu_decode;
+#[cfg(feature = "ndarray")]
 pub mod cpu_linear;
 pub mod error;
 pub mod fsutil;

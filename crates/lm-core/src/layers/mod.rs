@@ -16,7 +16,7 @@ pub use block::TransformerBlock;
 pub use embedding::Embedding;
 pub use linear::{Linear, matmul_transposed};
 pub use rmsnorm::RmsNorm;
-pub use rope::{Rope, RopeStyle, RopeTables, rope_inv_freq};
+pub use rope::{Rope, RopeRows, RopeStyle, RopeTables, rope_inv_freq};
 pub use swiglu::SwiGlu;
 
 /// Panics with a message naming the layer and tensor when `got` is not `expected`.

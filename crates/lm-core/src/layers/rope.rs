@@ -158,18 +158,27 @@ impl<B: Backend> RopeTables<B> {
         rotate(x, self.cos.clone(), self.sin_signed.clone(), &self.partner)
     }
 
-    /// For a call of one token per row: `(cos, sin_signed)` as `[rows, d_k]` and the partner
-    /// of each feature, for kernels that rotate by themselves; `None` for longer calls.
-    pub fn one_token_rows(&self) -> Option<(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>)> {
+    /// For a call of one token per row: the tables as `[rows, d_k]` and the partner of each
+    /// feature, for kernels that rotate by themselves; `None` for longer calls.
+    pub fn one_token_rows(&self) -> Option<RopeRows<B>> {
         let [rows, t, _, d_k] = self.cos.dims();
-        (t == 1).then(|| {
-            (
-                self.cos.clone().reshape([rows, d_k]),
-                self.sin_signed.clone().reshape([rows, d_k]),
-                self.partner.clone(),
-            )
+        (t == 1).then(|| RopeRows {
+            cos: self.cos.clone().reshape([rows, d_k]),
+            sin_signed: self.sin_signed.clone().reshape([rows, d_k]),
+            partner: self.partner.clone(),
         })
     }
+}
+
+/// [`RopeTables`] of one token per row: `y = x ⊙ cos + x[partner] ⊙ sin_signed` per row.
+#[derive(Debug, Clone)]
+pub struct RopeRows<B: Backend> {
+    /// `[rows, d_k]`.
+    pub cos: Tensor<B, 2>,
+    /// `[rows, d_k]`.
+    pub sin_signed: Tensor<B, 2>,
+    /// `[d_k]`: the feature each one is rotated with.
+    pub partner: Tensor<B, 1, Int>,
 }
 
 /// `x ⊙ cos + partner(x) ⊙ sin_signed`, the tables already broadcastable to `x`.

@@ -7,7 +7,7 @@ use super::kv_cache::{CacheWrite, LayerKv};
 use crate::functional::softmax;
 use crate::kernels::DecodeQkv;
 use crate::kernels::{self, matmul};
-use crate::layers::{Linear, RopeTables};
+use crate::layers::{Linear, RopeRows, RopeTables};
 use crate::precision::to_dtype;
 
 /// `y = x Wᵀ (+ b)`: the existing [`Linear`] plus Qwen2's optional bias.
@@ -121,7 +121,7 @@ impl<B: Backend> GroupedQueryAttention<B> {
     fn decode_step(
         &self,
         x: Tensor<B, 3>,
-        (cos, sin_signed, partner): (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>),
+        rope: RopeRows<B>,
         bias: Tensor<B, 4>,
         kv: &mut LayerKv<B>,
         slots: Tensor<B, 1, Int>,
@@ -133,9 +133,9 @@ impl<B: Backend> GroupedQueryAttention<B> {
         let step = DecodeQkv {
             qkv,
             bias: qkv_bias,
-            cos,
-            sin_signed,
-            partner,
+            cos: rope.cos,
+            sin_signed: rope.sin_signed,
+            partner: rope.partner,
             slots,
             heads,
         };

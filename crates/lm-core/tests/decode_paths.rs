@@ -1,11 +1,11 @@
-//! Decoding through the decode-step kernels (wgpu over lavapipe) gives the logits of the
-//! tensor-op path (ndarray), step by step, with rows of different lengths, an idle row and a
-//! row prefilled mid-way (continuous batching): `cargo nextest run -p lm-core --features wgpu`.
-#![cfg(feature = "wgpu")]
+//! Decoding through the decode-step paths — plain loops on ndarray, the kernels on wgpu over
+//! lavapipe (`--features wgpu`) — gives the logits of the tensor-op path (autodiff backends
+//! never take the decode paths), step by step, with rows of different lengths, an idle row
+//! and a row prefilled mid-way (continuous batching).
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use lm_core::backends::{NdArray, Wgpu};
+use lm_core::backends::{NdArray, NdArrayAutodiff};
 use lm_core::generate::CausalLm;
 use lm_core::pretrained::weights::RandomWeights;
 use lm_core::pretrained::{Decoder, DecoderConfig};
@@ -50,17 +50,10 @@ fn schedule<B: Backend>(device: &B::Device) -> Vec<Vec<f32>> {
     out
 }
 
-#[test]
-fn kernel_decode_matches_the_tensor_op_decode() {
-    assert!(
-        lm_core::kernels::has_decode_kernels::<Wgpu>(16),
-        "wgpu builds have the decode kernels"
-    );
-    assert!(!lm_core::kernels::has_decode_kernels::<NdArray>(16));
-    let ours = schedule::<Wgpu>(&Default::default());
-    let reference = schedule::<NdArray>(&Default::default());
+/// Every call's logits of `ours` against `reference`, relative to 2e-4.
+fn assert_same_logits(ours: &[Vec<f32>], reference: &[Vec<f32>]) {
     assert_eq!(ours.len(), reference.len());
-    for (call, (a, b)) in ours.iter().zip(&reference).enumerate() {
+    for (call, (a, b)) in ours.iter().zip(reference).enumerate() {
         assert_eq!(a.len(), b.len(), "call {call}");
         let spread = b.iter().fold(0f32, |m, x| m.max(x.abs()));
         assert!(
@@ -70,8 +63,36 @@ fn kernel_decode_matches_the_tensor_op_decode() {
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!(
                 (x - y).abs() <= 2e-4 * (1.0 + y.abs()),
-                "call {call}, logit {i}: kernels {x}, tensor ops {y}"
+                "call {call}, logit {i}: decode path {x}, tensor ops {y}"
             );
         }
     }
+}
+
+fn tensor_op_reference() -> Vec<Vec<f32>> {
+    assert!(!lm_core::kernels::has_decode_kernels::<NdArrayAutodiff>(16));
+    schedule::<NdArrayAutodiff>(&Default::default())
+}
+
+#[test]
+fn cpu_decode_matches_the_tensor_op_decode() {
+    assert!(lm_core::kernels::has_decode_kernels::<NdArray>(16));
+    assert_same_logits(
+        &schedule::<NdArray>(&Default::default()),
+        &tensor_op_reference(),
+    );
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn kernel_decode_matches_the_tensor_op_decode() {
+    use lm_core::backends::Wgpu;
+    assert!(
+        lm_core::kernels::has_decode_kernels::<Wgpu>(16),
+        "wgpu builds have the decode kernels"
+    );
+    assert_same_logits(
+        &schedule::<Wgpu>(&Default::default()),
+        &tensor_op_reference(),
+    );
 }
