@@ -76,10 +76,35 @@ fn small_rows(
         .par_chunks_mut(CHUNK * m)
         .enumerate()
         .for_each(|(c, block)| {
-            for (j, cell) in block.chunks_mut(m).enumerate() {
-                let row = &weights[(c * CHUNK + j) * k..][..k];
-                for (r, v) in cell.iter_mut().enumerate() {
-                    *v = dot(&xs[r * k..][..k], row);
+            let features = block.len() / m;
+            let w_row = |j: usize| &weights[(c * CHUNK + j) * k..][..k];
+            let x_row = |r: usize| &xs[r * k..][..k];
+            let mut j = 0;
+            // Tiles of 4 weight rows × 2 rows of x: each loaded vector feeds 2 or 4 FMAs,
+            // where a lone dot product loads two vectors per FMA.
+            if tiles_available() {
+                while j + TILE_W <= features {
+                    let w = [w_row(j), w_row(j + 1), w_row(j + 2), w_row(j + 3)];
+                    let mut r = 0;
+                    while r + TILE_X <= m {
+                        let sums = dots_tile(w, [x_row(r), x_row(r + 1)]);
+                        for (jj, pair) in sums.iter().enumerate() {
+                            block[(j + jj) * m + r] = pair[0];
+                            block[(j + jj) * m + r + 1] = pair[1];
+                        }
+                        r += TILE_X;
+                    }
+                    for r in r..m {
+                        for (jj, row) in w.iter().enumerate() {
+                            block[(j + jj) * m + r] = dot(x_row(r), row);
+                        }
+                    }
+                    j += TILE_W;
+                }
+            }
+            for j in j..features {
+                for r in 0..m {
+                    block[j * m + r] = dot(x_row(r), w_row(j));
                 }
             }
         });
@@ -90,6 +115,69 @@ fn small_rows(
         }
     }
     Some(Tensor::from_data(TensorData::new(out, [m, n]), &device))
+}
+
+/// Weight rows and x rows of one [`dots_tile`].
+const TILE_W: usize = 4;
+const TILE_X: usize = 2;
+
+/// Whether [`dots_tile`] runs here (AVX2 + FMA).
+fn tiles_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `[w_j · x_r]` for 4 weight rows and 2 x rows of equal length; only where
+/// [`tiles_available`] (else the plain dot products).
+fn dots_tile(w: [&[f32]; TILE_W], x: [&[f32]; TILE_X]) -> [[f32; TILE_X]; TILE_W] {
+    #[cfg(target_arch = "x86_64")]
+    if tiles_available() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { dots_tile_avx2(w, x) };
+    }
+    w.map(|row| x.map(|xr| dot_portable(xr, row)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_tile_avx2(w: [&[f32]; TILE_W], x: [&[f32]; TILE_X]) -> [[f32; TILE_X]; TILE_W] {
+    use std::arch::x86_64::*;
+    let n = w.iter().chain(&x).map(|s| s.len()).min().unwrap_or(0);
+    let mut acc = [[_mm256_setzero_ps(); TILE_X]; TILE_W];
+    let mut i = 0;
+    // SAFETY: every load reads 8 floats at offsets i..i + 8 <= n of slices of length >= n.
+    unsafe {
+        while i + 8 <= n {
+            let xv = [
+                _mm256_loadu_ps(x[0].as_ptr().add(i)),
+                _mm256_loadu_ps(x[1].as_ptr().add(i)),
+            ];
+            for (row, acc_row) in w.iter().zip(acc.iter_mut()) {
+                let wv = _mm256_loadu_ps(row.as_ptr().add(i));
+                for (a, xv) in acc_row.iter_mut().zip(xv) {
+                    *a = _mm256_fmadd_ps(wv, xv, *a);
+                }
+            }
+            i += 8;
+        }
+    }
+    let mut out = [[0f32; TILE_X]; TILE_W];
+    for (j, (acc_row, out_row)) in acc.iter().zip(out.iter_mut()).enumerate() {
+        for (r, (a, o)) in acc_row.iter().zip(out_row.iter_mut()).enumerate() {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds exactly 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
+            let tail: f32 = (i..n).map(|t| w[j][t] * x[r][t]).sum();
+            *o = lanes.iter().sum::<f32>() + tail;
+        }
+    }
+    out
 }
 
 /// Dot product of equal-length slices (f32 with several partial sums, like any GEMM).
@@ -191,7 +279,35 @@ mod tests {
     fn matches_a_plain_product_for_few_and_many_rows() {
         product(1, 37, 300);
         product(3, 100, 129);
+        // Whole 4 × 2 tiles and every remainder: odd rows, features not a multiple of 4
+        // within a chunk or in the last chunk, k not a multiple of 8.
+        product(8, 64, 256);
+        product(7, 43, 131);
         product(MAX_ROWS + 5, 40, 70);
+    }
+
+    #[test]
+    fn tile_matches_separate_dot_products() {
+        let row = |seed: usize| -> Vec<f32> {
+            (0..91)
+                .map(|i| ((i * seed % 23) as f32 - 11.0) / 7.0)
+                .collect()
+        };
+        let (w, x) = ([row(3), row(5), row(7), row(11)], [row(13), row(17)]);
+        let sums = dots_tile([&w[0], &w[1], &w[2], &w[3]], [&x[0], &x[1]]);
+        for (j, pair) in sums.iter().enumerate() {
+            for (r, got) in pair.iter().enumerate() {
+                let want: f64 = w[j]
+                    .iter()
+                    .zip(&x[r])
+                    .map(|(a, b)| *a as f64 * *b as f64)
+                    .sum();
+                assert!(
+                    (*got as f64 - want).abs() < 1e-3,
+                    "[{j}, {r}]: {got} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]
