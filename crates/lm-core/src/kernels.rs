@@ -111,21 +111,8 @@ fn decode_kernels_enabled() -> bool {
     *ON.get_or_init(|| std::env::var("LM_DECODE_KERNELS").map_or(true, |v| v != "0"))
 }
 
-/// What the decode step's q/k/v kernel reads besides the caches (one token per row).
-pub struct DecodeQkv<B: Backend> {
-    /// The stacked q/k/v projection `[rows, (heads + 2·kv_heads) · head_dim]`, before its bias.
-    pub qkv: Tensor<B, 2>,
-    /// `[(heads + 2·kv_heads) · head_dim]`, in qkv's dtype.
-    pub bias: Option<Tensor<B, 1>>,
-    /// RoPE's `cos` and `sin_signed` at each row's position, `[rows, head_dim]`.
-    pub cos: Tensor<B, 2>,
-    pub sin_signed: Tensor<B, 2>,
-    /// `[head_dim]`: the feature each one is rotated with.
-    pub partner: Tensor<B, 1, Int>,
-    /// `[rows]`: each row's cache slot (outside the cache: not written).
-    pub slots: Tensor<B, 1, Int>,
-    pub heads: usize,
-}
+/// What the decode step's q/k/v pass reads besides the caches (one token per row).
+pub use lm_kernels::decode_inputs::QkvInputs as DecodeQkv;
 
 /// `(q [rows, heads, head_dim], k_cache, v_cache)`: the bias added, q and k rotated, k and
 /// v written into the caches `[rows, kv_heads, max_len, head_dim]` at `step.slots`, by one
@@ -141,16 +128,7 @@ pub fn decode_qkv<B: Backend>(
     }
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
-        let inputs = lm_kernels::decode::QkvInputs {
-            qkv: step.qkv,
-            bias: step.bias,
-            cos: step.cos,
-            sin_signed: step.sin_signed,
-            partner: step.partner,
-            slots: step.slots,
-            heads: step.heads,
-        };
-        lm_kernels::decode::try_decode_qkv(inputs, k_cache, v_cache)
+        lm_kernels::decode::try_decode_qkv(step, k_cache, v_cache)
     }
     #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
     {

@@ -17,6 +17,7 @@ pub mod adamw;
 pub mod cross_entropy;
 #[cfg(feature = "cubecl")]
 pub mod decode;
+pub mod decode_inputs;
 #[cfg(feature = "cubecl")]
 pub mod dispatch;
 #[cfg(feature = "cubecl")]

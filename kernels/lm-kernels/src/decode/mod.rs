@@ -9,30 +9,15 @@ pub mod backend;
 pub mod kernels;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorPrimitive};
+use burn::tensor::{Tensor, TensorPrimitive};
 
+pub use crate::decode_inputs::QkvInputs;
 pub use backend::{DecodeBackend, attention_units};
 
 use crate::dispatch::same_type;
 
 /// Largest head dim [`decode_attention`] takes (one unit per output column).
 pub const MAX_HEAD_DIM: usize = 128;
-
-/// What the decode step's q/k/v kernel reads besides the caches.
-pub struct QkvInputs<B: Backend> {
-    /// The stacked q/k/v projection `[rows, (heads + 2·kv_heads) · head_dim]`, before its bias.
-    pub qkv: Tensor<B, 2>,
-    /// `[(heads + 2·kv_heads) · head_dim]`, in qkv's dtype.
-    pub bias: Option<Tensor<B, 1>>,
-    /// RoPE's `cos` and `sin_signed` rows at each row's position, `[rows, head_dim]`.
-    pub cos: Tensor<B, 2>,
-    pub sin_signed: Tensor<B, 2>,
-    /// `[head_dim]`: the feature each one is rotated with.
-    pub partner: Tensor<B, 1, Int>,
-    /// `[rows]`: the cache slot of each row's token (outside `0..max_len`: not written).
-    pub slots: Tensor<B, 1, Int>,
-    pub heads: usize,
-}
 
 impl<B: Backend> QkvInputs<B> {
     fn cast<K: Backend>(self) -> QkvInputs<K> {
