@@ -28,4 +28,6 @@ pub mod gemm;
 #[cfg(feature = "cubecl")]
 pub mod memory;
 #[cfg(feature = "cubecl")]
+mod reduce;
+#[cfg(feature = "cubecl")]
 pub mod rms_norm;

@@ -4,6 +4,8 @@
 
 use cubecl::prelude::*;
 
+use crate::reduce::cube_reduce;
+
 /// The decode step's q/k/v from the stacked projection `qkv [rows, (heads + 2·kv_heads) ·
 /// head_dim]` (before its bias), one unit per element: the bias added (`has_bias`), q and k
 /// rotated by RoPE (`x·cos + x[partner]·sin_signed`, the per-row tables `[rows, head_dim]`),
@@ -63,26 +65,6 @@ pub fn decode_qkv<F: Float, I: Numeric>(
                 }
             }
         }
-    }
-}
-
-/// Reduces `values[0..CUBE_DIM_X]` into `values[0]` with max (`is_max`) or sum; every unit
-/// reads the result afterwards, so the caller syncs again before reusing `values`.
-#[cube]
-fn cube_reduce(values: &mut SharedMemory<f32>, unit: usize, #[comptime] is_max: bool) {
-    sync_cube();
-    // A runtime value (the cube width): a comptime one cannot be halved in a loop.
-    let mut stride = CUBE_DIM_X as usize / 2;
-    while stride > 0 {
-        if unit < stride {
-            if is_max {
-                values[unit] = max(values[unit], values[unit + stride]);
-            } else {
-                values[unit] += values[unit + stride];
-            }
-        }
-        sync_cube();
-        stride /= 2;
     }
 }
 

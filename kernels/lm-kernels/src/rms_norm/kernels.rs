@@ -2,20 +2,7 @@
 
 use cubecl::prelude::*;
 
-/// Sums `values[0..CUBE_DIM_X]` into `values[0]` (a tree in shared memory).
-#[cube]
-fn cube_sum(values: &mut SharedMemory<f32>, unit: usize) {
-    sync_cube();
-    // A runtime value (the cube width): a comptime one cannot be halved in a loop.
-    let mut stride = CUBE_DIM_X as usize / 2;
-    while stride > 0 {
-        if unit < stride {
-            values[unit] += values[unit + stride];
-        }
-        sync_cube();
-        stride /= 2;
-    }
-}
+use crate::reduce::cube_reduce;
 
 /// Per row (one cube): `inv = 1/√(mean(x²) + eps)` into `inv_rms[row]`, and
 /// `y = x · inv · weight`.
@@ -45,7 +32,7 @@ pub fn rms_norm_forward<F: Float, W: Float>(
         }
         let mut sums = SharedMemory::<f32>::new(units);
         sums[unit] = sum_sq;
-        cube_sum(&mut sums, unit);
+        cube_reduce(&mut sums, unit, false);
         let inv = 1.0f32 / f32::sqrt(sums[0] / f32::cast_from(dim_len) + eps);
         if unit == 0 {
             inv_rms[row] = inv;
@@ -87,7 +74,7 @@ pub fn rms_norm_backward_input<F: Float, W: Float>(
         }
         let mut sums = SharedMemory::<f32>::new(units);
         sums[unit] = dot;
-        cube_sum(&mut sums, unit);
+        cube_reduce(&mut sums, unit, false);
         let inv = inv_rms[row];
         let coef = inv * inv * inv * sums[0] / f32::cast_from(dim_len);
         let mut c = unit;
