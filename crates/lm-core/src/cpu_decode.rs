@@ -6,14 +6,12 @@
 //!
 //! Only `NdArray<f32>` takes this path (see [`supports`]).
 
-use std::any::Any;
-
 use burn::backend::NdArray;
 use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 use rayon::prelude::*;
 
-use crate::cpu_linear::dot;
+use crate::cpu_linear::{dot, downcast as cast};
 use crate::kernels::DecodeQkv;
 
 type Cpu = NdArray<f32>;
@@ -25,13 +23,6 @@ const PARALLEL_WORK: usize = 1 << 16;
 /// Whether `B` takes this module's path.
 pub fn supports<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<Cpu>()
-}
-
-fn cast<A: 'static, T: 'static>(value: A) -> Option<T> {
-    (Box::new(value) as Box<dyn Any>)
-        .downcast::<T>()
-        .ok()
-        .map(|b| *b)
 }
 
 fn values<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {

@@ -40,15 +40,18 @@ pub fn try_linear<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option
     } else {
         w.matmul(x.transpose()).transpose()
     };
-    (Box::new(y) as Box<dyn Any>)
-        .downcast::<Tensor<B, 2>>()
-        .ok()
-        .map(|b| *b)
+    downcast(y)
 }
 
 fn as_cpu<B: Backend>(t: Tensor<B, 2>) -> Option<Tensor<Cpu, 2>> {
-    (Box::new(t) as Box<dyn Any>)
-        .downcast::<Tensor<Cpu, 2>>()
+    downcast(t)
+}
+
+/// `value` as type `T` when it is one (a generic backend's tensor as the concrete ndarray
+/// one and back), else `None`.
+pub(crate) fn downcast<A: 'static, T: 'static>(value: A) -> Option<T> {
+    (Box::new(value) as Box<dyn Any>)
+        .downcast::<T>()
         .ok()
         .map(|b| *b)
 }

@@ -91,7 +91,7 @@ pub fn rms_norm<B: Backend>(
 pub fn has_decode_kernels<B: Backend>(head_dim: usize) -> bool {
     #[cfg(feature = "ndarray")]
     if crate::cpu_decode::supports::<B>() {
-        return decode_kernels_enabled();
+        return !lm_kernels::decode_inputs::decode_kernels_off();
     }
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
@@ -102,13 +102,6 @@ pub fn has_decode_kernels<B: Backend>(head_dim: usize) -> bool {
         let _ = head_dim;
         false
     }
-}
-
-/// `LM_DECODE_KERNELS=0` turns the decode-step paths off (tensor ops everywhere).
-#[cfg(feature = "ndarray")]
-fn decode_kernels_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LM_DECODE_KERNELS").map_or(true, |v| v != "0"))
 }
 
 /// What the decode step's q/k/v pass reads besides the caches (one token per row).

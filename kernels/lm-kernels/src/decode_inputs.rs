@@ -1,5 +1,5 @@
-//! The inputs of the decode step's q/k/v kernel (`decode`), in every build: lm-core's CPU
-//! path takes the same struct.
+//! What the decode step's paths share in every build (lm-core's CPU path as well as the
+//! `decode` kernels): the q/k/v inputs and the `LM_DECODE_KERNELS` switch.
 
 use burn::tensor::{Int, Tensor, backend::Backend};
 
@@ -17,4 +17,10 @@ pub struct QkvInputs<B: Backend> {
     /// `[rows]`: the cache slot of each row's token (outside `0..max_len`: not written).
     pub slots: Tensor<B, 1, Int>,
     pub heads: usize,
+}
+
+/// Whether `LM_DECODE_KERNELS=0` keeps the decode step (and SwiGLU's gate) in tensor ops.
+pub fn decode_kernels_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var("LM_DECODE_KERNELS").is_ok_and(|v| v == "0"))
 }

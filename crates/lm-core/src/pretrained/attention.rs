@@ -167,7 +167,7 @@ impl<B: Backend> GroupedQueryAttention<B> {
             && kernels::has_decode_kernels::<B>(hd)
             && let Some(rope_rows) = rope.one_token_rows()
         {
-            let slots = slots.clone();
+            let slots = slots.slots.clone();
             return self.decode_step(x, rope_rows, bias, step.kv, slots);
         }
 

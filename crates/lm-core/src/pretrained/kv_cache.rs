@@ -1,7 +1,9 @@
 //! Preallocated key/value cache: per layer `[rows, kv_heads, max_len, head_dim]` tensors
 //! and a length per row, so rows of different lengths decode together.
 
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use std::cell::OnceCell;
+
+use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use crate::kernels::DecodeQkv;
 
@@ -17,9 +19,40 @@ pub struct LayerKv<B: Backend> {
 pub enum CacheWrite<B: Backend> {
     /// Every row writes its `T` new tokens at slots `offset .. offset + T`.
     At(usize),
-    /// One new token per row, row `b` at slot `slots[b]` (`[rows]`; a slot of `max_len`
-    /// writes nothing).
-    PerRow(Tensor<B, 1, Int>),
+    /// One new token per row, each at its own slot.
+    PerRow(RowSlots<B>),
+}
+
+/// Each row's slot for a write of one token per row (`[rows]`; a slot of `max_len` writes
+/// nothing), and the `[rows, 1, max_len, 1]` one-hot of them that the tensor-op write uses,
+/// built on the device at its first use and shared by every layer's keys and values.
+#[derive(Debug, Clone)]
+pub struct RowSlots<B: Backend> {
+    pub slots: Tensor<B, 1, Int>,
+    one_hot: OnceCell<Tensor<B, 4, Bool>>,
+}
+
+impl<B: Backend> RowSlots<B> {
+    pub fn new(slots: Tensor<B, 1, Int>) -> Self {
+        Self {
+            slots,
+            one_hot: OnceCell::new(),
+        }
+    }
+
+    fn one_hot(&self, max_len: usize) -> Tensor<B, 4, Bool> {
+        let one_hot = self.one_hot.get_or_init(|| {
+            let rows = self.slots.dims()[0];
+            let shape = [rows, 1, max_len, 1];
+            let device = self.slots.device();
+            let slot_ids = Tensor::<B, 1, Int>::arange(0..max_len as i64, &device)
+                .reshape([1, 1, max_len, 1])
+                .expand(shape);
+            let at_slot = self.slots.clone().reshape([rows, 1, 1, 1]).expand(shape);
+            at_slot.equal(slot_ids)
+        });
+        one_hot.clone()
+    }
 }
 
 impl<B: Backend> LayerKv<B> {
@@ -53,16 +86,8 @@ impl<B: Backend> LayerKv<B> {
                 cache.slice_assign([0..rows, 0..heads, *offset..offset + t, 0..hd], new)
             }
             CacheWrite::PerRow(slots) => {
-                // The `[rows, 1, max_len, 1]` one-hot of each row's slot, then broadcast.
-                let one_slot = [rows, 1, max_len, 1];
-                let device = slots.device();
-                let slot_ids = Tensor::<B, 1, Int>::arange(0..max_len as i64, &device)
-                    .reshape([1, 1, max_len, 1])
-                    .expand(one_slot);
-                let at_slot = slots.clone().reshape([rows, 1, 1, 1]).expand(one_slot);
                 let shape = [rows, heads, max_len, hd];
-                let one_hot = at_slot.equal(slot_ids).expand(shape);
-                cache.mask_where(one_hot, new.expand(shape))
+                cache.mask_where(slots.one_hot(max_len).expand(shape), new.expand(shape))
             }
         };
         let (k_cache, v_cache) = self.take();
@@ -137,14 +162,17 @@ impl<B: Backend> KvCache<B> {
         crate::generate::bucketed_len(needed, ATTEND_BUCKET, self.max_len)
     }
 
-    /// Each row's next slot `[rows]` (for [`CacheWrite::PerRow`]); a full row's is `max_len`,
-    /// which writes nothing.
-    pub fn next_slots(&self, device: &B::Device) -> Tensor<B, 1, Int> {
+    /// Each row's next slot (for [`CacheWrite::PerRow`]); a full row's is `max_len`, which
+    /// writes nothing.
+    pub fn next_slots(&self, device: &B::Device) -> RowSlots<B> {
         let slots: Vec<i64> = self
             .lens
             .iter()
             .map(|&len| len.min(self.max_len) as i64)
             .collect();
-        Tensor::from_data(TensorData::new(slots, [self.rows()]), device)
+        RowSlots::new(Tensor::from_data(
+            TensorData::new(slots, [self.rows()]),
+            device,
+        ))
     }
 }

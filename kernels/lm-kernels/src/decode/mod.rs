@@ -11,7 +11,7 @@ pub mod kernels;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-pub use crate::decode_inputs::QkvInputs;
+pub use crate::decode_inputs::{QkvInputs, decode_kernels_off};
 pub use backend::{DecodeBackend, attention_units};
 
 use crate::dispatch::same_type;
@@ -109,12 +109,22 @@ fn attention_as<B: Backend, K: DecodeBackend>(
     ))
 }
 
+/// `pick`'s runner (one of this build's inference kernel backends, or `None`) for a head dim
+/// the kernels take, unless `LM_DECODE_KERNELS=0`.
+fn kernel_for<R>(head_dim: usize, pick: impl FnOnce() -> Option<R>) -> Option<R> {
+    if decode_kernels_off() || head_dim > MAX_HEAD_DIM {
+        return None;
+    }
+    pick()
+}
+
 /// Whether `B` (one of this build's inference kernel backends) has the decode kernels for
 /// `head_dim`, unless `LM_DECODE_KERNELS=0`.
 pub fn supports<B: Backend>(head_dim: usize) -> bool {
-    !opted_out()
-        && head_dim <= MAX_HEAD_DIM
-        && crate::for_inner_kernel_backend!(B, |K| std::any::type_name::<K>()).is_some()
+    kernel_for(head_dim, || {
+        crate::for_inner_kernel_backend!(B, |K| std::any::type_name::<K>())
+    })
+    .is_some()
 }
 
 /// [`decode_qkv`] when [`supports`] `B` and the head dim, else `None` (ask [`supports`]
@@ -124,12 +134,10 @@ pub fn try_decode_qkv<B: Backend>(
     k_cache: Tensor<B, 4>,
     v_cache: Tensor<B, 4>,
 ) -> Option<QkvOutput<B>> {
-    if !supports::<B>(k_cache.dims()[3]) {
-        return None;
-    }
-    let run: Option<QkvRunner<B>> =
-        crate::for_inner_kernel_backend!(B, |K| qkv_as::<B, K> as QkvRunner<B>);
-    run.map(|run| run(inputs, k_cache, v_cache))
+    let run = kernel_for(k_cache.dims()[3], || {
+        crate::for_inner_kernel_backend!(B, |K| qkv_as::<B, K> as QkvRunner<B>)
+    })?;
+    Some(run(inputs, k_cache, v_cache))
 }
 
 /// [`decode_attention`] when [`supports`] `B` and the head dim, else `None` (ask
@@ -141,12 +149,10 @@ pub fn try_decode_attention<B: Backend>(
     bias: Tensor<B, 2>,
     scale: f32,
 ) -> Option<Tensor<B, 3>> {
-    if !supports::<B>(q.dims()[2]) {
-        return None;
-    }
-    let run: Option<AttentionRunner<B>> =
-        crate::for_inner_kernel_backend!(B, |K| attention_as::<B, K> as AttentionRunner<B>);
-    run.map(|run| run(q, k_cache, v_cache, bias, scale))
+    let run = kernel_for(q.dims()[2], || {
+        crate::for_inner_kernel_backend!(B, |K| attention_as::<B, K> as AttentionRunner<B>)
+    })?;
+    Some(run(q, k_cache, v_cache, bias, scale))
 }
 
 /// `silu(gate) · up` (SwiGLU's gate) in one launch when `B` is one of this build's
@@ -166,7 +172,7 @@ pub fn try_silu_mul<B: Backend, const D: usize>(
         let out = K::silu_mul(gate.into_primitive().tensor(), up.into_primitive().tensor());
         same_type(Tensor::<K, D>::from_primitive(TensorPrimitive::Float(out)))
     }
-    let run: Option<Runner<B, D>> = if opted_out() || gate.dims() != up.dims() {
+    let run: Option<Runner<B, D>> = if decode_kernels_off() || gate.dims() != up.dims() {
         None
     } else {
         crate::for_inner_kernel_backend!(B, |K| run_as::<B, K, D> as Runner<B, D>)
@@ -175,9 +181,4 @@ pub fn try_silu_mul<B: Backend, const D: usize>(
         Some(run) => Ok(run(gate, up)),
         None => Err((gate, up)),
     }
-}
-
-fn opted_out() -> bool {
-    static OUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OUT.get_or_init(|| std::env::var("LM_DECODE_KERNELS").is_ok_and(|v| v == "0"))
 }
