@@ -227,7 +227,8 @@ fn averaged_gradients_are_the_global_batch_gradient() {
         for strategy in STRATEGIES {
             let per_rank = on_ranks(world, |rank, comm| {
                 let mut ddp = DataParallel::new(comm, strategy);
-                let mut grads = grads_of(&model, local_rows(GLOBAL_BATCH, rank, world).unwrap());
+                let rows = local_rows(GLOBAL_BATCH, rank, world).unwrap();
+                let mut grads = grads_of(&rank_copy(&model), rows);
                 let stats = ddp.average_gradients(&mut grads).unwrap();
                 (flat_grads(&grads), stats)
             });

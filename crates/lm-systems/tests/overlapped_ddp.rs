@@ -68,18 +68,20 @@ fn staged_forward_is_the_model_forward() {
     assert!(err.to_string().contains("context_length = 12"), "{err}");
 }
 
-/// One overlapped step's averaged gradients on every rank.
+/// One overlapped step's averaged gradients on every rank, each rank with its copy of the
+/// model made by `model_of_rank`.
 fn averaged(
-    model: &TransformerLm<NdArrayAutodiff>,
+    model_of_rank: impl Fn() -> TransformerLm<NdArrayAutodiff> + Sync,
     world: usize,
     bucket: Option<f64>,
     rows_per_rank: impl Fn(usize) -> std::ops::Range<usize> + Sync,
 ) -> Vec<(NamedTensors<NdArray>, OverlapStats)> {
     on_ranks(world, |rank, comm| {
+        let model = model_of_rank();
         let mut ddp = OverlappedDdp::new(comm, bucket);
         let (x, y) = batch(0, rows_per_rank(rank));
-        let loss = cross_entropy(ddp.forward(model, x).unwrap(), y);
-        let mut grads = named_grads(model, &loss.backward());
+        let loss = cross_entropy(ddp.forward(&model, x).unwrap(), y);
+        let mut grads = named_grads(&model, &loss.backward());
         let stats = ddp.average_gradients(&mut grads).unwrap();
         (grads, stats)
     })
@@ -114,7 +116,8 @@ fn averaged_gradients_are_the_global_batch_gradient() {
     for world in [2, 4] {
         for bucket in BUCKETS {
             let rows = |rank| local_rows(GLOBAL_BATCH, rank, world).unwrap();
-            for (grads, stats) in averaged(&model, world, bucket, rows) {
+            let copies = || rank_copy(&model);
+            for (grads, stats) in averaged(copies, world, bucket, rows) {
                 assert_same_grads(&grads, &reference);
                 let total: usize = params.values().map(|p| p.numel()).sum();
                 assert_eq!(stats.values, total, "every value sent once");
@@ -135,11 +138,14 @@ fn averaged_gradients_are_the_global_batch_gradient() {
 /// both uses and see the sum of their gradients.
 #[test]
 fn tied_weights_are_averaged_whole() {
-    let mut model = TransformerLm::<NdArrayAutodiff>::new(&tiny(), 1, &Default::default()).unwrap();
-    model.lm_head.weight = model.token_embeddings.weight.clone();
+    let tie = |mut model: TransformerLm<NdArrayAutodiff>| {
+        model.lm_head.weight = model.token_embeddings.weight.clone();
+        model
+    };
+    let model = tie(TransformerLm::new(&tiny(), 1, &Default::default()).unwrap());
     let reference = global_grads(&model);
     let rows = |rank| local_rows(GLOBAL_BATCH, rank, 2).unwrap();
-    for (grads, stats) in averaged(&model, 2, None, rows) {
+    for (grads, stats) in averaged(|| tie(rank_copy(&model)), 2, None, rows) {
         assert_same_grads(&grads, &reference);
         assert_eq!(
             stats.gradients,
@@ -158,6 +164,7 @@ fn all_reduces_start_while_the_backward_runs() {
     let hooked = named_params(&model).len();
     for bucket in BUCKETS {
         let per_rank = on_ranks(2, |rank, comm| {
+            let model = rank_copy(&model);
             let mut ddp = OverlappedDdp::new(comm, bucket);
             let tokens: Vec<i64> = (0..8 * 65)
                 .map(|i| ((i * 7 + rank * 3) % 48) as i64)

@@ -41,10 +41,12 @@ pub struct GradReady {
     pub at: Instant,
 }
 
-/// A gradient hook channel's messages: the gradients as the backward produces them, then
-/// the end of the backward (sent by the channel's owner once `backward()` has returned).
+/// A gradient hook channel's messages: how many slots the forward hooked (sent once the
+/// forward is done), the gradients as the backward produces them, then the end of the
+/// backward (sent by the channel's owner once `backward()` has returned).
 #[derive(Debug)]
 pub enum GradMsg {
+    Hooked(usize),
     Ready(GradReady),
     BackwardDone,
 }

@@ -4,9 +4,12 @@
 //!
 //! The forward runs through [`forward_in_stages`], which passes every parameter through a
 //! gradient hook (see [`super::autodiff`]) anchored at the activation entering its stage, so
-//! the hooks of block `i` fire right after block `i`'s backward. Every rank builds the same
-//! graph, so the hooks fire in the same order on every rank and the collectives match up;
-//! each all-reduce also carries the slots it holds, which the ranks check.
+//! the hooks of block `i` fire right after block `i`'s backward. The order of the hooks
+//! *within* a block is up to the autodiff engine's scheduler and differs between ranks, so
+//! the communication thread all-reduces in one fixed order, the reverse of the forward's
+//! (the backward's order at block granularity), holding a gradient that came early until
+//! those before it have been launched. Each all-reduce also carries the slots it holds,
+//! which the ranks check.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -113,6 +116,7 @@ impl<C: Communicator + 'static> OverlappedDdp<C> {
             names: Vec::new(),
         };
         let logits = forward_in_stages(model, input_ids, &mut hooks);
+        tx.send(GradMsg::Hooked(hooks.names.len())).ok();
         self.in_flight = Some(InFlight {
             tx,
             thread,
@@ -233,8 +237,8 @@ impl<AB: CollectiveAutodiff> StageParams<AB> for Hooks<AB> {
     }
 }
 
-/// The communication thread: all-reduces gradients as they arrive (alone, or in buckets of
-/// at most `bucket` values), until the flush.
+/// The communication thread: all-reduces gradients in descending slot order as they become
+/// launchable (alone, or in buckets of at most `bucket` values), until the flush.
 fn communicate<C: Communicator>(
     mut comm: C,
     rx: Receiver<GradMsg>,
@@ -246,37 +250,41 @@ fn communicate<C: Communicator>(
         stats: OverlapStats::default(),
         first_start: None,
     };
-    let mut pending: Vec<GradReady> = Vec::new();
+    let mut batcher = Batcher {
+        limit: bucket.unwrap_or(0),
+        pending: Vec::new(),
+        filled: 0,
+        failure: None,
+    };
+    // Gradients that came before some higher slot, and the next slot to launch (`None`
+    // until the forward has said how many slots there are).
+    let mut early: BTreeMap<usize, GradReady> = BTreeMap::new();
+    let mut next_slot: Option<usize> = None;
     let mut first_gradient = None;
-    let mut filled = 0;
-    let mut failure = None;
     for msg in rx {
-        let grad = match msg {
-            GradMsg::Ready(g) => g,
+        match msg {
+            GradMsg::Hooked(n) => next_slot = n.checked_sub(1),
+            GradMsg::Ready(grad) => {
+                reducer.stats.gradients += 1;
+                first_gradient.get_or_insert(grad.at);
+                early.insert(grad.slot, grad);
+            }
             GradMsg::BackwardDone => break,
-        };
-        reducer.stats.gradients += 1;
-        first_gradient.get_or_insert(grad.at);
-        if failure.is_some() {
-            continue; // drain the backward's messages; the error is reported at the flush
         }
-        // A bucket is launched as soon as it is full, or before a gradient that would
-        // overflow it; without buckets every gradient is launched on arrival.
-        let limit = bucket.unwrap_or(0);
-        if !pending.is_empty() && filled + grad.values.len() > limit {
-            failure = reducer.all_reduce(std::mem::take(&mut pending)).err();
-            filled = 0;
-        }
-        filled += grad.values.len();
-        pending.push(grad);
-        if failure.is_none() && filled >= limit {
-            failure = reducer.all_reduce(std::mem::take(&mut pending)).err();
-            filled = 0;
+        while let Some(slot) = next_slot {
+            let Some(grad) = early.remove(&slot) else {
+                break;
+            };
+            batcher.push(&mut reducer, grad);
+            next_slot = slot.checked_sub(1);
         }
     }
-    if failure.is_none() && !pending.is_empty() {
-        failure = reducer.all_reduce(pending).err();
+    // Slots without a gradient (parameters the loss does not reach) hold back those below
+    // them until here; every rank has the same ones.
+    while let Some((_, grad)) = early.pop_last() {
+        batcher.push(&mut reducer, grad);
     }
+    let failure = batcher.flush(&mut reducer);
     let Reducer {
         reduced,
         stats,
@@ -293,6 +301,49 @@ fn communicate<C: Communicator>(
         }),
     };
     (comm, result)
+}
+
+/// Groups gradients, in the order they are pushed, into all-reduces of at most `limit`
+/// values (one per gradient when `limit` is 0).
+struct Batcher {
+    limit: usize,
+    pending: Vec<GradReady>,
+    filled: usize,
+    /// The first failed all-reduce; later gradients are dropped and it is reported at the
+    /// flush.
+    failure: Option<DistError>,
+}
+
+impl Batcher {
+    /// A bucket is launched as soon as it is full, or before a gradient that would overflow
+    /// it.
+    fn push<C: Communicator>(&mut self, reducer: &mut Reducer<'_, C>, grad: GradReady) {
+        if self.failure.is_some() {
+            return;
+        }
+        if !self.pending.is_empty() && self.filled + grad.values.len() > self.limit {
+            self.launch(reducer);
+        }
+        self.filled += grad.values.len();
+        self.pending.push(grad);
+        if self.filled >= self.limit {
+            self.launch(reducer);
+        }
+    }
+
+    fn launch<C: Communicator>(&mut self, reducer: &mut Reducer<'_, C>) {
+        self.filled = 0;
+        let grads = std::mem::take(&mut self.pending);
+        if self.failure.is_none() && !grads.is_empty() {
+            self.failure = reducer.all_reduce(grads).err();
+        }
+    }
+
+    /// Launches what is left; the first failure, if any.
+    fn flush<C: Communicator>(mut self, reducer: &mut Reducer<'_, C>) -> Option<DistError> {
+        self.launch(reducer);
+        self.failure
+    }
 }
 
 struct Reducer<'a, C: Communicator> {
@@ -405,6 +456,74 @@ mod tests {
         let reduced = reduce_against(0.0).unwrap();
         assert_eq!(reduced.grads[&0], vec![2.0, 3.0]);
         assert_eq!((reduced.stats.collectives, reduced.stats.values), (1, 2));
+    }
+
+    /// Rank 0 of two whose peer contributes the same values; records each all-reduce's
+    /// first and last slot.
+    #[derive(Default)]
+    struct Mirror {
+        launched: Vec<(usize, usize)>,
+    }
+
+    impl Communicator for Mirror {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn world_size(&self) -> usize {
+            2
+        }
+        fn all_reduce_sum(&mut self, buf: &mut [f32]) -> Result<(), DistError> {
+            let n = buf.len();
+            self.launched
+                .push((buf[n - 2] as usize, buf[n - 1] as usize));
+            buf.iter_mut().for_each(|b| *b *= 2.0);
+            Ok(())
+        }
+        fn broadcast(&mut self, _: &mut [f32], _: usize) -> Result<(), DistError> {
+            Err(not_here("broadcast"))
+        }
+        fn reduce_scatter_sum(&mut self, _: &[f32], _: &mut [f32]) -> Result<(), DistError> {
+            Err(not_here("reduce_scatter_sum"))
+        }
+        fn all_gather(&mut self, _: &[f32], _: &mut [f32]) -> Result<(), DistError> {
+            Err(not_here("all_gather"))
+        }
+        fn barrier(&mut self) -> Result<(), DistError> {
+            Err(not_here("barrier"))
+        }
+    }
+
+    /// The slots each all-reduce held when gradients of `slots` (of `hooked`) arrive in
+    /// that order.
+    fn launches(hooked: usize, slots: &[usize], bucket: Option<usize>) -> Vec<(usize, usize)> {
+        let (tx, rx) = channel();
+        tx.send(GradMsg::Hooked(hooked)).unwrap();
+        for &slot in slots {
+            let values = vec![slot as f32; 2];
+            let at = Instant::now();
+            tx.send(GradMsg::Ready(GradReady { slot, values, at }))
+                .unwrap();
+        }
+        tx.send(GradMsg::BackwardDone).unwrap();
+        let (comm, result) = communicate(Mirror::default(), rx, bucket);
+        let reduced = result.unwrap();
+        for &slot in slots {
+            assert_eq!(reduced.grads[&slot], vec![slot as f32; 2]);
+        }
+        comm.launched
+    }
+
+    /// Ranks whose backward produced a block's gradients in different orders still launch
+    /// the same all-reduces.
+    #[test]
+    fn all_reduces_follow_the_slots_not_the_arrival_order() {
+        let one_each = vec![(3, 3), (2, 2), (1, 1), (0, 0)];
+        assert_eq!(launches(4, &[3, 1, 2, 0], None), one_each);
+        assert_eq!(launches(4, &[2, 3, 0, 1], None), one_each);
+        // Buckets of two gradients (4 values).
+        assert_eq!(launches(4, &[2, 3, 0, 1], Some(4)), vec![(3, 2), (1, 0)]);
+        // Slot 2 never gets a gradient: those below it wait for the flush.
+        assert_eq!(launches(4, &[3, 1, 0], None), vec![(3, 3), (1, 1), (0, 0)]);
     }
 
     #[test]

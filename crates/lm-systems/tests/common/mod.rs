@@ -8,6 +8,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 use lm_core::backends::NdArrayAutodiff;
 use lm_core::functional::cross_entropy;
@@ -19,12 +20,16 @@ use lm_systems::dist::ddp::local_rows;
 use lm_systems::dist::train::DistRank;
 use lm_systems::dist::{Communicator, DistEnv, DistError, TcpCommunicator};
 
+/// A free port for a rendezvous, below Linux's ephemeral range (32768–60999): a port that
+/// `bind(0)` handed out could be handed again to another test process's ring listener before
+/// our rank 0 binds it. Random, so concurrent test processes rarely pick the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, RandomState};
+    let seed = RandomState::new();
+    (0u64..)
+        .map(|attempt| 20_000 + (seed.hash_one(attempt) % 12_000) as u16)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("some port in 20000..32000 is free")
 }
 
 pub fn env(rank: usize, world_size: usize, port: u16, timeout_s: u64) -> DistEnv {
@@ -36,6 +41,14 @@ pub fn env(rank: usize, world_size: usize, port: u16, timeout_s: u64) -> DistEnv
         master_port: port,
         timeout: Duration::from_secs(timeout_s),
     }
+}
+
+/// `model`'s parameters as new autodiff leaves, for one rank thread. Rank threads must not
+/// share parameter nodes: burn's autodiff merges graphs that share a node, so their backward
+/// passes would interleave (hooks firing in a different order per rank) and burn 0.21 can
+/// deadlock on its graph locks. Separate processes, as in real runs, never share them.
+pub fn rank_copy(model: &TransformerLm<NdArrayAutodiff>) -> TransformerLm<NdArrayAutodiff> {
+    model.clone().fork(&Default::default())
 }
 
 /// Runs `f(rank, communicator)` on `world` threads joined through one rendezvous.
