@@ -16,15 +16,18 @@ pub struct Pretrained<B: Backend> {
 }
 
 /// Loads `path` (a `.gguf` file, else a Hugging Face directory); `tokenizer` overrides the
-/// model's own tokenizer with a tokenizer.json.
+/// model's own tokenizer with a tokenizer.json. `pack`: a GGUF model's projections also
+/// keep their quantised blocks for CPU decoding (inference only; see
+/// `Decoder::pack_blocks`).
 pub fn load_pretrained<B: Backend>(
     path: &Path,
     tokenizer: Option<&Path>,
     device: &B::Device,
+    pack: bool,
 ) -> anyhow::Result<Pretrained<B>> {
     let is_gguf = path.extension().is_some_and(|e| e == "gguf");
     let model = if is_gguf {
-        gguf_model::load::<B>(path, device)?
+        gguf_model::load_with::<B>(path, device, pack)?
     } else {
         Decoder::<B>::from_hf_dir(path, device)?
     };

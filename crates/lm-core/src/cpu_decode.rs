@@ -11,7 +11,8 @@ use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 use rayon::prelude::*;
 
-use crate::cpu_linear::{dot, downcast as cast};
+use crate::cpu_dot::dot;
+use crate::cpu_linear::downcast as cast;
 use crate::kernels::DecodeQkv;
 
 type Cpu = NdArray<f32>;

@@ -8,6 +8,7 @@ pub mod assets;
 pub mod config;
 #[cfg(feature = "ndarray")]
 pub mod cpu_decode;
+pub mod cpu_dot;
 #[cfg(feature = "ndarray")]
 pub mod cpu_linear;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod optim;
+pub mod packed;
 pub mod parallel;
 pub mod params;
 pub mod precision;

@@ -113,8 +113,9 @@ fn permute_rows(values: &[f32], rows: usize, cols: usize, hd: usize) -> Vec<f32>
     out
 }
 
-/// Writes the tiny HF Llama model as a GGUF the way llama.cpp's converter would.
-fn write_llama_gguf(hf: &Path, cfg: &DecoderConfig, out: &Path) {
+/// Writes the tiny HF Llama model as a GGUF the way llama.cpp's converter would, matrices
+/// as `matrix_type`.
+fn write_llama_gguf(hf: &Path, cfg: &DecoderConfig, out: &Path, matrix_type: GgmlType) {
     let src = SafetensorsDir::open(hf).unwrap();
     let mut w = GgufWriter::new();
     w.set("general.architecture", GgufValue::String("llama".into()));
@@ -159,7 +160,12 @@ fn write_llama_gguf(hf: &Path, cfg: &DecoderConfig, out: &Path) {
         } else {
             vals
         };
-        w.add_tensor(&gguf, &dims, &vals, GgmlType::F32).unwrap();
+        let ty = if dims.len() == 2 {
+            matrix_type
+        } else {
+            GgmlType::F32
+        };
+        w.add_tensor(&gguf, &dims, &vals, ty).unwrap();
     }
     w.write(out).unwrap();
 }
@@ -171,7 +177,7 @@ fn gguf_of_the_same_weights_gives_the_same_logits() {
     let hf = Decoder::<B>::from_hf_dir(&dir, &dev).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("tiny.gguf");
-    write_llama_gguf(&dir, &hf.config, &path);
+    write_llama_gguf(&dir, &hf.config, &path, GgmlType::F32);
     let gguf = gguf_model::load::<B>(&path, &dev).unwrap();
     assert_eq!(
         gguf.config.tie_word_embeddings,
@@ -183,6 +189,41 @@ fn gguf_of_the_same_weights_gives_the_same_logits() {
         &full_last_logits(&gguf, &seq),
         &full_last_logits(&hf, &seq),
         "gguf vs safetensors",
+    );
+}
+
+/// A GGUF model's quantised blocks multiplied directly (decoding on the CPU) give the
+/// logits of its dequantised f32 weights: every projection, Llama's row-permuted q/k and the
+/// tied output matrix included.
+#[test]
+fn packed_blocks_give_the_logits_of_the_dequantised_weights() {
+    let dev = Default::default();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg =
+        DecoderConfig::from_hf_file(&golden_model("llama-tiny-smollm2").join("config.json"))
+            .unwrap();
+    // Widths that are whole Q8_0 blocks (32 elements).
+    (cfg.hidden_size, cfg.num_heads, cfg.head_dim) = (64, 4, 16);
+    let hf_dir = tmp.path().join("hf");
+    std::fs::create_dir_all(&hf_dir).unwrap();
+    let random = Decoder::<B>::random(cfg.clone(), 3, &dev).unwrap();
+    random.save_hf_dir(&hf_dir).unwrap();
+    let path = tmp.path().join("q8.gguf");
+    write_llama_gguf(&hf_dir, &cfg, &path, GgmlType::Q8_0);
+
+    let plain = gguf_model::load::<B>(&path, &dev).unwrap();
+    let packed = gguf_model::load_with::<B>(&path, &dev, true).unwrap();
+    let layer = &packed.layers[1];
+    assert!(layer.self_attn.qkv_proj.linear.packed.is_some());
+    assert!(layer.self_attn.o_proj.packed.is_some() && layer.mlp.w2.packed.is_some());
+    assert!(packed.packed_tied_head.is_some());
+    assert!(plain.layers[1].mlp.w2.packed.is_none());
+    // 6 positions: within the packed products' row limit.
+    let seq = [4u32, 77, 12, 250, 3, 91];
+    assert_close(
+        &full_last_logits(&packed, &seq),
+        &full_last_logits(&plain, &seq),
+        "packed vs dequantised",
     );
 }
 
@@ -244,7 +285,7 @@ fn bad_model_files_are_named() {
     let gguf = dir.join("cut.gguf");
     let tiny = golden_model("llama-tiny-smollm2");
     let cfg = DecoderConfig::from_hf_file(&tiny.join("config.json")).unwrap();
-    write_llama_gguf(&tiny, &cfg, &gguf);
+    write_llama_gguf(&tiny, &cfg, &gguf, GgmlType::F32);
     let bytes = std::fs::read(&gguf).unwrap();
     std::fs::write(&gguf, &bytes[..bytes.len() - 1000]).unwrap();
     let err = gguf_model::load::<B>(&gguf, &dev).unwrap_err().to_string();

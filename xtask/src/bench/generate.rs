@@ -1,6 +1,8 @@
 //! `cargo xtask bench generate`: our engine against Hugging Face transformers `generate`
-//! (bench/python_generate.py) on the same GGUF weights (both dequantise to f32), the same
-//! prompts, greedy decoding of a fixed number of new tokens, on the CPU, in one run.
+//! (bench/python_generate.py) on the same GGUF weights, the same prompts, greedy decoding
+//! of a fixed number of new tokens, on the CPU, in one run. Ours runs twice: with the
+//! weights dequantised to f32 (as transformers) and multiplying the file's quantised
+//! blocks (the same values; `lm generate`'s default on the CPU).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,36 +44,42 @@ pub fn run(o: &GenerateBenchOptions) -> Result<()> {
     let prompts_file = o.work_dir.join("prompts.json");
     std::fs::write(&prompts_file, serde_json::to_string(&PROMPTS)?)?;
     println!(
-        "| model | batch | new tokens | ours tok/s | transformers tok/s | ours / transformers |"
+        "| model | batch | new tokens | ours f32 tok/s | ours blocks tok/s | transformers tok/s \
+         | f32 / transformers | blocks / transformers |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for model in &o.models {
-        let ours = ours(model, &o.batches, o.new_tokens)?;
+        let f32_rates = ours(model, &o.batches, o.new_tokens, false)?;
+        let block_rates = ours(model, &o.batches, o.new_tokens, true)?;
         let theirs = peer(o, model, &prompts_file)?;
         let name = model
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for (&batch, &ours) in o.batches.iter().zip(&ours) {
+        for (i, &batch) in o.batches.iter().enumerate() {
             let peer = theirs
                 .iter()
                 .find(|v| v["batch"].as_u64() == Some(batch as u64))
                 .and_then(|v| v["tokens_per_s"].as_f64())
                 .unwrap_or(f64::NAN);
+            let (f, b) = (f32_rates[i], block_rates[i]);
             println!(
-                "| {name} | {batch} | {} | {ours:.1} | {peer:.1} | {:.2}× |",
+                "| {name} | {batch} | {} | {f:.1} | {b:.1} | {peer:.1} | {:.2}× | {:.2}× |",
                 o.new_tokens,
-                ours / peer
+                f / peer,
+                b / peer
             );
         }
     }
     Ok(())
 }
 
-/// Generated tokens per second of our engine at each batch size (after a warm-up call).
-fn ours(path: &Path, batches: &[usize], new_tokens: usize) -> Result<Vec<f64>> {
+/// Generated tokens per second of our engine at each batch size (after a warm-up call),
+/// multiplying the quantised blocks when `pack`.
+fn ours(path: &Path, batches: &[usize], new_tokens: usize, pack: bool) -> Result<Vec<f64>> {
     let device = Default::default();
-    let model = gguf_model::load::<B>(path, &device).with_context(|| path.display().to_string())?;
+    let model = gguf_model::load_with::<B>(path, &device, pack)
+        .with_context(|| path.display().to_string())?;
     let tok = TextTokenizer::from_gguf(&GgufFile::open(path)?)?;
     let mut rates = Vec::new();
     for &batch in batches {

@@ -56,10 +56,12 @@ fn run_on<B: Backend>(args: &EvalArgs) -> anyhow::Result<()> {
     let template = args.sampling.template()?;
     let params = args.sampling.params()?;
     let started = Instant::now();
+    // Evaluation only decodes: a GGUF model's quantised blocks serve the CPU products.
     let loaded = load_pretrained::<B>(
         &args.model.model,
         args.model.tokenizer.as_deref(),
         &Default::default(),
+        args.model.backend == "ndarray",
     )?;
     eprintln!(
         "loaded {} in {:.1?}",

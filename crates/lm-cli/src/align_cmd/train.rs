@@ -163,7 +163,9 @@ fn run_on<B: AutodiffBackend>(algorithm: Algorithm, args: &TrainArgs) -> anyhow:
 
     let started = Instant::now();
     let device = B::Device::default();
-    let loaded = load_pretrained::<B>(&args.model.model, args.model.tokenizer.as_deref(), &device)?;
+    // No packed blocks: training updates the f32 weights, which rollouts must use.
+    let tokenizer = args.model.tokenizer.as_deref();
+    let loaded = load_pretrained::<B>(&args.model.model, tokenizer, &device, false)?;
     eprintln!(
         "loaded {} ({} parameters) in {:.1?}",
         args.model.model.display(),

@@ -81,6 +81,10 @@ pub struct GenerateArgs {
     /// `ndarray` (CPU) or a GPU backend this build has (`cuda`, `wgpu`).
     #[arg(long, default_value = "ndarray")]
     backend: String,
+    /// On the CPU, decode with the f32 weights even where a GGUF file's quantised blocks
+    /// could be multiplied directly (same values, several times less memory per token).
+    #[arg(long)]
+    f32_weights: bool,
 }
 
 type DecodeFn = Box<dyn Fn(&[u32]) -> String + Sync>;
@@ -114,7 +118,8 @@ fn run_on<B: Backend>(args: &GenerateArgs) -> anyhow::Result<()> {
     let device = B::Device::default();
     let started = Instant::now();
     if let Some(path) = &args.model {
-        let (model, text) = load_pretrained::<B>(path, args.tokenizer.as_deref(), &device)?;
+        let pack = args.backend == "ndarray" && !args.f32_weights;
+        let (model, text) = load_pretrained::<B>(path, args.tokenizer.as_deref(), &device, pack)?;
         eprintln!("loaded {} in {:.1?}", path.display(), started.elapsed());
         generate(&model, &text, args)
     } else {
@@ -145,8 +150,9 @@ fn load_pretrained<B: Backend>(
     path: &Path,
     tokenizer: Option<&Path>,
     device: &B::Device,
+    pack: bool,
 ) -> anyhow::Result<(Decoder<B>, Text)> {
-    let loaded = crate::pretrained_load::load_pretrained::<B>(path, tokenizer, device)?;
+    let loaded = crate::pretrained_load::load_pretrained::<B>(path, tokenizer, device, pack)?;
     let tok = std::sync::Arc::new(loaded.tokenizer);
     let (t1, t2) = (tok.clone(), tok.clone());
     let text = Text {

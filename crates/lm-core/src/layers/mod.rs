@@ -14,7 +14,7 @@ pub use attention::{
 };
 pub use block::TransformerBlock;
 pub use embedding::Embedding;
-pub use linear::{Linear, matmul_transposed};
+pub use linear::{Linear, matmul_transposed, packed_product};
 pub use rmsnorm::RmsNorm;
 pub use rope::{Rope, RopeRows, RopeStyle, RopeTables, rope_inv_freq};
 pub use swiglu::SwiGlu;

@@ -3,6 +3,7 @@
 //! with grouped-query attention and Qwen2's q/k/v biases.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
@@ -12,7 +13,10 @@ use super::config::DecoderConfig;
 use super::kv_cache::{CacheWrite, KvCache};
 use super::weights::{RandomWeights, SafetensorsDir, WeightSource};
 use crate::error::{LmError, Result};
-use crate::layers::{Embedding, Linear, RmsNorm, Rope, RopeStyle, SwiGlu, matmul_transposed};
+use crate::layers::{
+    Embedding, Linear, RmsNorm, Rope, RopeStyle, SwiGlu, matmul_transposed, packed_product,
+};
+use crate::packed::PackedMatrix;
 
 /// `x + attn(norm(x))`, then `+ mlp(norm(·))`. The MLP is [`SwiGlu`] with
 /// `w1 = gate_proj`, `w3 = up_proj`, `w2 = down_proj` (not fused into one product like
@@ -36,6 +40,9 @@ pub struct Decoder<B: Backend> {
     pub rope: Rope<B>,
     #[module(skip)]
     pub config: DecoderConfig,
+    /// The tied output matrix as quantised blocks (see [`Self::pack_blocks`]).
+    #[module(skip)]
+    pub packed_tied_head: Option<Arc<PackedMatrix>>,
 }
 
 impl<B: Backend> Decoder<B> {
@@ -112,7 +119,44 @@ impl<B: Backend> Decoder<B> {
             lm_head,
             rope,
             config,
+            packed_tied_head: None,
         })
+    }
+
+    /// Attaches each projection's quantised blocks from `src` (see [`crate::packed`]), so
+    /// that decoding on the CPU streams those instead of the f32 weights; a matrix whose
+    /// blocks `src` lacks (or of a type without a kernel) keeps the f32 path. For inference
+    /// only: training updates the f32 weights, not the blocks. Returns how many matrices
+    /// were packed.
+    pub fn pack_blocks(&mut self, src: &dyn WeightSource) -> Result<usize> {
+        let packer = Packer { src };
+        let mut packed = 0;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            let qkv = QKV_NAMES.map(|n| format!("{p}.self_attn.{n}.weight"));
+            let attn = &mut layer.self_attn;
+            packed += packer.attach(&mut attn.qkv_proj.linear, &qkv)?;
+            let o_proj = [format!("{p}.self_attn.o_proj.weight")];
+            packed += packer.attach(&mut attn.o_proj, &o_proj)?;
+            let mlp = &mut layer.mlp;
+            for (linear, name) in [
+                (&mut mlp.w1, "gate_proj"),
+                (&mut mlp.w2, "down_proj"),
+                (&mut mlp.w3, "up_proj"),
+            ] {
+                packed += packer.attach(linear, &[format!("{p}.mlp.{name}.weight")])?;
+            }
+        }
+        let d = self.config.hidden_size;
+        match &mut self.lm_head {
+            Some(head) => packed += packer.attach(head, &["lm_head.weight".to_string()])?,
+            None => {
+                let embeddings = ["model.embed_tokens.weight".to_string()];
+                self.packed_tied_head = packer.matrix(&embeddings, d, self.config.vocab_size)?;
+                packed += usize::from(self.packed_tied_head.is_some());
+            }
+        }
+        Ok(packed)
     }
 
     /// Final hidden states `[rows, T, d]` of `ids [rows, T]` at `positions [rows, T]`.
@@ -158,7 +202,8 @@ impl<B: Backend> Decoder<B> {
                 // Tied: the embedding matrix serves as the output projection.
                 let [rows, t, d] = h.dims();
                 let h2: Tensor<B, 2> = h.reshape([rows * t, d]);
-                let y = matmul_transposed(h2, self.embed_tokens.weight.val());
+                let y = packed_product(&h2, self.packed_tied_head.as_deref())
+                    .unwrap_or_else(|| matmul_transposed(h2, self.embed_tokens.weight.val()));
                 y.reshape([rows, t, self.config.vocab_size])
             }
         }
@@ -226,6 +271,58 @@ impl<B: Backend> Decoder<B> {
                 .collect(),
             lens: vec![0; rows],
             max_len,
+        }
+    }
+}
+
+/// Reads tensors' quantised blocks for [`Decoder::pack_blocks`].
+struct Packer<'a> {
+    src: &'a dyn WeightSource,
+}
+
+impl Packer<'_> {
+    /// The tensors `names` (each `[rows_i, cols]`) stacked row-wise as one packed matrix
+    /// of `rows` rows, or `None` when one of them has no blocks.
+    fn matrix(
+        &self,
+        names: &[String],
+        cols: usize,
+        rows: usize,
+    ) -> Result<Option<Arc<PackedMatrix>>> {
+        let mut parts = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(blocks) = self.src.load_blocks(name)? else {
+                return Ok(None);
+            };
+            if blocks.shape.len() != 2 || blocks.shape[1] != cols {
+                return Err(self.bad(format!(
+                    "tensor `{name}` has shape {:?}, the model has {cols} columns",
+                    blocks.shape
+                )));
+            }
+            parts.push((blocks.ty, blocks.shape[0], blocks.bytes));
+        }
+        let matrix = PackedMatrix::new(cols, parts)
+            .map_err(|e| self.bad(format!("tensors {names:?}: {e}")))?;
+        if matrix.rows() != rows {
+            return Err(self.bad(format!(
+                "tensors {names:?} have {} rows, the model has {rows}",
+                matrix.rows()
+            )));
+        }
+        Ok(Some(Arc::new(matrix)))
+    }
+
+    /// Packs `linear` from `names`; 1 when it was packed, 0 when the blocks are missing.
+    fn attach<B: Backend>(&self, linear: &mut Linear<B>, names: &[String]) -> Result<usize> {
+        linear.packed = self.matrix(names, linear.d_in(), linear.d_out())?;
+        Ok(usize::from(linear.packed.is_some()))
+    }
+
+    fn bad(&self, reason: String) -> LmError {
+        LmError::BadFile {
+            file: self.src.path().to_path_buf(),
+            reason,
         }
     }
 }

@@ -8,18 +8,30 @@ use burn::tensor::backend::Backend;
 use super::config::{Architecture, DecoderConfig};
 use super::decoder::Decoder;
 use super::gguf::GgufFile;
-use super::weights::WeightSource;
+use super::weights::{StoredBlocks, WeightSource};
 use crate::error::{LmError, Result};
+use crate::packed::PACKED_TYPES;
 
 /// Opens `path` and builds its decoder on `device`.
 pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
+    load_with(path, device, false)
+}
+
+/// [`load`], and with `pack` the projections also keep their quantised blocks for CPU
+/// decoding (see [`Decoder::pack_blocks`]; for inference only: training does not update
+/// them).
+pub fn load_with<B: Backend>(path: &Path, device: &B::Device, pack: bool) -> Result<Decoder<B>> {
     let file = GgufFile::open(path)?;
     let config = config_from_gguf(&file)?;
     let weights = GgufWeights {
         file: &file,
         config: &config,
     };
-    Decoder::load(config.clone(), &weights, device)
+    let mut decoder = Decoder::load(config.clone(), &weights, device)?;
+    if pack {
+        decoder.pack_blocks(&weights)?;
+    }
+    Ok(decoder)
 }
 
 /// The decoder's hyper-parameters from `{arch}.*` metadata keys.
@@ -119,9 +131,10 @@ fn gguf_name(hf: &str) -> Option<String> {
 
 /// Undoes llama.cpp's per-head row permutation of Llama's q/k (stored for interleaved
 /// RoPE): within each head of `hd` rows, stored row `2j + t` is Hugging Face row
-/// `t·hd/2 + j`. Works for weights (`cols` > 1) and biases (`cols` = 1).
-fn unpermute_rows(values: &[f32], rows: usize, cols: usize, hd: usize) -> Vec<f32> {
-    let mut out = vec![0f32; values.len()];
+/// `t·hd/2 + j`. Works for weights (`cols` > 1), biases (`cols` = 1) and rows of
+/// quantised blocks (`cols` bytes).
+fn unpermute_rows<T: Copy + Default>(values: &[T], rows: usize, cols: usize, hd: usize) -> Vec<T> {
+    let mut out = vec![T::default(); values.len()];
     for head in 0..rows / hd {
         for j in 0..hd / 2 {
             for t in 0..2 {
@@ -134,24 +147,30 @@ fn unpermute_rows(values: &[f32], rows: usize, cols: usize, hd: usize) -> Vec<f3
     out
 }
 
-impl WeightSource for GgufWeights<'_> {
-    fn path(&self) -> &Path {
-        self.file.path()
-    }
-
-    fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-        let gguf = gguf_name(name).ok_or_else(|| LmError::MissingTensor {
+impl GgufWeights<'_> {
+    fn gguf_name(&self, name: &str) -> Result<String> {
+        gguf_name(name).ok_or_else(|| LmError::MissingTensor {
             file: self.file.path().to_path_buf(),
             tensor: name.to_string(),
-        })?;
-        let (values, dims) = self.file.tensor_f32(&gguf)?;
+        })
+    }
+
+    /// `values` (`dims[0]` rows of `row_len` items) in Hugging Face row order: Llama's q/k
+    /// rows are stored permuted.
+    fn hf_rows<T: Copy + Default>(
+        &self,
+        name: &str,
+        gguf: &str,
+        values: Vec<T>,
+        dims: &[usize],
+        row_len: usize,
+    ) -> Result<Vec<T>> {
         let permuted = self.config.arch == Architecture::Llama
             && (name.contains("self_attn.q_proj") || name.contains("self_attn.k_proj"));
         if !permuted {
-            return Ok((values, dims));
+            return Ok(values);
         }
         let rows = dims[0];
-        let cols = dims.get(1).copied().unwrap_or(1);
         let hd = self.config.head_dim;
         if !rows.is_multiple_of(hd) {
             return Err(LmError::BadFile {
@@ -159,7 +178,36 @@ impl WeightSource for GgufWeights<'_> {
                 reason: format!("tensor `{gguf}` has {rows} rows, not a multiple of head_dim {hd}"),
             });
         }
-        Ok((unpermute_rows(&values, rows, cols, hd), dims))
+        Ok(unpermute_rows(&values, rows, row_len, hd))
+    }
+}
+
+impl WeightSource for GgufWeights<'_> {
+    fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn load(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let gguf = self.gguf_name(name)?;
+        let (values, dims) = self.file.tensor_f32(&gguf)?;
+        let cols = dims.get(1).copied().unwrap_or(1);
+        let values = self.hf_rows(name, &gguf, values, &dims, cols)?;
+        Ok((values, dims))
+    }
+
+    fn load_blocks(&self, name: &str) -> Result<Option<StoredBlocks>> {
+        let gguf = self.gguf_name(name)?;
+        let Some(info) = self.file.tensor_info(&gguf) else {
+            return Ok(None);
+        };
+        if info.dims.len() != 2 || !PACKED_TYPES.contains(&info.ggml_type) {
+            return Ok(None);
+        }
+        let bytes = self.file.tensor_bytes(&gguf)?.to_vec();
+        let row_bytes = bytes.len() / info.dims[0].max(1);
+        let (ty, shape) = (info.ggml_type, info.dims.clone());
+        let bytes = self.hf_rows(name, &gguf, bytes, &shape, row_bytes)?;
+        Ok(Some(StoredBlocks { ty, bytes, shape }))
     }
 }
 

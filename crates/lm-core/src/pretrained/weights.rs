@@ -26,6 +26,20 @@ pub trait WeightSource {
         let _ = expected;
         self.load(name)
     }
+    /// The tensor as stored quantised blocks that [`crate::packed::PackedMatrix`] can
+    /// multiply (type, bytes in Hugging Face row order, shape); `None` for sources or
+    /// tensors without such blocks.
+    fn load_blocks(&self, name: &str) -> Result<Option<StoredBlocks>> {
+        let _ = name;
+        Ok(None)
+    }
+}
+
+/// A tensor's quantised blocks as [`WeightSource::load_blocks`] returns them.
+pub struct StoredBlocks {
+    pub ty: crate::pretrained::gguf::GgmlType,
+    pub bytes: Vec<u8>,
+    pub shape: Vec<usize>,
 }
 
 /// Freshly initialised weights, for training a decoder from scratch: RMSNorm gains 1,

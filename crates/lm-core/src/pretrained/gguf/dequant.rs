@@ -4,7 +4,7 @@
 //! Every product is evaluated in the same order and f32 precision as the reference (no fused
 //! multiply-add), so results are bit-identical to it.
 
-use half::{bf16, f16};
+use half::bf16;
 use rayon::prelude::*;
 
 use super::value::GgmlType;
@@ -79,17 +79,119 @@ fn le8(b: &[u8]) -> [u8; 8] {
     [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]
 }
 
-/// The little-endian IEEE half at byte `i` (ggml's scales are fp16).
+/// The little-endian IEEE half at byte `i` (ggml's scales are fp16). Converted here rather
+/// than by `half`, whose conversion is an out-of-line call behind a run-time CPU check:
+/// inlined, it costs a few integer ops per block in the packed products.
+#[inline(always)]
 fn half_at(b: &[u8], i: usize) -> f32 {
-    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+    HALVES[usize::from(u16::from_le_bytes([b[i], b[i + 1]]))]
 }
 
+/// Every half's f32 value (256 KiB): a table load per block scale is cheaper than the
+/// conversion's branches in the packed products' per-block work.
+static HALVES: std::sync::LazyLock<Box<[f32]>> =
+    std::sync::LazyLock::new(|| (0..=u16::MAX).map(f16_to_f32).collect());
+
+/// The f32 equal to IEEE half `h` (every half is exactly representable).
+#[inline(always)]
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    let sign = (u32::from(h) & 0x8000) << 16;
+    let exp = u32::from(h >> 10) & 0x1F;
+    let man = u32::from(h & 0x3FF);
+    match exp {
+        // Zero or subnormal: man · 2⁻²⁴.
+        0 => {
+            let v = man as f32 * (1.0 / 16_777_216.0);
+            f32::from_bits(v.to_bits() | sign)
+        }
+        // Infinity or NaN (quiet, payload kept).
+        31 if man == 0 => f32::from_bits(sign | 0x7F80_0000),
+        31 => f32::from_bits(sign | 0x7FC0_0000 | (man << 13)),
+        _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
+    }
+}
+
+#[inline(always)]
 fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
-/// Legacy 32-element blocks store element `j` in the low nibble of byte `j` and element
-/// `j + 16` in its high nibble.
+/// A block type with a fixed layout, for callers that dequantise one block at a time in a
+/// hot loop ([`crate::packed`]): static dispatch, so the block's code is inlined (and
+/// vectorised) into the caller.
+pub(crate) trait QuantBlock {
+    const ELEMS: usize;
+    const BYTES: usize;
+    /// Dequantises one block: `b.len() == BYTES`, `o.len() == ELEMS`.
+    fn dequant(b: &[u8], o: &mut [f32]);
+}
+
+macro_rules! quant_block {
+    ($name:ident, $elems:literal, $bytes:literal, $f:ident) => {
+        pub(crate) struct $name;
+        impl QuantBlock for $name {
+            const ELEMS: usize = $elems;
+            const BYTES: usize = $bytes;
+            #[inline(always)]
+            fn dequant(b: &[u8], o: &mut [f32]) {
+                $f(b, o)
+            }
+        }
+    };
+}
+
+quant_block!(BlockQ40, 32, 18, q4_0);
+quant_block!(BlockQ41, 32, 20, q4_1);
+quant_block!(BlockQ50, 32, 22, q5_0);
+quant_block!(BlockQ80, 32, 34, q8_0);
+quant_block!(BlockQ4K, 256, 144, q4_k);
+quant_block!(BlockQ6K, 256, 210, q6_k);
+
+/// A legacy block's 16 quant bytes as 32 nibbles: element `j` in the low nibble of byte
+/// `j`, element `j + 16` in its high nibble. Unpacked with 64-bit masks and then converted
+/// by a plain 32-element loop: written as per-element loops over both halves, the compiler
+/// vectorised across blocks instead, gathering bytes one by one (4× slower).
+#[inline(always)]
+fn nibbles(b: &[u8]) -> [u8; 32] {
+    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    let word = |i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+    let (a, c) = (word(0), word(1));
+    let mut q = [0u8; 32];
+    for (i, w) in [a & LOW, c & LOW, (a >> 4) & LOW, (c >> 4) & LOW]
+        .into_iter()
+        .enumerate()
+    {
+        q[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    q
+}
+
+#[inline(always)]
+fn block32(o: &mut [f32]) -> &mut [f32; 32] {
+    o.try_into().expect("32-element block")
+}
+
+// Q4_0: d (f16), 16 bytes of nibbles; x = d * (q - 8).
+#[inline(always)]
+fn q4_0(b: &[u8], o: &mut [f32]) {
+    let d = half_at(b, 0);
+    let (q, o) = (nibbles(&b[2..18]), block32(o));
+    for j in 0..32 {
+        o[j] = d * (i32::from(q[j]) - 8) as f32;
+    }
+}
+
+// Q4_1: d, m (f16), 16 bytes of nibbles; x = d * q + m.
+#[inline(always)]
+fn q4_1(b: &[u8], o: &mut [f32]) {
+    let (d, m) = (half_at(b, 0), half_at(b, 2));
+    let (q, o) = (nibbles(&b[4..20]), block32(o));
+    for j in 0..32 {
+        o[j] = d * f32::from(q[j]) + m;
+    }
+}
+
+/// Element `j`'s nibble of a legacy block (see [`halves`]).
 fn nibble(qs: &[u8], j: usize) -> u8 {
     if j < 16 {
         qs[j] & 0x0F
@@ -98,35 +200,19 @@ fn nibble(qs: &[u8], j: usize) -> u8 {
     }
 }
 
-// Q4_0: d (f16), 16 bytes of nibbles; x = d * (q - 8).
-fn q4_0(b: &[u8], o: &mut [f32]) {
-    let d = half_at(b, 0);
-    let qs = &b[2..18];
-    for (j, y) in o.iter_mut().enumerate() {
-        *y = d * (i32::from(nibble(qs, j)) - 8) as f32;
-    }
-}
-
-// Q4_1: d, m (f16), 16 bytes of nibbles; x = d * q + m.
-fn q4_1(b: &[u8], o: &mut [f32]) {
-    let (d, m) = (half_at(b, 0), half_at(b, 2));
-    let qs = &b[4..20];
-    for (j, y) in o.iter_mut().enumerate() {
-        *y = d * f32::from(nibble(qs, j)) + m;
-    }
-}
-
 /// The 5-bit quant of element `j`: its nibble plus bit `j` of `qh` as bit 4.
 fn q5(qh: u32, qs: &[u8], j: usize) -> u8 {
     nibble(qs, j) | ((((qh >> j) & 1) as u8) << 4)
 }
 
-// Q5_0: d (f16), qh (u32), 16 bytes of nibbles; x = d * (q - 16).
+// Q5_0: d (f16), qh (u32), 16 bytes of nibbles; x = d * (q - 16), q = nibble | bit j of qh.
+#[inline(always)]
 fn q5_0(b: &[u8], o: &mut [f32]) {
     let (d, qh) = (half_at(b, 0), u32_at(b, 2));
-    let qs = &b[6..22];
-    for (j, y) in o.iter_mut().enumerate() {
-        *y = d * (i32::from(q5(qh, qs, j)) - 16) as f32;
+    let (q, o) = (nibbles(&b[6..22]), block32(o));
+    for j in 0..32 {
+        let high = ((qh >> j) & 1) << 4;
+        o[j] = d * ((u32::from(q[j]) | high) as i32 - 16) as f32;
     }
 }
 
@@ -140,10 +226,13 @@ fn q5_1(b: &[u8], o: &mut [f32]) {
 }
 
 // Q8_0: d (f16), 32 signed bytes; x = q * d.
+#[inline(always)]
 fn q8_0(b: &[u8], o: &mut [f32]) {
     let d = half_at(b, 0);
-    for (y, &q) in o.iter_mut().zip(&b[2..34]) {
-        *y = f32::from(q as i8) * d;
+    let qs: &[u8; 32] = b[2..34].try_into().expect("32 quant bytes");
+    let o = block32(o);
+    for j in 0..32 {
+        o[j] = f32::from(qs[j] as i8) * d;
     }
 }
 
@@ -219,9 +308,25 @@ fn k_nibble(qs: &[u8], j: usize, l: usize) -> u8 {
     (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0x0F
 }
 
+/// Q4_K as [`k_affine`] with [`k_nibble`], as loops over each 32 bytes' two groups.
+#[inline(always)]
 fn q4_k(b: &[u8], o: &mut [f32]) {
-    let qs = &b[16..144];
-    k_affine(b, o, |j, l| k_nibble(qs, j, l));
+    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
+    let scales = &b[4..16];
+    for c in 0..4 {
+        let qs: &[u8; 32] = b[16 + 32 * c..48 + 32 * c].try_into().expect("Q4_K block");
+        let pair = &mut o[64 * c..64 * c + 64];
+        let (lo, hi) = pair.split_at_mut(32);
+        for (g, (group, shift)) in [(lo, 0), (hi, 4)].into_iter().enumerate() {
+            let (sc, m) = k_scale_min(scales, 2 * c + g);
+            let dl = d * f32::from(sc);
+            let ml = dmin * f32::from(m);
+            let group: &mut [f32; 32] = group.try_into().expect("32-element group");
+            for l in 0..32 {
+                group[l] = dl * f32::from((qs[l] >> shift) & 0x0F) - ml;
+            }
+        }
+    }
 }
 
 // Q5_K: as Q4_K with 32 bytes of high bits (bit j of byte l = group j, element l).
@@ -231,16 +336,31 @@ fn q5_k(b: &[u8], o: &mut [f32]) {
 }
 
 // Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 signed scales, d (f16);
-// 16 groups of 16: x = (d * scale) * (q - 32). Each half of 128 elements uses 64 low bytes
-// (element e: byte e % 64, nibble (e % 128) / 64) and 32 high bytes (as `crumb`).
+// 16 groups of 16: x = (d * scale) * (q - 32). Element e = 128h + 32t + l (half h, quarter
+// t, l < 32) takes its low nibble from byte 64h + 32(t % 2) + l (high nibble when t ≥ 2)
+// and its top two bits from bits 2t of byte 32h + l of the highs (as `crumb`).
+#[inline(always)]
 fn q6_k(b: &[u8], o: &mut [f32]) {
     let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
     let d = half_at(b, 208);
-    for (e, y) in o.iter_mut().enumerate() {
-        let lo = (ql[64 * (e / 128) + e % 64] >> (4 * ((e % 128) / 64))) & 0x0F;
-        let q = i32::from(lo | (crumb(qh, e) << 4)) - 32;
-        let dl = d * f32::from(scales[e / 16] as i8);
-        *y = dl * q as f32;
+    for h in 0..2 {
+        let highs: &[u8; 32] = qh[32 * h..32 * h + 32].try_into().expect("Q6_K block");
+        for t in 0..4 {
+            let low_at = 64 * h + 32 * (t % 2);
+            let lows: &[u8; 32] = ql[low_at..low_at + 32].try_into().expect("Q6_K block");
+            let out: &mut [f32; 32] = (&mut o[128 * h + 32 * t..128 * h + 32 * t + 32])
+                .try_into()
+                .expect("32 elements");
+            for (half, out) in out.chunks_exact_mut(16).enumerate() {
+                let dl = d * f32::from(scales[8 * h + 2 * t + half] as i8);
+                for (i, y) in out.iter_mut().enumerate() {
+                    let l = 16 * half + i;
+                    let lo = (lows[l] >> (4 * (t / 2))) & 0x0F;
+                    let hi = (highs[l] >> (2 * t)) & 3;
+                    *y = dl * (i32::from(lo | (hi << 4)) - 32) as f32;
+                }
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! Tensor dims are reported row-major (outermost first), the reverse of GGUF's `ne` order,
 //! so a dequantised tensor is a plain row-major array of those dims.
 
-mod dequant;
+pub(crate) mod dequant;
 mod reader;
 mod value;
 mod writer;

@@ -273,3 +273,16 @@ fn many_blocks_in_parallel_match_one_by_one() {
         assert_eq!(&all[b * 32..(b + 1) * 32], &one[..], "block {b}");
     }
 }
+
+#[test]
+fn scales_convert_from_half_exactly() {
+    for bits in 0..=u16::MAX {
+        let want = f16::from_bits(bits).to_f32();
+        let got = super::super::dequant::f16_to_f32(bits);
+        if want.is_nan() {
+            assert!(got.is_nan(), "{bits:#06x}");
+        } else {
+            assert_eq!(got.to_bits(), want.to_bits(), "{bits:#06x}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Weight matrices kept in their GGUF quantised blocks, for CPU inference.
+//!
+//! Decoding a few rows at a time streams every weight once per token, so its speed is the
+//! memory traffic of the weights: 4 bytes a weight as f32, 0.56 as Q4_1. [`PackedMatrix`]
+//! keeps the file's blocks; [`PackedMatrix::product`] dequantises a few rows at a time
+//! into a buffer that stays in cache and multiplies them with every row of `x` there
+//! (the f32 path's tiled dot products, [`crate::cpu_dot`]). The block values are
+//! exactly the dequantised f32 weights (the same formulas, see
+//! [`crate::pretrained::gguf::dequantize`]), so the products equal the f32 model's up to
+//! the order of the sums.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::cpu_dot::{avx2_fma, rows_times_x, transpose};
+use crate::pretrained::gguf::GgmlType;
+use crate::pretrained::gguf::dequant::{
+    BlockQ4K, BlockQ6K, BlockQ40, BlockQ41, BlockQ50, BlockQ80, QuantBlock,
+};
+
+/// Rows of `x` one product takes at most (the decode batch; prefill uses the f32 weights).
+pub const MAX_ROWS: usize = 16;
+
+/// Weight rows per parallel task: dequantised together into a scratch buffer (up to
+/// 8 × 4864 f32 = 152 KiB, within L2), then multiplied as f32 rows.
+const TASK_ROWS: usize = 8;
+
+/// Block types with a product kernel here.
+pub const PACKED_TYPES: [GgmlType; 6] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+];
+
+/// A `[rows, cols]` matrix as row-major runs of quantised blocks, in one or more parts of
+/// whole rows, each part with its own block type (a stacked q/k/v projection whose three
+/// tensors were quantised differently).
+#[derive(Debug, Clone)]
+pub struct PackedMatrix {
+    cols: usize,
+    parts: Vec<PackedPart>,
+}
+
+#[derive(Debug, Clone)]
+struct PackedPart {
+    ty: GgmlType,
+    rows: usize,
+    bytes: Vec<u8>,
+}
+
+impl PackedMatrix {
+    /// Stacks `parts` of `(type, rows, blocks)` row-wise. The error names the part whose
+    /// type has no kernel or whose bytes are not `rows` rows of `cols` elements.
+    pub fn new(cols: usize, parts: Vec<(GgmlType, usize, Vec<u8>)>) -> Result<Self, String> {
+        let mut checked = Vec::with_capacity(parts.len());
+        for (i, (ty, rows, bytes)) in parts.into_iter().enumerate() {
+            if !PACKED_TYPES.contains(&ty) {
+                return Err(format!("part {i}: no packed product for {ty}"));
+            }
+            let row_bytes = ty
+                .bytes_for(cols)
+                .ok_or_else(|| format!("part {i}: a row of {cols} is not whole {ty} blocks"))?;
+            if bytes.len() != rows * row_bytes {
+                return Err(format!(
+                    "part {i}: {rows} rows of {cols} {ty} elements need {} bytes, got {}",
+                    rows * row_bytes,
+                    bytes.len()
+                ));
+            }
+            checked.push(PackedPart { ty, rows, bytes });
+        }
+        Ok(Self {
+            cols,
+            parts: checked,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.parts.iter().map(|p| p.rows).sum()
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes the blocks take.
+    pub fn n_bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.bytes.len()).sum()
+    }
+
+    /// `x [m, cols] · selfᵀ` as `[m, rows]` row-major, for `m <= MAX_ROWS`.
+    pub fn product(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let k = self.cols;
+        assert!(
+            (1..=MAX_ROWS).contains(&m) && x.len() == m * k,
+            "packed product of {m} rows of {k}: x has {} values",
+            x.len()
+        );
+        // [rows, m] so that each task owns a contiguous block; transposed at the end.
+        let mut out_t = vec![0f32; self.rows() * m];
+        let mut rest = out_t.as_mut_slice();
+        for part in &self.parts {
+            let (mine, tail) = rest.split_at_mut(part.rows * m);
+            rest = tail;
+            let row_bytes = part.bytes.len() / part.rows;
+            mine.par_chunks_mut(TASK_ROWS * m)
+                .zip(part.bytes.par_chunks(TASK_ROWS * row_bytes))
+                .for_each(|(block, bytes)| {
+                    SCRATCH.with_borrow_mut(|w| {
+                        w.resize(block.len() / m * k, 0.0);
+                        dequantize_rows(part.ty, bytes, w);
+                        rows_times_x(w, k, x, m, block);
+                    })
+                });
+        }
+        transpose(&out_t, self.rows(), m)
+    }
+}
+
+thread_local! {
+    /// A task's rows dequantised (reused: a fresh buffer of this size per task would be
+    /// a fresh mapping, zeroed page by page).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Dequantises whole rows of `ty` blocks into `out` (its length: the elements they hold),
+/// with the block code compiled for AVX2 where the CPU has it.
+fn dequantize_rows(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    match ty {
+        GgmlType::Q4_0 => rows_of::<BlockQ40>(bytes, out),
+        GgmlType::Q4_1 => rows_of::<BlockQ41>(bytes, out),
+        GgmlType::Q5_0 => rows_of::<BlockQ50>(bytes, out),
+        GgmlType::Q8_0 => rows_of::<BlockQ80>(bytes, out),
+        GgmlType::Q4_K => rows_of::<BlockQ4K>(bytes, out),
+        GgmlType::Q6_K => rows_of::<BlockQ6K>(bytes, out),
+        other => unreachable!("{other} was rejected by PackedMatrix::new"),
+    }
+}
+
+fn rows_of<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { rows_of_avx2::<QB>(bytes, out) };
+    }
+    blocks_into::<QB>(bytes, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_of_avx2<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
+    for (o, b) in out
+        .chunks_exact_mut(QB::ELEMS)
+        .zip(bytes.chunks_exact(QB::BYTES))
+    {
+        // SAFETY: this function only runs where the CPU has AVX2.
+        unsafe { block_avx2::<QB>(b, o) };
+    }
+}
+
+/// One block, out of line: inlined into the loop over blocks, the compiler vectorised the
+/// legacy types across blocks (gathering bytes one by one) rather than within one.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn block_avx2<QB: QuantBlock>(b: &[u8], o: &mut [f32]) {
+    QB::dequant(b, o)
+}
+
+/// Inlined into [`rows_of_avx2`], so that the block code is vectorised for AVX2 (the
+/// values are the same either way: the block formulas use no fused multiply-add).
+#[inline(always)]
+fn blocks_into<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
+    for (o, b) in out
+        .chunks_exact_mut(QB::ELEMS)
+        .zip(bytes.chunks_exact(QB::BYTES))
+    {
+        QB::dequant(b, o);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pretrained::gguf::dequantize;
+
+    /// `rows` rows of random blocks of `ty` whose scales are sane (f16 1/64) and whose
+    /// other bytes are pseudo-random.
+    fn random_blocks(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+        let n = ty.bytes_for(rows * cols).unwrap();
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut bytes: Vec<u8> = (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect();
+        // Put a modest f16 at every half-float scale position so values stay finite.
+        let scale = half::f16::from_f32(1.0 / 64.0).to_le_bytes();
+        let half_offsets: &[usize] = match ty {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+            GgmlType::Q4_1 => &[0, 2],
+            GgmlType::Q4_K => &[0, 2],
+            GgmlType::Q6_K => &[208],
+            _ => unreachable!(),
+        };
+        for block in bytes.chunks_exact_mut(ty.block_bytes()) {
+            for &o in half_offsets {
+                block[o..o + 2].copy_from_slice(&scale);
+            }
+        }
+        bytes
+    }
+
+    fn plain_product(w: &[f32], x: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|t| f64::from(x[i * k + t]) * f64::from(w[j * k + t]))
+                    .sum::<f64>() as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn products_match_the_dequantised_weights_for_every_type() {
+        let k = 512;
+        for (t, ty) in PACKED_TYPES.into_iter().enumerate() {
+            for m in [1, 3, 8, MAX_ROWS] {
+                // Two parts of different types, rows not a multiple of the task size.
+                let other = PACKED_TYPES[(t + 1) % PACKED_TYPES.len()];
+                let (a, b) = (37, 5);
+                let bytes_a = random_blocks(ty, a, k, t as u64);
+                let bytes_b = random_blocks(other, b, k, 99 + t as u64);
+                let mut w = dequantize(ty, &bytes_a, a * k).unwrap();
+                w.extend(dequantize(other, &bytes_b, b * k).unwrap());
+                let packed =
+                    PackedMatrix::new(k, vec![(ty, a, bytes_a), (other, b, bytes_b)]).unwrap();
+                assert_eq!((packed.rows(), packed.cols()), (a + b, k));
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                    .collect();
+                let want = plain_product(&w, &x, m, k, a + b);
+                let got = packed.product(&x, m);
+                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                        "{ty} m={m} [{i}]: {g} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The AVX2 build of the block code gives exactly the reference dequantisation.
+    #[test]
+    fn row_dequantisation_is_the_reference() {
+        for (t, ty) in PACKED_TYPES.into_iter().enumerate() {
+            let (rows, k) = (3, 512);
+            let bytes = random_blocks(ty, rows, k, 40 + t as u64);
+            let mut got = vec![0f32; rows * k];
+            dequantize_rows(ty, &bytes, &mut got);
+            let want = dequantize(ty, &bytes, rows * k).unwrap();
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "{ty}");
+        }
+    }
+
+    #[test]
+    fn bad_parts_are_named() {
+        let err = PackedMatrix::new(32, vec![(GgmlType::F16, 1, vec![0; 64])]).unwrap_err();
+        assert!(err.contains("no packed product for"), "{err}");
+        let err = PackedMatrix::new(48, vec![(GgmlType::Q8_0, 1, vec![0; 34])]).unwrap_err();
+        assert!(err.contains("not whole"), "{err}");
+        let err = PackedMatrix::new(32, vec![(GgmlType::Q8_0, 2, vec![0; 34])]).unwrap_err();
+        assert!(err.contains("need 68 bytes, got 34"), "{err}");
+    }
+}
