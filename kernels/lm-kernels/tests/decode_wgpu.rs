@@ -144,6 +144,28 @@ fn attention_cases<K: DecodeBackend>() {
         len: 130,
         head_dim: 128,
     });
+    // Enough rows × kv heads (≥ 64) for the grouped kernel (one cube per kv head): group 7
+    // at head dim 80 (32-slot chunks, the last partial), group 16 at head dim 128 (16-slot
+    // chunks), and no grouping.
+    for (rows, heads, kv_heads, len, head_dim) in [
+        (32, 14, 2, 150, 80),
+        (64, 16, 1, 41, 128),
+        (64, 2, 2, 70, 64),
+    ] {
+        assert!(
+            lm_kernels::decode::grouped_launch(rows, kv_heads, heads / kv_heads, head_dim)
+                .is_some()
+                || std::env::var_os("LM_DECODE_GROUPED").is_some()
+        );
+        check_attention::<K>(Shape {
+            rows,
+            heads,
+            kv_heads,
+            max_len: len + 9,
+            len,
+            head_dim,
+        });
+    }
 }
 
 fn check_qkv<K: DecodeBackend>(with_bias: bool) {

@@ -15,7 +15,7 @@ use burn_fusion::{Fusion, FusionBackend};
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-use super::kernels::{decode_attention, decode_qkv, silu_mul};
+use super::kernels::{decode_attention, decode_attention_grouped, decode_qkv, silu_mul};
 use crate::fusion_op::{Body, outputs, register};
 
 /// Units per cube of the element-wise q/k/v kernel.
@@ -26,6 +26,50 @@ const ELEMENTWISE_UNITS: u32 = 256;
 /// column).
 pub fn attention_units(head_dim: usize) -> usize {
     head_dim.next_power_of_two().max(64)
+}
+
+/// How [`decode_attention_grouped`] is launched: units per cube and slots per chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupedLaunch {
+    pub units: usize,
+    pub chunk: usize,
+}
+
+/// Fewest cubes (rows × kv heads) for which the grouped kernel is chosen: below, one cube
+/// per (row, query head) keeps more of the GPU busy.
+const GROUPED_MIN_CUBES: usize = 64;
+
+/// Shared memory the kernels may use (the portable path's limit, e.g. lavapipe).
+const SHARED_BYTES: usize = 32 * 1024;
+
+/// The grouped kernel's launch for `rows` rows of `kv_heads` kv heads, each serving
+/// `group` query heads of `head_dim`, or `None` for the per-query-head kernel: too few
+/// cubes to fill the GPU, or a group too large for shared memory. `LM_DECODE_GROUPED=1`
+/// / `0` forces the choice (where it fits), for benchmarks.
+pub fn grouped_launch(
+    rows: usize,
+    kv_heads: usize,
+    group: usize,
+    head_dim: usize,
+) -> Option<GroupedLaunch> {
+    let chunk = grouped_chunk(group, head_dim)?;
+    let forced = std::env::var("LM_DECODE_GROUPED").ok();
+    let grouped = match forced.as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => rows * kv_heads >= GROUPED_MIN_CUBES,
+    };
+    grouped.then_some(GroupedLaunch { units: 128, chunk })
+}
+
+/// Slots per chunk of the grouped kernel for `group` query heads of `head_dim`: 32, or 16
+/// for large groups; `None` when even that exceeds [`SHARED_BYTES`].
+fn grouped_chunk(group: usize, head_dim: usize) -> Option<usize> {
+    let chunk = if group * head_dim <= 1024 { 32 } else { 16 };
+    // q and the outputs (group × head_dim each), the padded tile, and per head: its chunk
+    // of scores plus three running values (sized group × chunk).
+    let floats = 2 * group * head_dim + chunk * (head_dim + 1) + 4 * group * chunk;
+    (floats * 4 <= SHARED_BYTES).then_some(chunk)
 }
 
 /// A backend with the decode-step kernels over a `[rows, kv_heads, max_len, head_dim]` cache.
@@ -140,8 +184,36 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> DecodeBack
         let len = bias.shape().dims::<2>()[1];
         let (client, device) = (q.client.clone(), q.device.clone());
         let out = empty_device_contiguous_dtype(client.clone(), device, q.shape(), q.dtype);
-        let units = attention_units(head_dim);
         let dtype = q.dtype.into();
+        let group = heads / kv_heads;
+        if let Some(GroupedLaunch { units, chunk }) =
+            grouped_launch(rows, kv_heads, group, head_dim)
+        {
+            decode_attention_grouped::launch::<R>(
+                &client,
+                CubeCount::new_1d((rows * kv_heads) as u32),
+                CubeDim::new_1d(units as u32),
+                q.into_tensor_arg(),
+                k_cache.into_tensor_arg(),
+                v_cache.into_tensor_arg(),
+                bias.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                heads as u32,
+                group as u32,
+                max_len as u32,
+                len as u32,
+                head_dim as u32,
+                scale,
+                units,
+                chunk,
+                group * head_dim,
+                chunk * (head_dim + 1),
+                group * chunk,
+                dtype,
+            );
+            return out;
+        }
+        let units = attention_units(head_dim);
         decode_attention::launch::<R>(
             &client,
             CubeCount::new_1d((rows * heads) as u32),
@@ -278,6 +350,26 @@ mod tests {
             assert!(units >= head_dim && units >= 64 && units.is_power_of_two());
         }
         assert_eq!(attention_units(64), 64);
+    }
+
+    #[test]
+    fn grouped_chunks_fit_shared_memory() {
+        // Qwen2.5-0.5B's group of 7 at head dim 64: 32-slot chunks.
+        assert_eq!(grouped_chunk(7, 64), Some(32));
+        // Group 16 at head dim 128 fits with 16-slot chunks; 32 does not fit at all.
+        assert_eq!(grouped_chunk(16, 128), Some(16));
+        assert_eq!(grouped_chunk(32, 128), None);
+        if std::env::var_os("LM_DECODE_GROUPED").is_none() {
+            assert_eq!(grouped_launch(1, 2, 7, 64), None, "too few cubes");
+            let many = grouped_launch(32, 2, 7, 64);
+            assert_eq!(
+                many,
+                Some(GroupedLaunch {
+                    units: 128,
+                    chunk: 32
+                })
+            );
+        }
         assert_eq!(attention_units(80), 128);
     }
 }

@@ -154,6 +154,141 @@ pub fn decode_attention<F: Float>(
     }
 }
 
+/// [`decode_attention`] with one cube per (row, kv head), serving the kv head's whole
+/// group of `group` query heads: each chunk of `chunk` slots of k, then of v, is read from
+/// the cache once (coalesced, into shared memory with rows padded to `head_dim + 1` so that
+/// units reading one column of different slots hit different banks) instead of once per
+/// query head. Per chunk: the `group × chunk` scores, each query head's online-softmax
+/// update (one unit per head), and the `group × head_dim` outputs' accumulation, units
+/// striding over the work. `group_cap` = group · head_dim, `tile_cap` = chunk ·
+/// (head_dim + 1), `score_cap` = group · chunk: the shared-memory sizes.
+#[cube(launch)]
+pub fn decode_attention_grouped<F: Float>(
+    q: &Tensor<F>,
+    k_cache: &Tensor<F>,
+    v_cache: &Tensor<F>,
+    bias: &Tensor<f32>,
+    out: &mut Tensor<F>,
+    heads: u32,
+    group: u32,
+    max_len: u32,
+    len: u32,
+    head_dim: u32,
+    scale: f32,
+    #[comptime] units: usize,
+    #[comptime] chunk: usize,
+    #[comptime] group_cap: usize,
+    #[comptime] tile_cap: usize,
+    #[comptime] score_cap: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let kv_heads = heads as usize / group as usize;
+    let row = CUBE_POS / kv_heads;
+    let kv_head = CUBE_POS % kv_heads;
+    let g_n = group as usize;
+    let hd = head_dim as usize;
+    let stride = hd + 1;
+    let unit = UNIT_POS_X as usize;
+    let slots = len as usize;
+    let q_base = (row * heads as usize + kv_head * g_n) * hd;
+    let cache_base = (row * kv_heads + kv_head) * max_len as usize * hd;
+    let bias_base = row * slots;
+    let gh = g_n * hd;
+    let masked = f32::new(-1.0e30);
+
+    let mut q_scaled = SharedMemory::<f32>::new(group_cap);
+    let mut acc = SharedMemory::<f32>::new(group_cap);
+    let mut tile = SharedMemory::<f32>::new(tile_cap);
+    let mut probs = SharedMemory::<f32>::new(score_cap);
+    // Per query head (the first `group` entries): running max, running sum, this chunk's
+    // rescale factor.
+    let mut run_max = SharedMemory::<f32>::new(score_cap);
+    let mut run_sum = SharedMemory::<f32>::new(score_cap);
+    let mut rescale = SharedMemory::<f32>::new(score_cap);
+    let mut i = unit;
+    while i < gh {
+        q_scaled[i] = f32::cast_from(q[q_base + i]) * scale;
+        acc[i] = 0.0f32;
+        i += units;
+    }
+    if unit < g_n {
+        run_max[unit] = masked;
+        run_sum[unit] = 0.0f32;
+    }
+    sync_cube();
+
+    let mut start = 0usize;
+    while start < slots {
+        let n = min(chunk, slots - start);
+        let chunk_base = cache_base + start * hd;
+        // k's chunk: slots are contiguous in the cache, so this is one coalesced run.
+        let mut i = unit;
+        while i < n * hd {
+            tile[(i / hd) * stride + i % hd] = f32::cast_from(k_cache[chunk_base + i]);
+            i += units;
+        }
+        sync_cube();
+        // Scores, clamped at `masked` (masked slots get probability 0 below: no infinity
+        // enters the arithmetic, so no NaN can come out of it).
+        let mut p = unit;
+        while p < g_n * n {
+            let g = p / n;
+            let s = p % n;
+            let mut dot = 0.0f32;
+            for d in 0..hd {
+                dot += q_scaled[g * hd + d] * tile[s * stride + d];
+            }
+            probs[g * chunk + s] = max(dot + bias[bias_base + start + s], masked);
+            p += units;
+        }
+        sync_cube();
+        if unit < g_n {
+            let row_at = unit * chunk;
+            let mut chunk_max = masked;
+            for s in 0..n {
+                chunk_max = max(chunk_max, probs[row_at + s]);
+            }
+            let new_max = max(run_max[unit], chunk_max);
+            let mut sum = 0.0f32;
+            for s in 0..n {
+                let score = probs[row_at + s];
+                let e = select(score > masked, f32::exp(score - new_max), 0.0f32);
+                probs[row_at + s] = e;
+                sum += e;
+            }
+            let r = f32::exp(run_max[unit] - new_max);
+            rescale[unit] = r;
+            run_sum[unit] = run_sum[unit] * r + sum;
+            run_max[unit] = new_max;
+        }
+        // v's chunk replaces k's (every score is computed).
+        let mut i = unit;
+        while i < n * hd {
+            tile[(i / hd) * stride + i % hd] = f32::cast_from(v_cache[chunk_base + i]);
+            i += units;
+        }
+        sync_cube();
+        let mut i = unit;
+        while i < gh {
+            let g = i / hd;
+            let d = i % hd;
+            let mut sum = 0.0f32;
+            for s in 0..n {
+                sum += probs[g * chunk + s] * tile[s * stride + d];
+            }
+            acc[i] = acc[i] * rescale[g] + sum;
+            i += units;
+        }
+        sync_cube();
+        start += chunk;
+    }
+    let mut i = unit;
+    while i < gh {
+        out[q_base + i] = F::cast_from(acc[i] / run_sum[i / hd]);
+        i += units;
+    }
+}
+
 /// `out = silu(gate) · up = gate / (1 + e^−gate) · up`, element-wise (SwiGLU's gate).
 #[cube(launch)]
 pub fn silu_mul<F: Float>(

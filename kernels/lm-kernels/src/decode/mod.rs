@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
 pub use crate::decode_inputs::{QkvInputs, decode_kernels_off};
-pub use backend::{DecodeBackend, attention_units};
+pub use backend::{DecodeBackend, GroupedLaunch, attention_units, grouped_launch};
 
 use crate::dispatch::same_type;
 
