@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 use rayon::prelude::*;
 
 use crate::cpu_dot::dot;
-use crate::cpu_linear::downcast as cast;
+use crate::cpu_linear::{downcast as cast, row_major};
 use crate::kernels::DecodeQkv;
 
 type Cpu = NdArray<f32>;
@@ -27,7 +27,7 @@ pub fn supports<B: Backend>() -> bool {
 }
 
 fn values<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap_or_default()
+    row_major(t).unwrap_or_default()
 }
 
 fn ints(t: Tensor<Cpu, 1, Int>) -> Vec<i64> {

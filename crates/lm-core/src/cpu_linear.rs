@@ -53,7 +53,7 @@ fn as_cpu<B: Backend>(t: Tensor<B, 2>) -> Option<Tensor<Cpu, 2>> {
 /// `x`'s values in row-major order, copied from its buffer: `into_data` of an array that
 /// is shared (as the caller's `x` is) iterates element by element through a dynamic-rank
 /// index, which took ~10% of a CPU decode step.
-fn row_major(x: Tensor<Cpu, 2>) -> Option<Vec<f32>> {
+pub(crate) fn row_major<const D: usize>(x: Tensor<Cpu, D>) -> Option<Vec<f32>> {
     let NdArrayTensor::F32(storage) = x.into_primitive().tensor() else {
         return None;
     };
