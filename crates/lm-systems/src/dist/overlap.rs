@@ -396,13 +396,16 @@ impl<C: Communicator> Reducer<'_, C> {
 mod tests {
     use super::*;
 
-    /// Rank 0 of two, whose peer contributes `peer` (its values, then its slot tags) to
-    /// every all-reduce.
-    struct WithPeer {
-        peer: Vec<f32>,
+    /// Rank 0 of two. Its peer contributes `peer` (its values, then its slot tags) to
+    /// every all-reduce, or, without one, the same values as rank 0; each all-reduce's
+    /// first and last slot are recorded.
+    #[derive(Default)]
+    struct TwoRanks {
+        peer: Option<Vec<f32>>,
+        launched: Vec<(usize, usize)>,
     }
 
-    impl Communicator for WithPeer {
+    impl Communicator for TwoRanks {
         fn rank(&self) -> usize {
             0
         }
@@ -410,7 +413,13 @@ mod tests {
             2
         }
         fn all_reduce_sum(&mut self, buf: &mut [f32]) -> Result<(), DistError> {
-            buf.iter_mut().zip(&self.peer).for_each(|(b, p)| *b += p);
+            let n = buf.len();
+            self.launched
+                .push((buf[n - 2] as usize, buf[n - 1] as usize));
+            match &self.peer {
+                Some(peer) => buf.iter_mut().zip(peer).for_each(|(b, p)| *b += p),
+                None => buf.iter_mut().for_each(|b| *b *= 2.0),
+            }
             Ok(())
         }
         fn broadcast(&mut self, _: &mut [f32], _: usize) -> Result<(), DistError> {
@@ -445,8 +454,9 @@ mod tests {
         };
         tx.send(GradMsg::Ready(grad)).unwrap();
         tx.send(GradMsg::BackwardDone).unwrap();
-        let comm = WithPeer {
-            peer: vec![1.0, 2.0, peer_slot, peer_slot],
+        let comm = TwoRanks {
+            peer: Some(vec![1.0, 2.0, peer_slot, peer_slot]),
+            ..TwoRanks::default()
         };
         communicate(comm, rx, None).1
     }
@@ -456,41 +466,6 @@ mod tests {
         let reduced = reduce_against(0.0).unwrap();
         assert_eq!(reduced.grads[&0], vec![2.0, 3.0]);
         assert_eq!((reduced.stats.collectives, reduced.stats.values), (1, 2));
-    }
-
-    /// Rank 0 of two whose peer contributes the same values; records each all-reduce's
-    /// first and last slot.
-    #[derive(Default)]
-    struct Mirror {
-        launched: Vec<(usize, usize)>,
-    }
-
-    impl Communicator for Mirror {
-        fn rank(&self) -> usize {
-            0
-        }
-        fn world_size(&self) -> usize {
-            2
-        }
-        fn all_reduce_sum(&mut self, buf: &mut [f32]) -> Result<(), DistError> {
-            let n = buf.len();
-            self.launched
-                .push((buf[n - 2] as usize, buf[n - 1] as usize));
-            buf.iter_mut().for_each(|b| *b *= 2.0);
-            Ok(())
-        }
-        fn broadcast(&mut self, _: &mut [f32], _: usize) -> Result<(), DistError> {
-            Err(not_here("broadcast"))
-        }
-        fn reduce_scatter_sum(&mut self, _: &[f32], _: &mut [f32]) -> Result<(), DistError> {
-            Err(not_here("reduce_scatter_sum"))
-        }
-        fn all_gather(&mut self, _: &[f32], _: &mut [f32]) -> Result<(), DistError> {
-            Err(not_here("all_gather"))
-        }
-        fn barrier(&mut self) -> Result<(), DistError> {
-            Err(not_here("barrier"))
-        }
     }
 
     /// The slots each all-reduce held when gradients of `slots` (of `hooked`) arrive in
@@ -505,7 +480,7 @@ mod tests {
                 .unwrap();
         }
         tx.send(GradMsg::BackwardDone).unwrap();
-        let (comm, result) = communicate(Mirror::default(), rx, bucket);
+        let (comm, result) = communicate(TwoRanks::default(), rx, bucket);
         let reduced = result.unwrap();
         for &slot in slots {
             assert_eq!(reduced.grads[&slot], vec![slot as f32; 2]);
