@@ -58,11 +58,14 @@ fn tiles_available() -> bool {
     avx2_fma()
 }
 
-/// Whether the CPU has AVX2 and FMA.
+/// Whether the CPU has AVX2 and FMA (and F16C, which every such CPU has and the packed
+/// products use for block scales).
 pub fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

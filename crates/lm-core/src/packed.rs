@@ -151,7 +151,7 @@ fn rows_of<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows_of_avx2<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
     for (o, b) in out
         .chunks_exact_mut(QB::ELEMS)
@@ -165,10 +165,11 @@ unsafe fn rows_of_avx2<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
 /// One block, out of line: inlined into the loop over blocks, the compiler vectorised the
 /// legacy types across blocks (gathering bytes one by one) rather than within one.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline(never)]
 unsafe fn block_avx2<QB: QuantBlock>(b: &[u8], o: &mut [f32]) {
-    QB::dequant(b, o)
+    // SAFETY: compiled for and run on an AVX2 CPU.
+    unsafe { QB::dequant_avx2(b, o) }
 }
 
 /// Inlined into [`rows_of_avx2`], so that the block code is vectorised for AVX2 (the

@@ -124,6 +124,16 @@ pub(crate) trait QuantBlock {
     const BYTES: usize;
     /// Dequantises one block: `b.len() == BYTES`, `o.len() == ELEMS`.
     fn dequant(b: &[u8], o: &mut [f32]);
+
+    /// [`Self::dequant`] with AVX2 intrinsics where the compiler's own vectorisation falls
+    /// short (the same values: no fused multiply-add).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C ([`crate::cpu_dot::avx2_fma`] checks all).
+    #[inline(always)]
+    unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
+        Self::dequant(b, o)
+    }
 }
 
 macro_rules! quant_block {
@@ -138,14 +148,156 @@ macro_rules! quant_block {
             }
         }
     };
+    ($name:ident, $elems:literal, $bytes:literal, $f:ident, $avx2:path) => {
+        pub(crate) struct $name;
+        impl QuantBlock for $name {
+            const ELEMS: usize = $elems;
+            const BYTES: usize = $bytes;
+            #[inline(always)]
+            fn dequant(b: &[u8], o: &mut [f32]) {
+                $f(b, o)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[inline(always)]
+            unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
+                // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
+                unsafe { $avx2(b, o) }
+            }
+        }
+    };
 }
 
-quant_block!(BlockQ40, 32, 18, q4_0);
-quant_block!(BlockQ41, 32, 20, q4_1);
-quant_block!(BlockQ50, 32, 22, q5_0);
-quant_block!(BlockQ80, 32, 34, q8_0);
+quant_block!(BlockQ40, 32, 18, q4_0, x86::q4_0);
+quant_block!(BlockQ41, 32, 20, q4_1, x86::q4_1);
+quant_block!(BlockQ50, 32, 22, q5_0, x86::q5_0);
+quant_block!(BlockQ80, 32, 34, q8_0, x86::q8_0);
 quant_block!(BlockQ4K, 256, 144, q4_k);
 quant_block!(BlockQ6K, 256, 210, q6_k);
+
+/// The 32-element types with AVX2 (and F16C for the scale) intrinsics: the quant bytes
+/// widened 8 at a time (legacy nibbles split in one register first), then each type's
+/// formula as in the scalar code.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::u32_at;
+
+    /// The little-endian half at byte `i`, broadcast (F16C's conversion: exact, as
+    /// [`super::f16_to_f32`]).
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    fn half(b: &[u8], i: usize) -> __m256 {
+        let bits = u16::from_le_bytes([b[i], b[i + 1]]);
+        _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+    }
+
+    /// Element `j`'s quant as the i32 lanes of 4 vectors (elements 8i..8i + 8 in vector i).
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn nibbles(qs: &[u8]) -> [__m256i; 4] {
+        assert!(qs.len() >= 16);
+        // SAFETY: 16 bytes are readable (asserted); the caller has AVX2.
+        unsafe {
+            let bytes = _mm_loadu_si128(qs.as_ptr().cast());
+            let mask = _mm_set1_epi8(0x0F);
+            let lo = _mm_and_si128(bytes, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), mask);
+            [
+                _mm256_cvtepu8_epi32(lo),
+                _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(lo)),
+                _mm256_cvtepu8_epi32(hi),
+                _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(hi)),
+            ]
+        }
+    }
+
+    /// Stores 4 vectors as the block's 32 outputs.
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn store(o: &mut [f32], v: [__m256; 4]) {
+        assert!(o.len() >= 32);
+        for (i, v) in v.into_iter().enumerate() {
+            // SAFETY: 8 floats at 8i < 32 <= o.len() (asserted).
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(8 * i), v) };
+        }
+    }
+
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn q4_0(b: &[u8], o: &mut [f32]) {
+        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
+        unsafe {
+            let d = half(b, 0);
+            let eight = _mm256_set1_epi32(8);
+            let q = nibbles(&b[2..18]);
+            store(
+                o,
+                q.map(|q| _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, eight)))),
+            );
+        }
+    }
+
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn q4_1(b: &[u8], o: &mut [f32]) {
+        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
+        unsafe {
+            let (d, m) = (half(b, 0), half(b, 2));
+            let q = nibbles(&b[4..20]);
+            store(
+                o,
+                q.map(|q| _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(q)), m)),
+            );
+        }
+    }
+
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn q5_0(b: &[u8], o: &mut [f32]) {
+        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
+        unsafe {
+            let d = half(b, 0);
+            let qh = _mm256_set1_epi32(u32_at(b, 2) as i32);
+            let (one, sixteen) = (_mm256_set1_epi32(1), _mm256_set1_epi32(16));
+            let q = nibbles(&b[6..22]);
+            let mut out = [_mm256_setzero_ps(); 4];
+            for (i, (q, out)) in q.into_iter().zip(&mut out).enumerate() {
+                let first = 8 * i as i32;
+                let shifts = _mm256_setr_epi32(
+                    first,
+                    first + 1,
+                    first + 2,
+                    first + 3,
+                    first + 4,
+                    first + 5,
+                    first + 6,
+                    first + 7,
+                );
+                let high =
+                    _mm256_slli_epi32::<4>(_mm256_and_si256(_mm256_srlv_epi32(qh, shifts), one));
+                let q = _mm256_sub_epi32(_mm256_or_si256(q, high), sixteen);
+                *out = _mm256_mul_ps(d, _mm256_cvtepi32_ps(q));
+            }
+            store(o, out);
+        }
+    }
+
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn q8_0(b: &[u8], o: &mut [f32]) {
+        assert!(b.len() >= 34);
+        let d = half(b, 0);
+        let mut out = [_mm256_setzero_ps(); 4];
+        for (i, out) in out.iter_mut().enumerate() {
+            // SAFETY: 8 bytes at 2 + 8i, within the 34 asserted.
+            let q = unsafe { _mm_loadl_epi64(b.as_ptr().add(2 + 8 * i).cast()) };
+            *out = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+        }
+        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
+        unsafe { store(o, out) };
+    }
+}
 
 /// A legacy block's 16 quant bytes as 32 nibbles: element `j` in the low nibble of byte
 /// `j`, element `j + 16` in its high nibble. Unpacked with 64-bit masks and then converted
