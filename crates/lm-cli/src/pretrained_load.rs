@@ -18,7 +18,7 @@ pub struct Pretrained<B: Backend> {
 /// Loads `path` (a `.gguf` file, else a Hugging Face directory); `tokenizer` overrides the
 /// model's own tokenizer with a tokenizer.json. `pack`: a GGUF model's projections also
 /// keep their quantised blocks for CPU decoding (inference only; see
-/// `Decoder::pack_blocks`).
+/// `Decoder::load_with`).
 pub fn load_pretrained<B: Backend>(
     path: &Path,
     tokenizer: Option<&Path>,

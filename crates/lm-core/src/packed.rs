@@ -87,11 +87,6 @@ impl PackedMatrix {
         self.cols
     }
 
-    /// Bytes the blocks take.
-    pub fn n_bytes(&self) -> usize {
-        self.parts.iter().map(|p| p.bytes.len()).sum()
-    }
-
     /// `x [m, cols] · selfᵀ` as `[m, rows]` row-major, for `m <= MAX_ROWS`.
     pub fn product(&self, x: &[f32], m: usize) -> Vec<f32> {
         let k = self.cols;
@@ -142,46 +137,32 @@ fn dequantize_rows(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
 }
 
 fn rows_of<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
+    let blocks = out
+        .chunks_exact_mut(QB::ELEMS)
+        .zip(bytes.chunks_exact(QB::BYTES));
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { rows_of_avx2::<QB>(bytes, out) };
+        for (o, b) in blocks {
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
+            unsafe { block_avx2::<QB>(b, o) };
+        }
+        return;
     }
-    blocks_into::<QB>(bytes, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows_of_avx2<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
-    for (o, b) in out
-        .chunks_exact_mut(QB::ELEMS)
-        .zip(bytes.chunks_exact(QB::BYTES))
-    {
-        // SAFETY: this function only runs where the CPU has AVX2.
-        unsafe { block_avx2::<QB>(b, o) };
+    for (o, b) in blocks {
+        QB::dequant(b, o);
     }
 }
 
-/// One block, out of line: inlined into the loop over blocks, the compiler vectorised the
-/// legacy types across blocks (gathering bytes one by one) rather than within one.
+/// One block, out of line and compiled for AVX2 (the values are the same as the portable
+/// code's: no fused multiply-add). Inlined into the loop over blocks, the compiler
+/// vectorised the legacy types across blocks (gathering bytes one by one) rather than
+/// within one.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline(never)]
 unsafe fn block_avx2<QB: QuantBlock>(b: &[u8], o: &mut [f32]) {
-    // SAFETY: compiled for and run on an AVX2 CPU.
+    // SAFETY: compiled for and run on an AVX2 + F16C CPU (the caller checked).
     unsafe { QB::dequant_avx2(b, o) }
-}
-
-/// Inlined into [`rows_of_avx2`], so that the block code is vectorised for AVX2 (the
-/// values are the same either way: the block formulas use no fused multiply-add).
-#[inline(always)]
-fn blocks_into<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
-    for (o, b) in out
-        .chunks_exact_mut(QB::ELEMS)
-        .zip(bytes.chunks_exact(QB::BYTES))
-    {
-        QB::dequant(b, o);
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub struct Linear<B: Backend> {
     pub weight: Param<Tensor<B, 2>>,
     /// The same matrix as quantised blocks, for decoding on the CPU (see
     /// [`crate::packed`]); attached only to models loaded for inference
-    /// ([`crate::pretrained::Decoder::pack_blocks`]): it is not updated by training.
+    /// ([`crate::pretrained::Decoder::load_with`]): it is not updated by training.
     #[module(skip)]
     pub packed: Option<Arc<PackedMatrix>>,
 }

@@ -40,7 +40,7 @@ pub struct Decoder<B: Backend> {
     pub rope: Rope<B>,
     #[module(skip)]
     pub config: DecoderConfig,
-    /// The tied output matrix as quantised blocks (see [`Self::pack_blocks`]).
+    /// The tied output matrix as quantised blocks (see [`Self::load_with`]).
     #[module(skip)]
     pub packed_tied_head: Option<Arc<PackedMatrix>>,
 }
@@ -62,9 +62,22 @@ impl<B: Backend> Decoder<B> {
     /// Builds the decoder from tensors with Hugging Face names, checking every shape
     /// against the config.
     pub fn load(config: DecoderConfig, src: &dyn WeightSource, device: &B::Device) -> Result<Self> {
+        Self::load_with(config, src, device, false)
+    }
+
+    /// [`Self::load`]; with `pack`, each projection whose quantised blocks `src` has (of a
+    /// type with a kernel, see [`crate::packed`]) also keeps them, so that decoding on the
+    /// CPU streams those instead of the f32 weights. For inference only: training updates
+    /// the f32 weights, not the blocks.
+    pub fn load_with(
+        config: DecoderConfig,
+        src: &dyn WeightSource,
+        device: &B::Device,
+        pack: bool,
+    ) -> Result<Self> {
         config.validate()?;
         let c = &config;
-        let w = Loader { src, device };
+        let w = Loader { src, device, pack };
         let (d, hd) = (c.hidden_size, c.head_dim);
         let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
         let mut layers = Vec::with_capacity(c.num_layers);
@@ -98,10 +111,11 @@ impl<B: Backend> Decoder<B> {
                 mlp,
             });
         }
-        let lm_head = if c.tie_word_embeddings {
-            None
+        let (lm_head, packed_tied_head) = if c.tie_word_embeddings {
+            let embeddings = ["model.embed_tokens.weight".to_string()];
+            (None, w.blocks(&embeddings, d, c.vocab_size)?)
         } else {
-            Some(w.linear("lm_head", d, c.vocab_size)?)
+            (Some(w.linear("lm_head", d, c.vocab_size)?), None)
         };
         let rope = Rope::from_inv_freq(
             &c.inv_freq(),
@@ -119,44 +133,8 @@ impl<B: Backend> Decoder<B> {
             lm_head,
             rope,
             config,
-            packed_tied_head: None,
+            packed_tied_head,
         })
-    }
-
-    /// Attaches each projection's quantised blocks from `src` (see [`crate::packed`]), so
-    /// that decoding on the CPU streams those instead of the f32 weights; a matrix whose
-    /// blocks `src` lacks (or of a type without a kernel) keeps the f32 path. For inference
-    /// only: training updates the f32 weights, not the blocks. Returns how many matrices
-    /// were packed.
-    pub fn pack_blocks(&mut self, src: &dyn WeightSource) -> Result<usize> {
-        let packer = Packer { src };
-        let mut packed = 0;
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let p = format!("model.layers.{i}");
-            let qkv = QKV_NAMES.map(|n| format!("{p}.self_attn.{n}.weight"));
-            let attn = &mut layer.self_attn;
-            packed += packer.attach(&mut attn.qkv_proj.linear, &qkv)?;
-            let o_proj = [format!("{p}.self_attn.o_proj.weight")];
-            packed += packer.attach(&mut attn.o_proj, &o_proj)?;
-            let mlp = &mut layer.mlp;
-            for (linear, name) in [
-                (&mut mlp.w1, "gate_proj"),
-                (&mut mlp.w2, "down_proj"),
-                (&mut mlp.w3, "up_proj"),
-            ] {
-                packed += packer.attach(linear, &[format!("{p}.mlp.{name}.weight")])?;
-            }
-        }
-        let d = self.config.hidden_size;
-        match &mut self.lm_head {
-            Some(head) => packed += packer.attach(head, &["lm_head.weight".to_string()])?,
-            None => {
-                let embeddings = ["model.embed_tokens.weight".to_string()];
-                self.packed_tied_head = packer.matrix(&embeddings, d, self.config.vocab_size)?;
-                packed += usize::from(self.packed_tied_head.is_some());
-            }
-        }
-        Ok(packed)
     }
 
     /// Final hidden states `[rows, T, d]` of `ids [rows, T]` at `positions [rows, T]`.
@@ -275,20 +253,48 @@ impl<B: Backend> Decoder<B> {
     }
 }
 
-/// Reads tensors' quantised blocks for [`Decoder::pack_blocks`].
-struct Packer<'a> {
+/// Reads tensors by name and checks their shapes; with `pack`, projections also keep
+/// their quantised blocks.
+struct Loader<'a, B: Backend> {
     src: &'a dyn WeightSource,
+    device: &'a B::Device,
+    pack: bool,
 }
 
-impl Packer<'_> {
-    /// The tensors `names` (each `[rows_i, cols]`) stacked row-wise as one packed matrix
-    /// of `rows` rows, or `None` when one of them has no blocks.
-    fn matrix(
+impl<B: Backend> Loader<'_, B> {
+    fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
+        Ok(Tensor::from_data(
+            TensorData::new(self.values(name, &shape)?, shape),
+            self.device,
+        ))
+    }
+
+    /// The values of `name`, after checking its shape.
+    fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (values, got) = self.src.load_shaped(name, shape)?;
+        self.check_shape(name, &got, shape)?;
+        Ok(values)
+    }
+
+    fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear<B>> {
+        let name = format!("{prefix}.weight");
+        let mut linear = Linear::from_weight(self.tensor(&name, [d_out, d_in])?);
+        linear.packed = self.blocks(&[name], d_in, d_out)?;
+        Ok(linear)
+    }
+
+    /// With `pack`, the tensors `names` (each `[rows_i, cols]`) stacked row-wise as one
+    /// packed matrix of `rows` rows; `None` without `pack` or when one of them has no
+    /// blocks.
+    fn blocks(
         &self,
         names: &[String],
         cols: usize,
         rows: usize,
     ) -> Result<Option<Arc<PackedMatrix>>> {
+        if !self.pack {
+            return Ok(None);
+        }
         let mut parts = Vec::with_capacity(names.len());
         for name in names {
             let Some(blocks) = self.src.load_blocks(name)? else {
@@ -313,10 +319,13 @@ impl Packer<'_> {
         Ok(Some(Arc::new(matrix)))
     }
 
-    /// Packs `linear` from `names`; 1 when it was packed, 0 when the blocks are missing.
-    fn attach<B: Backend>(&self, linear: &mut Linear<B>, names: &[String]) -> Result<usize> {
-        linear.packed = self.matrix(names, linear.d_in(), linear.d_out())?;
-        Ok(usize::from(linear.packed.is_some()))
+    fn check_shape(&self, name: &str, got: &[usize], expected: &[usize]) -> Result<()> {
+        if got == expected {
+            return Ok(());
+        }
+        Err(self.bad(format!(
+            "tensor `{name}` has shape {got:?}, the config expects {expected:?}"
+        )))
     }
 
     fn bad(&self, reason: String) -> LmError {
@@ -324,44 +333,6 @@ impl Packer<'_> {
             file: self.src.path().to_path_buf(),
             reason,
         }
-    }
-}
-
-/// Reads tensors by name and checks their shapes.
-struct Loader<'a, B: Backend> {
-    src: &'a dyn WeightSource,
-    device: &'a B::Device,
-}
-
-impl<B: Backend> Loader<'_, B> {
-    fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
-        Ok(Tensor::from_data(
-            TensorData::new(self.values(name, &shape)?, shape),
-            self.device,
-        ))
-    }
-
-    /// The values of `name`, after checking its shape.
-    fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (values, got) = self.src.load_shaped(name, shape)?;
-        self.check_shape(name, &got, shape)?;
-        Ok(values)
-    }
-
-    fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear<B>> {
-        Ok(Linear::from_weight(
-            self.tensor(&format!("{prefix}.weight"), [d_out, d_in])?,
-        ))
-    }
-
-    fn check_shape(&self, name: &str, got: &[usize], expected: &[usize]) -> Result<()> {
-        if got == expected {
-            return Ok(());
-        }
-        Err(LmError::BadFile {
-            file: self.src.path().to_path_buf(),
-            reason: format!("tensor `{name}` has shape {got:?}, the config expects {expected:?}"),
-        })
     }
 
     /// Projections loaded by their own names and shapes (`(prefix, d_out)`), stacked
@@ -385,8 +356,11 @@ impl<B: Backend> Loader<'_, B> {
         }
         let weight = TensorData::new(weights, [rows, d_in]);
         let bias = bias.then(|| TensorData::new(biases, [rows]));
+        let names: Vec<String> = parts.iter().map(|(p, _)| format!("{p}.weight")).collect();
+        let mut linear = Linear::from_weight(Tensor::from_data(weight, self.device));
+        linear.packed = self.blocks(&names, d_in, rows)?;
         Ok(Projection {
-            linear: Linear::from_weight(Tensor::from_data(weight, self.device)),
+            linear,
             bias: bias.map(|b| Param::from_tensor(Tensor::from_data(b, self.device))),
         })
     }

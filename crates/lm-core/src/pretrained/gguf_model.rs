@@ -18,7 +18,7 @@ pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<Decoder<B>> {
 }
 
 /// [`load`], and with `pack` the projections also keep their quantised blocks for CPU
-/// decoding (see [`Decoder::pack_blocks`]; for inference only: training does not update
+/// decoding (see [`Decoder::load_with`]; for inference only: training does not update
 /// them).
 pub fn load_with<B: Backend>(path: &Path, device: &B::Device, pack: bool) -> Result<Decoder<B>> {
     let file = GgufFile::open(path)?;
@@ -27,11 +27,7 @@ pub fn load_with<B: Backend>(path: &Path, device: &B::Device, pack: bool) -> Res
         file: &file,
         config: &config,
     };
-    let mut decoder = Decoder::load(config.clone(), &weights, device)?;
-    if pack {
-        decoder.pack_blocks(&weights)?;
-    }
-    Ok(decoder)
+    Decoder::load_with(config.clone(), &weights, device, pack)
 }
 
 /// The decoder's hyper-parameters from `{arch}.*` metadata keys.

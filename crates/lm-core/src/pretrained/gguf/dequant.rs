@@ -136,8 +136,9 @@ pub(crate) trait QuantBlock {
     }
 }
 
+/// A [`QuantBlock`] for block function `$f`, with `$avx2` as its AVX2 form when given.
 macro_rules! quant_block {
-    ($name:ident, $elems:literal, $bytes:literal, $f:ident) => {
+    ($name:ident, $elems:literal, $bytes:literal, $f:ident $(, $avx2:path)?) => {
         pub(crate) struct $name;
         impl QuantBlock for $name {
             const ELEMS: usize = $elems;
@@ -146,23 +147,14 @@ macro_rules! quant_block {
             fn dequant(b: &[u8], o: &mut [f32]) {
                 $f(b, o)
             }
-        }
-    };
-    ($name:ident, $elems:literal, $bytes:literal, $f:ident, $avx2:path) => {
-        pub(crate) struct $name;
-        impl QuantBlock for $name {
-            const ELEMS: usize = $elems;
-            const BYTES: usize = $bytes;
-            #[inline(always)]
-            fn dequant(b: &[u8], o: &mut [f32]) {
-                $f(b, o)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[inline(always)]
-            unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
-                // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
-                unsafe { $avx2(b, o) }
-            }
+            $(
+                #[cfg(target_arch = "x86_64")]
+                #[inline(always)]
+                unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
+                    // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
+                    unsafe { $avx2(b, o) }
+                }
+            )?
         }
     };
 }
@@ -300,9 +292,8 @@ mod x86 {
 }
 
 /// A legacy block's 16 quant bytes as 32 nibbles: element `j` in the low nibble of byte
-/// `j`, element `j + 16` in its high nibble. Unpacked with 64-bit masks and then converted
-/// by a plain 32-element loop: written as per-element loops over both halves, the compiler
-/// vectorised across blocks instead, gathering bytes one by one (4× slower).
+/// `j`, element `j + 16` in its high nibble (unpacked with 64-bit masks, so that the
+/// conversion after it is a plain 32-element loop).
 #[inline(always)]
 fn nibbles(b: &[u8]) -> [u8; 32] {
     const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
@@ -343,7 +334,7 @@ fn q4_1(b: &[u8], o: &mut [f32]) {
     }
 }
 
-/// Element `j`'s nibble of a legacy block (see [`halves`]).
+/// Element `j`'s nibble of a legacy block (low nibble of byte `j`, high of byte `j - 16`).
 fn nibble(qs: &[u8], j: usize) -> u8 {
     if j < 16 {
         qs[j] & 0x0F
