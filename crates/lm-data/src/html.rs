@@ -4,10 +4,13 @@
 //! render the visible text with block structure the way resiliparse's plain-text extractor
 //! does (see [`render`]).
 
+pub mod char_ref;
 pub mod charset;
+mod doctype;
 pub mod dom;
 pub mod nesting;
 pub mod render;
+mod tokenizer;
 
 pub use charset::{DecodedHtml, decode_html};
 pub use render::extract_text;

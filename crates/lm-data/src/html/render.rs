@@ -7,20 +7,36 @@
 //! dropped; trailing white space removed.
 
 use html5ever::tendril::TendrilSink;
-use html5ever::{ParseOpts, parse_document};
+use html5ever::{LocalName, ParseOpts, local_name, parse_document};
 
 use super::dom::{DOCUMENT, Dom, Node, NodeData, NodeId};
 use super::nesting::{MAX_ESTIMATED_DEPTH, depth_cut};
+use super::tokenizer;
 
 /// The visible text of `html` (already decoded). A page nested deeper than
 /// [`MAX_ESTIMATED_DEPTH`] is cut where it gets that deep (see [`super::nesting`]).
 pub fn extract_text(html: &str) -> String {
-    let html = match depth_cut(html, MAX_ESTIMATED_DEPTH) {
+    let html = cut_deep_nesting(html);
+    render(tokenizer::parse(html), html.len())
+}
+
+/// As [`extract_text`], tokenized by html5ever's own (spec-reference, slower) tokenizer:
+/// the yardstick the fast tokenizer is tested against.
+pub fn extract_text_with_html5ever_tokenizer(html: &str) -> String {
+    let html = cut_deep_nesting(html);
+    let dom = parse_document(Dom::with_capacity_for(html.len()), ParseOpts::default()).one(html);
+    render(dom, html.len())
+}
+
+fn cut_deep_nesting(html: &str) -> &str {
+    match depth_cut(html, MAX_ESTIMATED_DEPTH) {
         Some(cut) => &html[..cut],
         None => html,
-    };
-    let dom = parse_document(Dom::with_capacity_for(html.len()), ParseOpts::default()).one(html);
-    let mut out = TextWriter::with_capacity(html.len() / 3);
+    }
+}
+
+fn render(dom: Dom, html_len: usize) -> String {
+    let mut out = TextWriter::with_capacity(html_len / 3);
     walk(&dom.into_nodes(), &mut out);
     out.finish()
 }
@@ -44,23 +60,61 @@ enum Role {
     Image,
 }
 
-fn role(tag: &str) -> Role {
-    match tag {
-        "head" | "title" | "script" | "style" | "noscript" | "iframe" | "template" | "textarea"
-        | "select" | "option" | "button" | "label" | "input" => Role::Hidden,
-        "p" | "h1" | "h2" | "h3" | "h4" => Role::Block(2),
-        "address" | "article" | "aside" | "blockquote" | "caption" | "center" | "dd"
-        | "details" | "div" | "dl" | "dt" | "fieldset" | "figcaption" | "figure" | "footer"
-        | "form" | "h5" | "h6" | "header" | "hgroup" | "hr" | "main" | "nav" | "section"
-        | "table" => Role::Block(1),
-        "pre" => Role::Preformatted,
-        "ul" => Role::List { ordered: false },
-        "ol" => Role::List { ordered: true },
-        "li" => Role::ListItem,
-        "tr" => Role::TableRow,
-        "td" | "th" => Role::TableCell,
-        "br" => Role::LineBreak,
-        "img" => Role::Image,
+/// Matched on interned names: comparing atoms is one integer compare, where comparing
+/// strings first has to look the atom's text up.
+fn role(tag: &LocalName) -> Role {
+    match *tag {
+        local_name!("head")
+        | local_name!("title")
+        | local_name!("script")
+        | local_name!("style")
+        | local_name!("noscript")
+        | local_name!("iframe")
+        | local_name!("template")
+        | local_name!("textarea")
+        | local_name!("select")
+        | local_name!("option")
+        | local_name!("button")
+        | local_name!("label")
+        | local_name!("input") => Role::Hidden,
+        local_name!("p")
+        | local_name!("h1")
+        | local_name!("h2")
+        | local_name!("h3")
+        | local_name!("h4") => Role::Block(2),
+        local_name!("address")
+        | local_name!("article")
+        | local_name!("aside")
+        | local_name!("blockquote")
+        | local_name!("caption")
+        | local_name!("center")
+        | local_name!("dd")
+        | local_name!("details")
+        | local_name!("div")
+        | local_name!("dl")
+        | local_name!("dt")
+        | local_name!("fieldset")
+        | local_name!("figcaption")
+        | local_name!("figure")
+        | local_name!("footer")
+        | local_name!("form")
+        | local_name!("h5")
+        | local_name!("h6")
+        | local_name!("header")
+        | local_name!("hgroup")
+        | local_name!("hr")
+        | local_name!("main")
+        | local_name!("nav")
+        | local_name!("section")
+        | local_name!("table") => Role::Block(1),
+        local_name!("pre") => Role::Preformatted,
+        local_name!("ul") => Role::List { ordered: false },
+        local_name!("ol") => Role::List { ordered: true },
+        local_name!("li") => Role::ListItem,
+        local_name!("tr") => Role::TableRow,
+        local_name!("td") | local_name!("th") => Role::TableCell,
+        local_name!("br") => Role::LineBreak,
+        local_name!("img") => Role::Image,
         _ => Role::Inline,
     }
 }
@@ -110,8 +164,12 @@ fn walk(nodes: &[Node], out: &mut TextWriter) {
                             next_child: child.first_child,
                             role,
                             table_structure: matches!(
-                                &*name.local,
-                                "table" | "tbody" | "thead" | "tfoot" | "tr"
+                                name.local,
+                                local_name!("table")
+                                    | local_name!("tbody")
+                                    | local_name!("thead")
+                                    | local_name!("tfoot")
+                                    | local_name!("tr")
                             ),
                         });
                     }
@@ -323,9 +381,7 @@ impl TextWriter {
             }
             let start = i;
             loop {
-                while i < bytes.len() && !is_html_space_byte(bytes[i]) {
-                    i += 1;
-                }
+                i = word_end(bytes, i);
                 if bytes.get(i) == Some(&b' ')
                     && bytes.get(i + 1).is_some_and(|&b| !is_html_space_byte(b))
                 {
@@ -364,6 +420,25 @@ impl TextWriter {
         self.pending_cell_separator = false;
         self.trailing_newlines = 0;
     }
+}
+
+/// The first collapsible space at or after `i` (or the end). Eight bytes at a time first:
+/// a word whose bytes are all above b' ' holds none.
+fn word_end(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // Non-zero exactly when some byte is below 0x21 (bytes >= 0x80 drop out by `!word`).
+        if word.wrapping_sub(ONES * 0x21) & !word & HIGH_BITS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !is_html_space_byte(bytes[i]) {
+        i += 1;
+    }
+    i
 }
 
 /// White space that HTML collapses (ASCII only: U+00A0 and other Unicode spaces are kept).
