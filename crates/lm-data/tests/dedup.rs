@@ -3,7 +3,7 @@
 //! MinHash + LSH with planted near-duplicates.
 
 mod common;
-use common::shared;
+use common::{html_pages, shared};
 
 use std::path::{Path, PathBuf};
 
@@ -337,19 +337,13 @@ fn many_exact_copies_collapse_without_quadratic_candidates() {
 #[test]
 #[ignore = "benchmark; needs $LM_ASSETS/html"]
 fn minhash_speed_on_real_html() {
-    let assets = std::env::var_os("LM_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lm-assets"))
-        .join("html");
-    let manifest = std::fs::read_to_string(assets.join("manifest.tsv")).unwrap();
     let blocks = regex::Regex::new(r"(?is)<(script|style)\b.*?</(script|style)\s*>").unwrap();
     let tags = regex::Regex::new(r"(?s)<[^>]*>").unwrap();
-    let texts: Vec<String> = manifest
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let path = assets.join(line.split('\t').next().unwrap());
-            let html = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+    let texts: Vec<String> = html_pages()
+        .expect("the HTML set")
+        .iter()
+        .map(|page| {
+            let html = String::from_utf8_lossy(&std::fs::read(&page.path).unwrap()).into_owned();
             tags.replace_all(&blocks.replace_all(&html, " "), " ")
                 .into_owned()
         })

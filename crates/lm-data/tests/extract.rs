@@ -2,7 +2,7 @@
 //! languages without a panic.
 
 mod common;
-use common::{assets, shared};
+use common::{html_pages, shared};
 
 use lm_data::html::{
     charset::CharsetSource, decode_html, extract_text_from_html_bytes,
@@ -91,25 +91,14 @@ fn bom_and_plain_utf8() {
 /// Every page of a few languages (different scripts) gives non-empty text without a panic.
 #[test]
 fn real_pages_of_several_languages() {
-    let root = assets().join("html");
-    let Ok(manifest) = std::fs::read_to_string(root.join("manifest.tsv")) else {
-        eprintln!(
-            "skipped: {} absent (run shared/fetch-assets --html)",
-            root.display()
-        );
-        return;
-    };
+    let Some(all) = html_pages() else { return };
     let languages = ["ja", "zh", "ar", "ru", "el", "vi"];
     let mut pages = 0;
-    for line in manifest.lines().skip(1) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        if !languages.contains(&fields[3]) {
-            continue;
-        }
-        let bytes = std::fs::read(root.join(fields[0])).unwrap();
-        let text = extract_text_from_html_bytes(&bytes);
-        assert!(!text.trim().is_empty(), "{}", fields[0]);
-        assert!(!text.contains('<') || text.len() > 100, "{}", fields[0]);
+    for page in all.iter().filter(|p| languages.contains(&p.lang.as_str())) {
+        let text = extract_text_from_html_bytes(&std::fs::read(&page.path).unwrap());
+        let name = page.path.display();
+        assert!(!text.trim().is_empty(), "{name}");
+        assert!(!text.contains('<') || text.len() > 100, "{name}");
         pages += 1;
     }
     assert!(pages > 500, "only {pages} pages");
@@ -150,12 +139,10 @@ a
 #[test]
 #[ignore = "timing; run in release"]
 fn extraction_throughput() {
-    let root = assets().join("html");
-    let manifest = std::fs::read_to_string(root.join("manifest.tsv")).unwrap();
-    let pages: Vec<Vec<u8>> = manifest
-        .lines()
-        .skip(1)
-        .map(|line| std::fs::read(root.join(line.split('\t').next().unwrap())).unwrap())
+    let pages: Vec<Vec<u8>> = html_pages()
+        .expect("the HTML set")
+        .iter()
+        .map(|p| std::fs::read(&p.path).unwrap())
         .collect();
     let bytes: usize = pages.iter().map(Vec::len).sum();
     let mut best = f64::MAX;

@@ -83,16 +83,32 @@ fn ends_name(c: u8) -> bool {
 
 /// Elements whose attributes matter: `<img alt>` is rendered; the tree builder reads
 /// `<input type>` (hidden inputs in tables), `<font color|face|size>` (leaving foreign
-/// content), `<annotation-xml encoding>` and `<template shadowrootmode>`. Every other
-/// start tag reaches the tree builder without attributes, which the renderer never reads.
+/// content), `<annotation-xml encoding>`, `<template shadowrootmode>`, and compares the
+/// attributes of formatting elements (the "Noah's Ark" clause, which decides what misnested
+/// end tags do). Every other start tag reaches the tree builder without attributes, which
+/// the renderer never reads.
 fn keeps_attributes(name: &LocalName) -> bool {
     matches!(
         *name,
         local_name!("img")
             | local_name!("input")
-            | local_name!("font")
             | local_name!("annotation-xml")
             | local_name!("template")
+            // The formatting elements.
+            | local_name!("a")
+            | local_name!("b")
+            | local_name!("big")
+            | local_name!("code")
+            | local_name!("em")
+            | local_name!("font")
+            | local_name!("i")
+            | local_name!("nobr")
+            | local_name!("s")
+            | local_name!("small")
+            | local_name!("strike")
+            | local_name!("strong")
+            | local_name!("tt")
+            | local_name!("u")
     )
 }
 
@@ -350,7 +366,7 @@ impl Tokenizer<'_> {
     fn attribute_value(&self, (start, end): (usize, usize)) -> StrTendril {
         let raw = &self.src[start..end];
         if memchr2(b'&', b'\0', raw.as_bytes()).is_none() {
-            return StrTendril::from_slice(raw);
+            return self.input.subtendril(start as u32, (end - start) as u32);
         }
         let mut value = StrTendril::new();
         let mut at = start;
