@@ -270,4 +270,30 @@ mod tests {
         let err = PackedMatrix::new(32, vec![(GgmlType::Q8_0, 2, vec![0; 34])]).unwrap_err();
         assert!(err.contains("need 68 bytes, got 34"), "{err}");
     }
+
+    /// Weight throughput of the products on a decode-sized shape (Qwen2.5-0.5B's MLP
+    /// down projection: 896 × 4864). Run in release:
+    /// `cargo test --release -p lm-core --lib packed::tests::product_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing; run in release"]
+    fn product_throughput() {
+        let (n, k) = (896, 4864);
+        for ty in PACKED_TYPES {
+            let packed = PackedMatrix::new(k, vec![(ty, n, random_blocks(ty, n, k, 7))]).unwrap();
+            for m in [1, 8] {
+                let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 / 13.0).collect();
+                let mut best = f64::MAX;
+                for _ in 0..30 {
+                    let start = std::time::Instant::now();
+                    std::hint::black_box(packed.product(&x, m));
+                    best = best.min(start.elapsed().as_secs_f64());
+                }
+                println!(
+                    "{ty} m={m}: {:.3} ms, {:.2} G weights/s",
+                    best * 1e3,
+                    (n * k) as f64 / best / 1e9
+                );
+            }
+        }
+    }
 }

@@ -244,35 +244,53 @@ mod x86 {
         }
     }
 
+    /// Bit `j` of `bits` as byte `j` of a vector: 0xFF where it is set, 0 where clear.
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    fn bit_bytes(bits: u32) -> __m256i {
+        // Byte j takes byte j / 8 of the word (the shuffle works within 128-bit lanes; the
+        // word is in both), then tests its bit j % 8.
+        let word = _mm256_set1_epi32(bits as i32);
+        let spread = _mm256_shuffle_epi8(
+            word,
+            _mm256_setr_epi64x(
+                0,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            ),
+        );
+        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+        _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+    }
+
+    /// The 32 signed bytes of `q` as 4 vectors of f32 (elements 8i..8i + 8 in vector i).
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    fn bytes_to_f32(q: __m256i) -> [__m256; 4] {
+        let (lo, hi) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+        [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)]
+            .map(|b| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)))
+    }
+
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     pub(super) unsafe fn q5_0(b: &[u8], o: &mut [f32]) {
+        assert!(b.len() >= 22);
+        let d = half(b, 0);
+        // SAFETY: 16 bytes at 6, within the 22 asserted.
+        let qs = unsafe { _mm_loadu_si128(b.as_ptr().add(6).cast()) };
+        let low = _mm_set1_epi8(0x0F);
+        // Element j < 16: low nibble of byte j; element j + 16: its high nibble.
+        let nibbles = _mm256_set_m128i(
+            _mm_and_si128(_mm_srli_epi16::<4>(qs), low),
+            _mm_and_si128(qs, low),
+        );
+        // The fifth bit from the 32 high bits, then q - 16 (in -16..=15: fits a byte).
+        let fifth = _mm256_and_si256(bit_bytes(u32_at(b, 2)), _mm256_set1_epi8(0x10));
+        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles, fifth), _mm256_set1_epi8(16));
         // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
-        unsafe {
-            let d = half(b, 0);
-            let qh = _mm256_set1_epi32(u32_at(b, 2) as i32);
-            let (one, sixteen) = (_mm256_set1_epi32(1), _mm256_set1_epi32(16));
-            let q = nibbles(&b[6..22]);
-            let mut out = [_mm256_setzero_ps(); 4];
-            for (i, (q, out)) in q.into_iter().zip(&mut out).enumerate() {
-                let first = 8 * i as i32;
-                let shifts = _mm256_setr_epi32(
-                    first,
-                    first + 1,
-                    first + 2,
-                    first + 3,
-                    first + 4,
-                    first + 5,
-                    first + 6,
-                    first + 7,
-                );
-                let high =
-                    _mm256_slli_epi32::<4>(_mm256_and_si256(_mm256_srlv_epi32(qh, shifts), one));
-                let q = _mm256_sub_epi32(_mm256_or_si256(q, high), sixteen);
-                *out = _mm256_mul_ps(d, _mm256_cvtepi32_ps(q));
-            }
-            store(o, out);
-        }
+        unsafe { store(o, bytes_to_f32(q).map(|q| _mm256_mul_ps(d, q))) };
     }
 
     #[target_feature(enable = "avx2,f16c")]
