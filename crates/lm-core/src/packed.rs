@@ -4,7 +4,9 @@
 //! memory traffic of the weights: 4 bytes a weight as f32, 0.56 as Q4_1. [`PackedMatrix`]
 //! keeps the file's blocks; [`PackedMatrix::product`] dequantises a few rows at a time
 //! into a buffer that stays in cache and multiplies them with every row of `x` there
-//! (the f32 path's tiled dot products, [`crate::cpu_dot`]). The block values are
+//! (the f32 path's tiled dot products, [`crate::cpu_dot`]) — or, for up to
+//! [`IN_REGISTERS_MAX_ROWS`] rows of `x` and the 32-element block types on AVX2, multiplies
+//! each block as soon as it is dequantised into registers. The block values are
 //! exactly the dequantised f32 weights (the same formulas, see
 //! [`crate::pretrained::gguf::dequantize`]), so the products equal the f32 model's up to
 //! the order of the sums.
@@ -35,6 +37,21 @@ pub const PACKED_TYPES: [GgmlType; 6] = [
     GgmlType::Q4_K,
     GgmlType::Q6_K,
 ];
+
+/// `$f::<QB>(args)` for the [`QuantBlock`] type of GGML type `$ty`.
+macro_rules! for_block_type {
+    ($ty:expr, $f:ident($($arg:expr),*)) => {
+        match $ty {
+            GgmlType::Q4_0 => $f::<BlockQ40>($($arg),*),
+            GgmlType::Q4_1 => $f::<BlockQ41>($($arg),*),
+            GgmlType::Q5_0 => $f::<BlockQ50>($($arg),*),
+            GgmlType::Q8_0 => $f::<BlockQ80>($($arg),*),
+            GgmlType::Q4_K => $f::<BlockQ4K>($($arg),*),
+            GgmlType::Q6_K => $f::<BlockQ6K>($($arg),*),
+            other => unreachable!("{other} was rejected by PackedMatrix::new"),
+        }
+    };
+}
 
 /// A `[rows, cols]` matrix as row-major runs of quantised blocks, in one or more parts of
 /// whole rows, each part with its own block type (a stacked q/k/v projection whose three
@@ -105,11 +122,7 @@ impl PackedMatrix {
             mine.par_chunks_mut(TASK_ROWS * m)
                 .zip(part.bytes.par_chunks(TASK_ROWS * row_bytes))
                 .for_each(|(block, bytes)| {
-                    SCRATCH.with_borrow_mut(|w| {
-                        w.resize(block.len() / m * k, 0.0);
-                        dequantize_rows(part.ty, bytes, w);
-                        rows_times_x(w, k, x, m, block);
-                    })
+                    for_block_type!(part.ty, rows_times_x_of(bytes, x, m, k, block))
                 });
         }
         transpose(&out_t, self.rows(), m)
@@ -122,18 +135,68 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Dequantises whole rows of `ty` blocks into `out` (its length: the elements they hold),
-/// with the block code compiled for AVX2 where the CPU has it.
-fn dequantize_rows(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
-    match ty {
-        GgmlType::Q4_0 => rows_of::<BlockQ40>(bytes, out),
-        GgmlType::Q4_1 => rows_of::<BlockQ41>(bytes, out),
-        GgmlType::Q5_0 => rows_of::<BlockQ50>(bytes, out),
-        GgmlType::Q8_0 => rows_of::<BlockQ80>(bytes, out),
-        GgmlType::Q4_K => rows_of::<BlockQ4K>(bytes, out),
-        GgmlType::Q6_K => rows_of::<BlockQ6K>(bytes, out),
-        other => unreachable!("{other} was rejected by PackedMatrix::new"),
+/// Rows of `x` up to which a product keeps each dequantised block in registers, multiplied
+/// as soon as it is made; more rows amortise a scratch copy of the rows over the tiled dots.
+pub const IN_REGISTERS_MAX_ROWS: usize = 4;
+
+/// `block[j * m + r] = w_j · x_r` for the weight rows in `bytes` (whole rows of `QB`
+/// blocks) and the `m` rows of `x` (`[m, k]`).
+fn rows_times_x_of<QB: QuantBlock>(bytes: &[u8], x: &[f32], m: usize, k: usize, block: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if QB::HAS_VECTORS && m <= IN_REGISTERS_MAX_ROWS && avx2_fma() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
+        unsafe { rows_times_x_in_registers::<QB>(bytes, x, m, k, block) };
+        return;
     }
+    SCRATCH.with_borrow_mut(|w| {
+        w.resize(block.len() / m * k, 0.0);
+        rows_of::<QB>(bytes, w);
+        rows_times_x(w, k, x, m, block);
+    })
+}
+
+/// [`rows_times_x_of`] for the 32-element types, each block's 4 vectors multiplied with
+/// `x` straight away (two partial sums per row of `x`, so consecutive multiply-adds do
+/// not wait on each other).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_times_x_in_registers<QB: QuantBlock>(
+    bytes: &[u8],
+    x: &[f32],
+    m: usize,
+    k: usize,
+    block: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    assert!(QB::ELEMS == 32 && m <= IN_REGISTERS_MAX_ROWS && x.len() == m * k);
+    let row_bytes = k / 32 * QB::BYTES;
+    for (row, out) in bytes.chunks_exact(row_bytes).zip(block.chunks_exact_mut(m)) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; IN_REGISTERS_MAX_ROWS];
+        for (b, quants) in row.chunks_exact(QB::BYTES).enumerate() {
+            // SAFETY: the caller has AVX2 (this function's features).
+            let w = unsafe { QB::vectors_avx2(quants) };
+            for (r, acc) in acc.iter_mut().enumerate().take(m) {
+                let xs = &x[r * k + 32 * b..][..32];
+                for (i, w) in w.into_iter().enumerate() {
+                    // SAFETY: 8 floats at 8i of the 32 in `xs`.
+                    let xv = unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * i)) };
+                    acc[i % 2] = _mm256_fmadd_ps(w, xv, acc[i % 2]);
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds exactly 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc[0], acc[1])) };
+            *o = lanes.iter().sum();
+        }
+    }
+}
+
+/// Dequantises whole rows of `ty` blocks into `out` (its length: the elements they hold).
+#[cfg(test)]
+fn dequantize_rows(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    for_block_type!(ty, rows_of(bytes, out))
 }
 
 fn rows_of<QB: QuantBlock>(bytes: &[u8], out: &mut [f32]) {
@@ -218,7 +281,7 @@ mod tests {
     fn products_match_the_dequantised_weights_for_every_type() {
         let k = 512;
         for (t, ty) in PACKED_TYPES.into_iter().enumerate() {
-            for m in [1, 3, 8, MAX_ROWS] {
+            for m in [1, 2, 3, 4, 5, 8, MAX_ROWS] {
                 // Two parts of different types, rows not a multiple of the task size.
                 let other = PACKED_TYPES[(t + 1) % PACKED_TYPES.len()];
                 let (a, b) = (37, 5);
@@ -280,7 +343,7 @@ mod tests {
         let (n, k) = (896, 4864);
         for ty in PACKED_TYPES {
             let packed = PackedMatrix::new(k, vec![(ty, n, random_blocks(ty, n, k, 7))]).unwrap();
-            for m in [1, 8] {
+            for m in [1, 4, 8] {
                 let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 / 13.0).collect();
                 let mut best = f64::MAX;
                 for _ in 0..30 {

@@ -134,9 +134,25 @@ pub(crate) trait QuantBlock {
     unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
         Self::dequant(b, o)
     }
+
+    /// Whether [`Self::vectors_avx2`] exists (the 32-element types).
+    #[cfg(target_arch = "x86_64")]
+    const HAS_VECTORS: bool = false;
+
+    /// The block's values as 4 AVX2 vectors (elements 8i..8i + 8 in vector i), for the
+    /// products that use them in registers. Only where [`Self::HAS_VECTORS`].
+    ///
+    /// # Safety
+    /// As [`Self::dequant_avx2`].
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn vectors_avx2(_b: &[u8]) -> [std::arch::x86_64::__m256; 4] {
+        unreachable!("a block type without AVX2 vectors")
+    }
 }
 
-/// A [`QuantBlock`] for block function `$f`, with `$avx2` as its AVX2 form when given.
+/// A [`QuantBlock`] for block function `$f`, with `$avx2` (a block's 4 vectors) as its
+/// AVX2 form when given.
 macro_rules! quant_block {
     ($name:ident, $elems:literal, $bytes:literal, $f:ident $(, $avx2:path)?) => {
         pub(crate) struct $name;
@@ -152,7 +168,17 @@ macro_rules! quant_block {
                 #[inline(always)]
                 unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
                     // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
-                    unsafe { $avx2(b, o) }
+                    unsafe { x86::store(o, $avx2(b)) }
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                const HAS_VECTORS: bool = true;
+
+                #[cfg(target_arch = "x86_64")]
+                #[inline(always)]
+                unsafe fn vectors_avx2(b: &[u8]) -> [std::arch::x86_64::__m256; 4] {
+                    // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
+                    unsafe { $avx2(b) }
                 }
             )?
         }
@@ -207,7 +233,7 @@ mod x86 {
     /// Stores 4 vectors as the block's 32 outputs.
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn store(o: &mut [f32], v: [__m256; 4]) {
+    pub(super) unsafe fn store(o: &mut [f32], v: [__m256; 4]) {
         assert!(o.len() >= 32);
         for (i, v) in v.into_iter().enumerate() {
             // SAFETY: 8 floats at 8i < 32 <= o.len() (asserted).
@@ -217,31 +243,21 @@ mod x86 {
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q4_0(b: &[u8], o: &mut [f32]) {
-        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
-        unsafe {
-            let d = half(b, 0);
-            let eight = _mm256_set1_epi32(8);
-            let q = nibbles(&b[2..18]);
-            store(
-                o,
-                q.map(|q| _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, eight)))),
-            );
-        }
+    pub(super) unsafe fn q4_0(b: &[u8]) -> [__m256; 4] {
+        let d = half(b, 0);
+        let eight = _mm256_set1_epi32(8);
+        // SAFETY: the caller has AVX2 (see `QuantBlock::vectors_avx2`).
+        let q = unsafe { nibbles(&b[2..18]) };
+        q.map(|q| _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, eight))))
     }
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q4_1(b: &[u8], o: &mut [f32]) {
-        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
-        unsafe {
-            let (d, m) = (half(b, 0), half(b, 2));
-            let q = nibbles(&b[4..20]);
-            store(
-                o,
-                q.map(|q| _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(q)), m)),
-            );
-        }
+    pub(super) unsafe fn q4_1(b: &[u8]) -> [__m256; 4] {
+        let (d, m) = (half(b, 0), half(b, 2));
+        // SAFETY: the caller has AVX2 (see `QuantBlock::vectors_avx2`).
+        let q = unsafe { nibbles(&b[4..20]) };
+        q.map(|q| _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(q)), m))
     }
 
     /// Bit `j` of `bits` as byte `j` of a vector: 0xFF where it is set, 0 where clear.
@@ -275,7 +291,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q5_0(b: &[u8], o: &mut [f32]) {
+    pub(super) unsafe fn q5_0(b: &[u8]) -> [__m256; 4] {
         assert!(b.len() >= 22);
         let d = half(b, 0);
         // SAFETY: 16 bytes at 6, within the 22 asserted.
@@ -289,23 +305,19 @@ mod x86 {
         // The fifth bit from the 32 high bits, then q - 16 (in -16..=15: fits a byte).
         let fifth = _mm256_and_si256(bit_bytes(u32_at(b, 2)), _mm256_set1_epi8(0x10));
         let q = _mm256_sub_epi8(_mm256_or_si256(nibbles, fifth), _mm256_set1_epi8(16));
-        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
-        unsafe { store(o, bytes_to_f32(q).map(|q| _mm256_mul_ps(d, q))) };
+        bytes_to_f32(q).map(|q| _mm256_mul_ps(d, q))
     }
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q8_0(b: &[u8], o: &mut [f32]) {
+    pub(super) unsafe fn q8_0(b: &[u8]) -> [__m256; 4] {
         assert!(b.len() >= 34);
         let d = half(b, 0);
-        let mut out = [_mm256_setzero_ps(); 4];
-        for (i, out) in out.iter_mut().enumerate() {
+        std::array::from_fn(|i| {
             // SAFETY: 8 bytes at 2 + 8i, within the 34 asserted.
             let q = unsafe { _mm_loadl_epi64(b.as_ptr().add(2 + 8 * i).cast()) };
-            *out = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
-        }
-        // SAFETY: the caller has AVX2 (see `QuantBlock::dequant_avx2`).
-        unsafe { store(o, out) };
+            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d)
+        })
     }
 }
 
