@@ -5,8 +5,8 @@
 //! keeps the file's blocks; [`PackedMatrix::product`] dequantises a few rows at a time
 //! into a buffer that stays in cache and multiplies them with every row of `x` there
 //! (the f32 path's tiled dot products, [`crate::cpu_dot`]) — or, for up to
-//! [`IN_REGISTERS_MAX_ROWS`] rows of `x` and the 32-element block types on AVX2, multiplies
-//! each block as soon as it is dequantised into registers. The block values are
+//! [`IN_REGISTERS_MAX_ROWS`] rows of `x` on AVX2, multiplies each 32 values of a block as
+//! soon as they are dequantised into registers. The block values are
 //! exactly the dequantised f32 weights (the same formulas, see
 //! [`crate::pretrained::gguf::dequantize`]), so the products equal the f32 model's up to
 //! the order of the sums.
@@ -143,7 +143,7 @@ pub const IN_REGISTERS_MAX_ROWS: usize = 4;
 /// blocks) and the `m` rows of `x` (`[m, k]`).
 fn rows_times_x_of<QB: QuantBlock>(bytes: &[u8], x: &[f32], m: usize, k: usize, block: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if QB::HAS_VECTORS && m <= IN_REGISTERS_MAX_ROWS && avx2_fma() {
+    if QB::VECTOR_GROUPS > 0 && m <= IN_REGISTERS_MAX_ROWS && avx2_fma() {
         // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
         unsafe { rows_times_x_in_registers::<QB>(bytes, x, m, k, block) };
         return;
@@ -155,7 +155,7 @@ fn rows_times_x_of<QB: QuantBlock>(bytes: &[u8], x: &[f32], m: usize, k: usize, 
     })
 }
 
-/// [`rows_times_x_of`] for the 32-element types, each block's 4 vectors multiplied with
+/// [`rows_times_x_of`] for the types with AVX2 vectors, each 32-value group multiplied with
 /// `x` straight away (two partial sums per row of `x`, so consecutive multiply-adds do
 /// not wait on each other).
 #[cfg(target_arch = "x86_64")]
@@ -168,19 +168,22 @@ unsafe fn rows_times_x_in_registers<QB: QuantBlock>(
     block: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    assert!(QB::ELEMS == 32 && m <= IN_REGISTERS_MAX_ROWS && x.len() == m * k);
-    let row_bytes = k / 32 * QB::BYTES;
+    assert!(QB::VECTOR_GROUPS * 32 == QB::ELEMS && m <= IN_REGISTERS_MAX_ROWS && x.len() == m * k);
+    let row_bytes = k / QB::ELEMS * QB::BYTES;
     for (row, out) in bytes.chunks_exact(row_bytes).zip(block.chunks_exact_mut(m)) {
         let mut acc = [[_mm256_setzero_ps(); 2]; IN_REGISTERS_MAX_ROWS];
         for (b, quants) in row.chunks_exact(QB::BYTES).enumerate() {
-            // SAFETY: the caller has AVX2 (this function's features).
-            let w = unsafe { QB::vectors_avx2(quants) };
-            for (r, acc) in acc.iter_mut().enumerate().take(m) {
-                let xs = &x[r * k + 32 * b..][..32];
-                for (i, w) in w.into_iter().enumerate() {
-                    // SAFETY: 8 floats at 8i of the 32 in `xs`.
-                    let xv = unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * i)) };
-                    acc[i % 2] = _mm256_fmadd_ps(w, xv, acc[i % 2]);
+            for group in 0..QB::VECTOR_GROUPS {
+                // SAFETY: the caller has AVX2 (this function's features).
+                let w = unsafe { QB::vectors_avx2(quants, group) };
+                let start = QB::ELEMS * b + 32 * group;
+                for (r, acc) in acc.iter_mut().enumerate().take(m) {
+                    let xs = &x[r * k + start..][..32];
+                    for (i, w) in w.into_iter().enumerate() {
+                        // SAFETY: 8 floats at 8i of the 32 in `xs`.
+                        let xv = unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * i)) };
+                        acc[i % 2] = _mm256_fmadd_ps(w, xv, acc[i % 2]);
+                    }
                 }
             }
         }

@@ -135,24 +135,26 @@ pub(crate) trait QuantBlock {
         Self::dequant(b, o)
     }
 
-    /// Whether [`Self::vectors_avx2`] exists (the 32-element types).
+    /// How many 32-value groups [`Self::vectors_avx2`] makes of a block (`ELEMS / 32`),
+    /// 0 where it does not exist.
     #[cfg(target_arch = "x86_64")]
-    const HAS_VECTORS: bool = false;
+    const VECTOR_GROUPS: usize = 0;
 
-    /// The block's values as 4 AVX2 vectors (elements 8i..8i + 8 in vector i), for the
-    /// products that use them in registers. Only where [`Self::HAS_VECTORS`].
+    /// Group `group` (values 32·group..32·group + 32) of the block as 4 AVX2 vectors of 8
+    /// (values 8i..8i + 8 of the group in vector i), for the products that use them in
+    /// registers. Only where [`Self::VECTOR_GROUPS`] is not 0.
     ///
     /// # Safety
     /// As [`Self::dequant_avx2`].
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn vectors_avx2(_b: &[u8]) -> [std::arch::x86_64::__m256; 4] {
+    unsafe fn vectors_avx2(_b: &[u8], _group: usize) -> [std::arch::x86_64::__m256; 4] {
         unreachable!("a block type without AVX2 vectors")
     }
 }
 
-/// A [`QuantBlock`] for block function `$f`, with `$avx2` (a block's 4 vectors) as its
-/// AVX2 form when given.
+/// A [`QuantBlock`] for block function `$f`, with `$avx2` (one 32-value group of a block
+/// as 4 vectors) as its AVX2 form when given.
 macro_rules! quant_block {
     ($name:ident, $elems:literal, $bytes:literal, $f:ident $(, $avx2:path)?) => {
         pub(crate) struct $name;
@@ -167,18 +169,20 @@ macro_rules! quant_block {
                 #[cfg(target_arch = "x86_64")]
                 #[inline(always)]
                 unsafe fn dequant_avx2(b: &[u8], o: &mut [f32]) {
-                    // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
-                    unsafe { x86::store(o, $avx2(b)) }
+                    for (group, o) in o.chunks_exact_mut(32).enumerate() {
+                        // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
+                        unsafe { x86::store(o, $avx2(b, group)) }
+                    }
                 }
 
                 #[cfg(target_arch = "x86_64")]
-                const HAS_VECTORS: bool = true;
+                const VECTOR_GROUPS: usize = $elems / 32;
 
                 #[cfg(target_arch = "x86_64")]
                 #[inline(always)]
-                unsafe fn vectors_avx2(b: &[u8]) -> [std::arch::x86_64::__m256; 4] {
+                unsafe fn vectors_avx2(b: &[u8], group: usize) -> [std::arch::x86_64::__m256; 4] {
                     // SAFETY: the caller runs on an AVX2 CPU (this method's contract).
-                    unsafe { $avx2(b) }
+                    unsafe { $avx2(b, group) }
                 }
             )?
         }
@@ -189,8 +193,8 @@ quant_block!(BlockQ40, 32, 18, q4_0, x86::q4_0);
 quant_block!(BlockQ41, 32, 20, q4_1, x86::q4_1);
 quant_block!(BlockQ50, 32, 22, q5_0, x86::q5_0);
 quant_block!(BlockQ80, 32, 34, q8_0, x86::q8_0);
-quant_block!(BlockQ4K, 256, 144, q4_k);
-quant_block!(BlockQ6K, 256, 210, q6_k);
+quant_block!(BlockQ4K, 256, 144, q4_k, x86::q4_k);
+quant_block!(BlockQ6K, 256, 210, q6_k, x86::q6_k);
 
 /// The 32-element types with AVX2 (and F16C for the scale) intrinsics: the quant bytes
 /// widened 8 at a time (legacy nibbles split in one register first), then each type's
@@ -243,7 +247,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q4_0(b: &[u8]) -> [__m256; 4] {
+    pub(super) unsafe fn q4_0(b: &[u8], _group: usize) -> [__m256; 4] {
         let d = half(b, 0);
         let eight = _mm256_set1_epi32(8);
         // SAFETY: the caller has AVX2 (see `QuantBlock::vectors_avx2`).
@@ -253,7 +257,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q4_1(b: &[u8]) -> [__m256; 4] {
+    pub(super) unsafe fn q4_1(b: &[u8], _group: usize) -> [__m256; 4] {
         let (d, m) = (half(b, 0), half(b, 2));
         // SAFETY: the caller has AVX2 (see `QuantBlock::vectors_avx2`).
         let q = unsafe { nibbles(&b[4..20]) };
@@ -291,7 +295,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q5_0(b: &[u8]) -> [__m256; 4] {
+    pub(super) unsafe fn q5_0(b: &[u8], _group: usize) -> [__m256; 4] {
         assert!(b.len() >= 22);
         let d = half(b, 0);
         // SAFETY: 16 bytes at 6, within the 22 asserted.
@@ -310,7 +314,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q8_0(b: &[u8]) -> [__m256; 4] {
+    pub(super) unsafe fn q8_0(b: &[u8], _group: usize) -> [__m256; 4] {
         assert!(b.len() >= 34);
         let d = half(b, 0);
         std::array::from_fn(|i| {
@@ -318,6 +322,64 @@ mod x86 {
             let q = unsafe { _mm_loadl_epi64(b.as_ptr().add(2 + 8 * i).cast()) };
             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d)
         })
+    }
+
+    /// Q4_K group `group`: the low (even groups) or high (odd) nibbles of the group pair's
+    /// 32 quant bytes; x = (d · scale) · q − dmin · min, as [`super::q4_k`].
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn q4_k(b: &[u8], group: usize) -> [__m256; 4] {
+        assert!(b.len() >= 144 && group < 8);
+        let (sc, m) = super::k_scale_min(&b[4..16], group);
+        let dl = _mm256_set1_ps(super::half_at(b, 0) * f32::from(sc));
+        let ml = _mm256_set1_ps(super::half_at(b, 2) * f32::from(m));
+        // SAFETY: 32 bytes at 16 + 32·(group / 2) <= 112, within the 144 asserted.
+        let qs = unsafe { _mm256_loadu_si256(b.as_ptr().add(16 + 32 * (group / 2)).cast()) };
+        let qs = if group.is_multiple_of(2) {
+            qs
+        } else {
+            _mm256_srli_epi16::<4>(qs)
+        };
+        let q = _mm256_and_si256(qs, _mm256_set1_epi8(0x0F));
+        bytes_to_f32(q).map(|q| _mm256_sub_ps(_mm256_mul_ps(dl, q), ml))
+    }
+
+    /// Q6_K group `group` (half h = group / 4, quarter t = group % 4): low nibbles from
+    /// the low-bit bytes, two high bits from the high-bit bytes, minus 32; its two 16-value
+    /// halves have their own scales, as [`super::q6_k`].
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn q6_k(b: &[u8], group: usize) -> [__m256; 4] {
+        assert!(b.len() >= 210 && group < 8);
+        let (h, t) = (group / 4, group % 4);
+        let d = super::half_at(b, 208);
+        let dl = [0, 1].map(|i| _mm256_set1_ps(d * f32::from(b[192 + 8 * h + 2 * t + i] as i8)));
+        // SAFETY: 32 bytes at 64h + 32(t % 2) <= 96 and at 128 + 32h <= 160, within 210.
+        let (lows, highs) = unsafe {
+            (
+                _mm256_loadu_si256(b.as_ptr().add(64 * h + 32 * (t % 2)).cast()),
+                _mm256_loadu_si256(b.as_ptr().add(128 + 32 * h).cast()),
+            )
+        };
+        let lows = if t >= 2 {
+            _mm256_srli_epi16::<4>(lows)
+        } else {
+            lows
+        };
+        let lows = _mm256_and_si256(lows, _mm256_set1_epi8(0x0F));
+        let highs = _mm256_srl_epi16(highs, _mm_cvtsi32_si128(2 * t as i32));
+        let highs = _mm256_and_si256(highs, _mm256_set1_epi8(3));
+        let q = _mm256_sub_epi8(
+            _mm256_or_si256(lows, _mm256_slli_epi16::<4>(highs)),
+            _mm256_set1_epi8(32),
+        );
+        let v = bytes_to_f32(q);
+        [
+            _mm256_mul_ps(dl[0], v[0]),
+            _mm256_mul_ps(dl[0], v[1]),
+            _mm256_mul_ps(dl[1], v[2]),
+            _mm256_mul_ps(dl[1], v[3]),
+        ]
     }
 }
 
