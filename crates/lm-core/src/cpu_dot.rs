@@ -110,11 +110,8 @@ unsafe fn dots_tile_avx2(w: [&[f32]; TILE_W], x: [&[f32]; TILE_X]) -> [[f32; TIL
     let mut out = [[0f32; TILE_X]; TILE_W];
     for (j, (acc_row, out_row)) in acc.iter().zip(out.iter_mut()).enumerate() {
         for (r, (a, o)) in acc_row.iter().zip(out_row.iter_mut()).enumerate() {
-            let mut lanes = [0f32; 8];
-            // SAFETY: `lanes` holds exactly 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
             let tail: f32 = (i..n).map(|t| w[j][t] * x[r][t]).sum();
-            *o = lanes.iter().sum::<f32>() + tail;
+            *o = lane_sum(*a) + tail;
         }
     }
     out
@@ -175,15 +172,22 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` holds exactly 8 floats.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-    lanes.iter().sum::<f32>()
+    lane_sum(sum)
         + a[i..n]
             .iter()
             .zip(&b[i..n])
             .map(|(x, y)| x * y)
             .sum::<f32>()
+}
+
+/// The sum of the 8 lanes of `v`, first to last.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+pub(crate) fn lane_sum(v: std::arch::x86_64::__m256) -> f32 {
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds exactly 8 floats.
+    unsafe { std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+    lanes.iter().sum()
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::cpu_dot::lane_sum;
 use crate::cpu_dot::{avx2_fma, rows_times_x, transpose};
 use crate::pretrained::gguf::GgmlType;
 use crate::pretrained::gguf::dequant::{
@@ -188,10 +190,7 @@ unsafe fn rows_times_x_in_registers<QB: QuantBlock>(
             }
         }
         for (o, acc) in out.iter_mut().zip(acc) {
-            let mut lanes = [0f32; 8];
-            // SAFETY: `lanes` holds exactly 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc[0], acc[1])) };
-            *o = lanes.iter().sum();
+            *o = lane_sum(_mm256_add_ps(acc[0], acc[1]));
         }
     }
 }

@@ -6,9 +6,7 @@
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::Doctype;
 
-fn is_space(c: u8) -> bool {
-    matches!(c, b'\t' | b'\n' | b'\x0C' | b' ')
-}
+use super::tokenizer::is_space;
 
 /// Reads the DOCTYPE whose keyword ends just before `src[start]`; returns it and the byte
 /// after its `>` (or the input's end, which forces quirks mode).

@@ -72,7 +72,8 @@ struct Tokenizer<'a> {
     last_start_tag: LocalName,
 }
 
-fn is_space(c: u8) -> bool {
+/// The tokenizer's white space (CR is already normalised away).
+pub(super) fn is_space(c: u8) -> bool {
     matches!(c, b'\t' | b'\n' | b'\x0C' | b' ')
 }
 

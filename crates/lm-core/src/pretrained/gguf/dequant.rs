@@ -199,9 +199,9 @@ quant_block!(BlockQ80, 32, 34, q8_0, x86::q8_0);
 quant_block!(BlockQ4K, 256, 144, q4_k);
 quant_block!(BlockQ6K, 256, 210, q6_k, x86::q6_k);
 
-/// The 32-element types with AVX2 (and F16C for the scale) intrinsics: the quant bytes
-/// widened 8 at a time (legacy nibbles split in one register first), then each type's
-/// formula as in the scalar code.
+/// AVX2 (and F16C for the scales) forms of the 32-element types and of Q6_K: each 32-value
+/// group's quants assembled as 32 bytes in one register, widened 8 at a time to f32, then
+/// the type's formula as in the scalar code.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -217,24 +217,19 @@ mod x86 {
         _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
 
-    /// Element `j`'s quant as the i32 lanes of 4 vectors (elements 8i..8i + 8 in vector i).
+    /// A legacy block's 16 quant bytes as 32 nibble bytes: element j < 16 is the low
+    /// nibble of byte j, element j + 16 its high nibble.
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn nibbles(qs: &[u8]) -> [__m256i; 4] {
+    fn nibble_bytes(qs: &[u8]) -> __m256i {
         assert!(qs.len() >= 16);
-        // SAFETY: 16 bytes are readable (asserted); the caller has AVX2.
-        unsafe {
-            let bytes = _mm_loadu_si128(qs.as_ptr().cast());
-            let mask = _mm_set1_epi8(0x0F);
-            let lo = _mm_and_si128(bytes, mask);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), mask);
-            [
-                _mm256_cvtepu8_epi32(lo),
-                _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(lo)),
-                _mm256_cvtepu8_epi32(hi),
-                _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(hi)),
-            ]
-        }
+        // SAFETY: 16 bytes are readable (asserted).
+        let bytes = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+        let low = _mm_set1_epi8(0x0F);
+        _mm256_set_m128i(
+            _mm_and_si128(_mm_srli_epi16::<4>(bytes), low),
+            _mm_and_si128(bytes, low),
+        )
     }
 
     /// Stores 4 vectors as the block's 32 outputs.
@@ -252,19 +247,15 @@ mod x86 {
     #[inline]
     pub(super) unsafe fn q4_0(b: &[u8], _group: usize) -> [__m256; 4] {
         let d = half(b, 0);
-        let eight = _mm256_set1_epi32(8);
-        // SAFETY: the caller has AVX2 (see `QuantBlock::vectors_avx2`).
-        let q = unsafe { nibbles(&b[2..18]) };
-        q.map(|q| _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, eight))))
+        let q = _mm256_sub_epi8(nibble_bytes(&b[2..18]), _mm256_set1_epi8(8));
+        bytes_to_f32(q).map(|q| _mm256_mul_ps(d, q))
     }
 
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     pub(super) unsafe fn q4_1(b: &[u8], _group: usize) -> [__m256; 4] {
         let (d, m) = (half(b, 0), half(b, 2));
-        // SAFETY: the caller has AVX2 (see `QuantBlock::vectors_avx2`).
-        let q = unsafe { nibbles(&b[4..20]) };
-        q.map(|q| _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(q)), m))
+        bytes_to_f32(nibble_bytes(&b[4..20])).map(|q| _mm256_add_ps(_mm256_mul_ps(d, q), m))
     }
 
     /// Bit `j` of `bits` as byte `j` of a vector: 0xFF where it is set, 0 where clear.
@@ -299,19 +290,13 @@ mod x86 {
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     pub(super) unsafe fn q5_0(b: &[u8], _group: usize) -> [__m256; 4] {
-        assert!(b.len() >= 22);
         let d = half(b, 0);
-        // SAFETY: 16 bytes at 6, within the 22 asserted.
-        let qs = unsafe { _mm_loadu_si128(b.as_ptr().add(6).cast()) };
-        let low = _mm_set1_epi8(0x0F);
-        // Element j < 16: low nibble of byte j; element j + 16: its high nibble.
-        let nibbles = _mm256_set_m128i(
-            _mm_and_si128(_mm_srli_epi16::<4>(qs), low),
-            _mm_and_si128(qs, low),
-        );
         // The fifth bit from the 32 high bits, then q - 16 (in -16..=15: fits a byte).
         let fifth = _mm256_and_si256(bit_bytes(u32_at(b, 2)), _mm256_set1_epi8(0x10));
-        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles, fifth), _mm256_set1_epi8(16));
+        let q = _mm256_sub_epi8(
+            _mm256_or_si256(nibble_bytes(&b[6..22]), fifth),
+            _mm256_set1_epi8(16),
+        );
         bytes_to_f32(q).map(|q| _mm256_mul_ps(d, q))
     }
 
