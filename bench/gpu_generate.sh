@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Generation on the device machine (issue 9), after bench/gpu_pack.sh here: our engine on a
-# random Qwen2.5-0.5B-shaped decoder with the decode kernels (default) and without them
-# (LM_DECODE_KERNELS=0: the tensor-op step), with each decode-attention kernel forced
-# (LM_DECODE_GROUPED=1: one cube per kv head; 0: one per query head), then transformers `generate` on the same
-# prompt ids, all in one call on one machine. Usage:
+# random Qwen2.5-0.5B-shaped decoder with the decode kernels (default), with the products
+# through cuBLASLt (LM_CUDA_GEMM=cublaslt), with the per-query-head attention kernel forced
+# (LM_DECODE_GROUPED=0; the default takes one cube per kv head where it is faster) and, with
+# WITH_TENSOR_OPS=1, without the kernels (LM_DECODE_KERNELS=0: the tensor-op step), then
+# transformers `generate` on the same prompt ids, all in one call on one machine. Usage:
 #   bash bench/gpu_generate.sh [batches (comma list)] [prompt len] [new tokens] [seconds]
 # `seconds` bounds each of our runs (0: none). Results are appended to $OUT/log.txt; the
 # kernel cache goes back as $OUT/kernel-cache.tgz for the next machine.
@@ -30,9 +31,9 @@ ours() { # label, then environment settings
         | grep -v '^JSON' | tail -12 | tee -a "$LOG"
 }
 ours "decode kernels (attention kernel chosen by batch)" LM_DECODE_KERNELS=1
-ours "decode kernels, grouped attention forced" LM_DECODE_KERNELS=1 LM_DECODE_GROUPED=1
+ours "decode kernels, products through cuBLASLt" LM_DECODE_KERNELS=1 LM_CUDA_GEMM=cublaslt
 ours "decode kernels, per-head attention forced" LM_DECODE_KERNELS=1 LM_DECODE_GROUPED=0
-ours "tensor-op decode step" LM_DECODE_KERNELS=0
+if [ -n "${WITH_TENSOR_OPS:-}" ]; then ours "tensor-op decode step" LM_DECODE_KERNELS=0; fi
 tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 echo "== transformers (f32, SDPA)" | tee -a "$LOG"
 PYTHONUNBUFFERED=1 python3 bench/python_generate.py --random runs/bench-generate-random/random_case.json \

@@ -18,11 +18,10 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use burn_fusion::{Fusion, FusionBackend};
 use cubecl::cuda::CudaRuntime;
-use cubecl::prelude::*;
-use cubecl::server::Handle;
 
 use super::cublaslt::{self, Element, F32Math, Pointers};
 use super::layout::{self, Problem, Unsupported};
+use super::ordering::{Ordering, Ticket, device_flags, device_ptr};
 use crate::fusion_op::{Body, outputs, register};
 
 /// A backend whose float matmul can run through cuBLASLt.
@@ -67,14 +66,6 @@ fn planned(lhs: Tensor, rhs: Tensor) -> (Tensor, Tensor, Option<Problem>) {
     }
 }
 
-fn device_ptr(client: &ComputeClient<CudaRuntime>, handle: &Handle) -> u64 {
-    client
-        .get_resource(handle.clone())
-        .expect("a live cubecl buffer has a device pointer")
-        .resource()
-        .ptr
-}
-
 /// `lhs · rhs` through cuBLASLt, or through `fallback` (burn's matmul) for dtypes and
 /// layouts it does not take.
 fn cuda_gemm(
@@ -110,11 +101,22 @@ fn cuda_gemm(
         b: device_ptr(&client, &rhs.handle),
         out: device_ptr(&client, &out.handle),
     };
-    // cubecl keeps its CUDA stream private: wait here until the inputs are computed; the
-    // product then runs on our stream, which `matmul` waits for before returning.
-    cubecl::future::block_on(client.sync()).expect("CUDA stream synchronisation");
-    if let Err(e) = cublaslt::matmul(ordinal, &problem, elem, math, ptrs) {
+    // cubecl keeps its CUDA stream private (see `ordering`): order ours with it through
+    // device flags, or wait for its inputs here and for our product in `matmul`.
+    let sync_inputs = || cubecl::future::block_on(client.sync()).expect("CUDA stream sync");
+    let ticket = device_flags().then(|| Ticket::take(&client, ordinal));
+    let ordering = match &ticket {
+        Some(ticket) => ticket.ordering,
+        None => {
+            sync_inputs();
+            Ordering::HostSynced
+        }
+    };
+    if let Err(e) = cublaslt::matmul(ordinal, &problem, elem, math, ptrs, ordering, &sync_inputs) {
         panic!("{e} (problem {problem:?}, {elem:?})");
+    }
+    if let Some(ticket) = ticket {
+        ticket.finish();
     }
     out
 }

@@ -1,5 +1,7 @@
 //! cuBLASLt on one device: a handle, a stream of our own, a workspace, and one cached plan
-//! (descriptors + the heuristic's algorithm) per problem shape, dtype and alignment.
+//! (descriptors + an algorithm) per problem shape, dtype and alignment. The algorithm is
+//! the fastest of the heuristic's first few candidates, timed on the problem's first call
+//! (`LM_CUBLASLT_TUNE=0`: the heuristic's first; `LM_CUBLASLT_LOG=1` prints the timings).
 //!
 //! The library is loaded at run time by cudarc like the rest of CUDA; [`available`] says
 //! whether it was found, so a machine without it keeps burn's matmul.
@@ -14,9 +16,16 @@ use cudarc::cublaslt::sys;
 use cudarc::driver::{result as drv, sys as drv_sys};
 
 use super::layout::{Operand, Problem};
+use super::ordering::{Ordering, StreamFlagKernels};
 
 /// cuBLASLt's workspace per device (NVIDIA recommends 32 MiB on Hopper).
 const WORKSPACE_BYTES: usize = 32 << 20;
+
+/// How many of the heuristic's algorithms are timed on a problem's first call.
+const CANDIDATES: usize = 8;
+
+/// Timed calls per candidate (after one untimed call).
+const TUNING_CALLS: usize = 3;
 
 /// Element types the GEMM handles; the product accumulates in f32 for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,7 +60,7 @@ pub struct GemmError {
     status: String,
 }
 
-fn fail<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> GemmError {
+pub(super) fn fail<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> GemmError {
     move |e| GemmError {
         what,
         status: format!("{e:?}"),
@@ -147,7 +156,11 @@ fn layout(
 }
 
 impl Plan {
-    fn new(handle: sys::cublasLtHandle_t, key: &PlanKey) -> Result<Self, GemmError> {
+    /// The plan with the heuristic's first algorithm, and all its candidates.
+    fn new(
+        handle: sys::cublasLtHandle_t,
+        key: &PlanKey,
+    ) -> Result<(Self, Vec<sys::cublasLtMatmulAlgo_t>), GemmError> {
         use sys::cublasComputeType_t as C;
         use sys::cublasLtMatmulDescAttributes_t as D;
         use sys::cublasLtMatmulPreferenceAttributes_t as P;
@@ -211,19 +224,77 @@ impl Plan {
                     "setting a pointer alignment"
                 )?;
             }
-            let [la, lb, lc] = plan.layouts;
-            // SAFETY: every descriptor was created above and is alive.
-            unsafe { lt::get_matmul_algo_heuristic(handle, desc, la, lb, lc, lc, pref) }.map_err(
-                fail("cublasLtMatmulAlgoGetHeuristic (no algorithm for this problem)"),
-            )
+            heuristic(handle, desc, plan.layouts, pref)
         })();
         // SAFETY: created above, destroyed once.
         unsafe {
             let _ = lt::destroy_matmul_pref(pref);
         }
-        plan.algo = result?.algo;
-        Ok(plan)
+        let candidates = result?;
+        plan.algo = candidates[0];
+        Ok((plan, candidates))
     }
+}
+
+/// The heuristic's algorithms for a problem, best guess first (at least one).
+fn heuristic(
+    handle: sys::cublasLtHandle_t,
+    desc: sys::cublasLtMatmulDesc_t,
+    [la, lb, lc]: [sys::cublasLtMatrixLayout_t; 3],
+    pref: sys::cublasLtMatmulPreference_t,
+) -> Result<Vec<sys::cublasLtMatmulAlgo_t>, GemmError> {
+    // SAFETY: a plain C struct of integers, filled by the call below.
+    let mut results: Vec<sys::cublasLtMatmulHeuristicResult_t> =
+        vec![unsafe { std::mem::zeroed() }; CANDIDATES];
+    let mut count = 0i32;
+    // SAFETY: every descriptor is alive; `results` holds CANDIDATES entries.
+    unsafe {
+        sys::cublasLtMatmulAlgoGetHeuristic(
+            handle,
+            desc,
+            la,
+            lb,
+            lc,
+            lc,
+            pref,
+            CANDIDATES as i32,
+            results.as_mut_ptr(),
+            &mut count,
+        )
+    }
+    .result()
+    .map_err(fail("cublasLtMatmulAlgoGetHeuristic"))?;
+    let algos: Vec<_> = results[..count.max(0) as usize]
+        .iter()
+        .filter(|r| r.state == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS)
+        .map(|r| r.algo)
+        .collect();
+    if algos.is_empty() {
+        return Err(GemmError {
+            what: "cublasLtMatmulAlgoGetHeuristic",
+            status: "no algorithm for this problem".into(),
+        });
+    }
+    Ok(algos)
+}
+
+fn env_flag(name: &str, default: bool) -> bool {
+    match std::env::var(name).as_deref() {
+        Ok("0") | Ok("false") | Ok("off") => false,
+        Ok(_) => true,
+        Err(_) => default,
+    }
+}
+
+/// Whether a new problem's algorithm is chosen by timing the heuristic's candidates.
+fn tuning() -> bool {
+    static TUNE: OnceLock<bool> = OnceLock::new();
+    *TUNE.get_or_init(|| env_flag("LM_CUBLASLT_TUNE", true))
+}
+
+fn logging() -> bool {
+    static LOG: OnceLock<bool> = OnceLock::new();
+    *LOG.get_or_init(|| env_flag("LM_CUBLASLT_LOG", false))
 }
 
 /// Everything cuBLASLt needs on one device.
@@ -232,6 +303,7 @@ struct DeviceGemm {
     handle: sys::cublasLtHandle_t,
     stream: drv_sys::CUstream,
     workspace: drv_sys::CUdeviceptr,
+    flags: StreamFlagKernels,
     plans: HashMap<PlanKey, Plan>,
 }
 
@@ -260,8 +332,79 @@ impl DeviceGemm {
             handle,
             stream,
             workspace,
+            flags: StreamFlagKernels::load()?,
             plans: HashMap::new(),
         })
+    }
+
+    /// Enqueues `plan` with `algo` on our stream.
+    fn launch(
+        &self,
+        plan: &Plan,
+        algo: &sys::cublasLtMatmulAlgo_t,
+        ptrs: Pointers,
+    ) -> Result<(), GemmError> {
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let [la, lb, lc] = plan.layouts;
+        // SAFETY: pointers come from live cubecl allocations of the sizes the problem
+        // describes (checked by the caller); the plan's descriptors are alive.
+        unsafe {
+            lt::matmul(
+                self.handle,
+                plan.desc,
+                (&alpha as *const f32).cast(),
+                (&beta as *const f32).cast(),
+                ptrs.b as *const c_void,
+                la,
+                ptrs.a as *const c_void,
+                lb,
+                ptrs.out as *const c_void,
+                lc,
+                ptrs.out as *mut c_void,
+                lc,
+                algo,
+                self.workspace as *mut c_void,
+                WORKSPACE_BYTES,
+                self.stream as sys::cudaStream_t,
+            )
+        }
+        .map_err(fail("cublasLtMatmul"))
+    }
+
+    /// Mean milliseconds per call of each candidate on these operands (infinite for one
+    /// that fails), measured with events on our stream; the inputs must be ready.
+    fn time_candidates(
+        &self,
+        plan: &Plan,
+        candidates: &[sys::cublasLtMatmulAlgo_t],
+        ptrs: Pointers,
+    ) -> Result<Vec<f32>, GemmError> {
+        use drv_sys::CUevent_flags::CU_EVENT_DEFAULT;
+        let start = drv::event::create(CU_EVENT_DEFAULT).map_err(fail("cuEventCreate"))?;
+        let end = drv::event::create(CU_EVENT_DEFAULT).map_err(fail("cuEventCreate"))?;
+        let mut times = Vec::with_capacity(candidates.len());
+        for algo in candidates {
+            let timed = || -> Result<f32, GemmError> {
+                self.launch(plan, algo, ptrs)?;
+                // SAFETY: live events and stream.
+                unsafe { drv::event::record(start, self.stream) }.map_err(fail("cuEventRecord"))?;
+                for _ in 0..TUNING_CALLS {
+                    self.launch(plan, algo, ptrs)?;
+                }
+                unsafe {
+                    drv::event::record(end, self.stream).map_err(fail("cuEventRecord"))?;
+                    drv::event::synchronize(end).map_err(fail("cuEventSynchronize"))?;
+                    drv::event::elapsed(start, end).map_err(fail("cuEventElapsedTime"))
+                }
+            };
+            times.push(timed().map_or(f32::INFINITY, |ms| ms / TUNING_CALLS as f32));
+        }
+        // SAFETY: created above, destroyed once, no longer recorded anywhere.
+        unsafe {
+            let _ = drv::event::destroy(start);
+            let _ = drv::event::destroy(end);
+        }
+        Ok(times)
     }
 }
 
@@ -275,14 +418,18 @@ fn alignment(ptr: u64) -> u32 {
     1 << ptr.trailing_zeros().min(8)
 }
 
-/// `out = A · B` as planned in `problem` on device `ordinal`, on our stream, returning once
-/// it is done (the caller has synchronised the stream that produced the inputs).
+/// `out = A · B` as planned in `problem` on device `ordinal`, on our stream, ordered with
+/// cubecl's stream as `ordering` says. A problem's first call times the heuristic's
+/// candidates; it calls `inputs_ready` first, which must return once the inputs are
+/// computed (the caller synchronises cubecl's stream).
 pub fn matmul(
     ordinal: usize,
     problem: &Problem,
     element: Element,
     math: F32Math,
     ptrs: Pointers,
+    ordering: Ordering,
+    inputs_ready: &dyn Fn(),
 ) -> Result<(), GemmError> {
     let mut devices = devices().lock().unwrap_or_else(|e| e.into_inner());
     let dev = match devices.entry(ordinal) {
@@ -298,35 +445,35 @@ pub fn matmul(
         // cuBLASLt's A is our B's buffer and its B our A's.
         alignments: [alignment(ptrs.b), alignment(ptrs.a), alignment(ptrs.out)],
     };
-    let plan = match dev.plans.entry(key) {
-        Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(Plan::new(dev.handle, &key)?),
-    };
-    let (alpha, beta) = (1.0f32, 0.0f32);
-    let stream = dev.stream;
-    // SAFETY (all below): pointers come from live cubecl allocations of the sizes the
-    // problem describes (checked by the caller); the plan's descriptors are alive.
-    let [la, lb, lc] = plan.layouts;
-    unsafe {
-        lt::matmul(
-            dev.handle,
-            plan.desc,
-            (&alpha as *const f32).cast(),
-            (&beta as *const f32).cast(),
-            ptrs.b as *const c_void,
-            la,
-            ptrs.a as *const c_void,
-            lb,
-            ptrs.out as *const c_void,
-            lc,
-            ptrs.out as *mut c_void,
-            lc,
-            &plan.algo,
-            dev.workspace as *mut c_void,
-            WORKSPACE_BYTES,
-            stream as sys::cudaStream_t,
-        )
+    if let Ordering::Flags { ready, value, .. } = ordering {
+        dev.flags.wait(dev.stream, ready, value)?;
     }
-    .map_err(fail("cublasLtMatmul"))?;
-    unsafe { drv::stream::synchronize(stream) }.map_err(fail("cuStreamSynchronize"))
+    if !dev.plans.contains_key(&key) {
+        let (mut plan, candidates) = Plan::new(dev.handle, &key)?;
+        if tuning() && candidates.len() > 1 {
+            inputs_ready();
+            let times = dev.time_candidates(&plan, &candidates, ptrs)?;
+            let best = (0..times.len())
+                .min_by(|&i, &j| times[i].total_cmp(&times[j]))
+                .unwrap_or(0);
+            if logging() {
+                let p = problem;
+                eprintln!(
+                    "cuBLASLt {}x{}x{} batch {} {element:?} {math:?}: candidates (ms) {times:.4?}, took #{best}",
+                    p.m, p.n, p.k, p.batch
+                );
+            }
+            plan.algo = candidates[best];
+        }
+        dev.plans.insert(key, plan);
+    }
+    let plan = &dev.plans[&key];
+    dev.launch(plan, &plan.algo, ptrs)?;
+    match ordering {
+        // SAFETY: our live stream.
+        Ordering::HostSynced => {
+            unsafe { drv::stream::synchronize(dev.stream) }.map_err(fail("cuStreamSynchronize"))
+        }
+        Ordering::Flags { done, value, .. } => dev.flags.raise(dev.stream, done, value),
+    }
 }

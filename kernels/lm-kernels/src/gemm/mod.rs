@@ -9,14 +9,9 @@
 //! - `cublaslt` (feature `cuda`): handle, stream, workspace and cached plans per device.
 //! - `backend` (feature `cuda`): the [`GemmBackend`] extension for the CUDA backend, for
 //!   `Fusion<_>` over it and `Autodiff<_>` (backward: two more products).
+//! - `ordering` (feature `cuda`): our stream ordered with cubecl's private one through flags
+//!   in device memory (no host round trip per product).
 //! - `dispatch` (feature `cuda`): [`try_matmul`] for code generic over any backend.
-//!
-//! cubecl-cuda 0.10 keeps its CUDA stream private, so each product synchronises through the
-//! host: wait for cubecl's stream (the inputs), run on our stream, wait for it. That costs
-//! tens of microseconds a product and serialises the GPU with the CPU (see docs/PERF.md).
-//! Ordering the two streams on the device instead (a flag raised by a one-thread CubeCL
-//! kernel, `cuStreamWaitValue32` on ours) was tried on an H100: the driver refuses stream
-//! memory operations on cubecl's pool memory (`CUDA_ERROR_INVALID_VALUE`).
 
 pub mod layout;
 
@@ -26,6 +21,8 @@ mod backend;
 mod cublaslt;
 #[cfg(feature = "cuda")]
 mod dispatch;
+#[cfg(feature = "cuda")]
+mod ordering;
 
 #[cfg(feature = "cuda")]
 pub use backend::GemmBackend;
