@@ -87,8 +87,8 @@ elif [ "$phase" = gemm-train ]; then
     # One call: `gemm` without burn's matmul (with the algorithm tuning's timings), lab-1
     # training (TinyStories config, $3 steps, ≥ 250: the config warms up for 200) in
     # bf16-mixed, bf16-mixed with the products ordered through the host
-    # (LM_CUDA_GEMM_SYNC=host), f32 and tf32 beside PyTorch eager f32/bf16, then the lab 1-2
-    # golden cases on cuda, all within $2 seconds.
+    # (LM_CUDA_GEMM_SYNC=host), f32 (and tf32 with WITH_TF32=1) beside PyTorch eager
+    # f32/bf16, then the lab 1-2 golden cases on cuda, all within $2 seconds.
     steps=${3:-250}
     BUDGET=${2:-0}
     LM_CUBLASLT_LOG=1 timeout 150 $X bench gemm --backend cuda --size "${GEMM_SIZES:-small,medium,large,xl}" 2>&1 \
@@ -99,7 +99,7 @@ elif [ "$phase" = gemm-train ]; then
     LM_CUDA_GEMM_SYNC=host train runs/gpu-bf16-host "ours bf16-mixed (cuBLASLt, host-ordered)" \
         --set model.precision=bf16-mixed --set train.peak_tflops=989
     train runs/gpu-f32 "ours f32 (cuBLASLt strict)" --set model.precision=f32
-    train runs/gpu-tf32 "ours tf32 (cuBLASLt)" --set model.precision=tf32
+    if [ -n "${WITH_TF32:-}" ]; then train runs/gpu-tf32 "ours tf32 (cuBLASLt)" --set model.precision=tf32; fi
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
     timeout "$(left "$BUDGET")" $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
