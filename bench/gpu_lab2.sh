@@ -103,6 +103,26 @@ elif [ "$phase" = gemm-train ]; then
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
     timeout "$(left "$BUDGET")" $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = gemm-order ]; then
+    # A short check of the device-flag ordering of cuBLASLt products: one bf16 product shape
+    # (60 s; should it hang or fail, CUDA_MODULE_LOADING=EAGER is set for the rest), lab-1
+    # bf16-mixed training ($2 steps) with the flags and with host ordering
+    # (LM_CUDA_GEMM_SYNC=host), the GEMM bench on the small and xl sizes beside PyTorch, then
+    # the lab 1-2 golden cases; each part with its own time bound.
+    steps=${2:-250}
+    if ! LM_CUBLASLT_LOG=1 timeout 60 $X bench gemm --backend cuda --size small --precision bf16 \
+        --kind fwd --skip-peer 2>&1 | tee -a "$LOG"; then
+        echo "== flag ordering hung or failed: CUDA_MODULE_LOADING=EAGER from here" | tee -a "$LOG"
+        export CUDA_MODULE_LOADING=EAGER
+    fi
+    BUDGET=$((SECONDS + 100)) train runs/gpu-bf16 "ours bf16-mixed (cuBLASLt, device-ordered)" \
+        --set model.precision=bf16-mixed --set train.peak_tflops=989
+    LM_CUDA_GEMM_SYNC=host BUDGET=$((SECONDS + 100)) train runs/gpu-bf16-host \
+        "ours bf16-mixed (cuBLASLt, host-ordered)" --set model.precision=bf16-mixed --set train.peak_tflops=989
+    LM_CUBLASLT_LOG=1 timeout 110 $X bench gemm --backend cuda --size small,xl 2>&1 \
+        | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
+    timeout 90 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"

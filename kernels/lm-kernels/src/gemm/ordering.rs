@@ -10,7 +10,10 @@
 //! 3. cubecl's stream runs [`await_flag`] (spin until `done[slot] ≥ ticket`), so nothing
 //!    after it (readers of the output, reuse of the inputs' memory) starts early.
 //!
-//! Each spinner is one thread of one cube. Comparisons wrap, so tickets may overflow.
+//! Each spinner is one thread of one cube and only ever waits for work already submitted to
+//! the driver (cubecl's queue is flushed before ours waits), so CUDA's lazy module loading,
+//! which may wait for running kernels, cannot deadlock with it. Comparisons wrap, so
+//! tickets may overflow.
 //! Stream memory operations (`cuStreamWaitValue32`) would avoid our spinner, but the driver
 //! refuses them on cubecl's stream-ordered pool memory (`CUDA_ERROR_INVALID_VALUE`, seen on
 //! an H100), hence the two PTX kernels. `LM_CUDA_GEMM_SYNC=host` orders through the host
@@ -186,6 +189,11 @@ impl Ticket {
         let slot = value % SLOTS;
         let (handle, base) = flag_buffer(client, ordinal);
         launch_flag_kernel(client, handle.clone(), true, slot, value);
+        // Our spinner must wait only for work already handed to the driver: cubecl launches
+        // through its server, and a launch still queued there can block (CUDA's lazy module
+        // loading may wait for every running kernel, our spinner included): a deadlock, seen
+        // on an H100 before this flush.
+        client.flush().expect("flushing cubecl's stream");
         Self {
             client: client.clone(),
             handle,
