@@ -332,7 +332,7 @@ impl DeviceGemm {
             handle,
             stream,
             workspace,
-            flags: StreamFlagKernels::load()?,
+            flags: StreamFlagKernels::load(stream, workspace)?,
             plans: HashMap::new(),
         })
     }

@@ -112,8 +112,10 @@ pub struct StreamFlagKernels {
 }
 
 impl StreamFlagKernels {
-    /// Loads the module into the current context.
-    pub fn load() -> Result<Self, GemmError> {
+    /// Loads the module into the current context and runs both kernels once on `stream`
+    /// with `scratch` (a device address of at least 4 writable bytes), so neither is loaded
+    /// lazily later, while a spinner may be running.
+    pub fn load(stream: drv_sys::CUstream, scratch: u64) -> Result<Self, GemmError> {
         let ptx = CString::new(STREAM_FLAGS_PTX).expect("the PTX has no NUL");
         // SAFETY: a NUL-terminated PTX image; the module lives as long as the process.
         unsafe {
@@ -123,10 +125,14 @@ impl StreamFlagKernels {
                 drv::module::get_function(module, CString::new(name).expect("no NUL"))
                     .map_err(fail("cuModuleGetFunction (stream flags)"))
             };
-            Ok(Self {
+            let kernels = Self {
                 await_flag: get("lm_await_flag")?,
                 raise_flag: get("lm_raise_flag")?,
-            })
+            };
+            kernels.raise(stream, scratch, 0)?;
+            kernels.wait(stream, scratch, 0)?;
+            drv::stream::synchronize(stream).map_err(fail("cuStreamSynchronize"))?;
+            Ok(kernels)
         }
     }
 
@@ -226,6 +232,12 @@ fn flag_buffer(client: &ComputeClient<CudaRuntime>, ordinal: usize) -> (Handle, 
         .get_or_insert_with(|| {
             let zeros = vec![0u8; 4 * 2 * SLOTS as usize];
             let handle = client.create_from_slice(&zeros);
+            // Both flag kernels run once now (slot 0 is 0, so the wait returns at once):
+            // none is then loaded lazily while a spinner runs. And our spinner reads the
+            // flags from another stream: the zeros must be there.
+            launch_flag_kernel(client, handle.clone(), true, 0, 0);
+            launch_flag_kernel(client, handle.clone(), false, 0, 0);
+            cubecl::future::block_on(client.sync()).expect("CUDA stream synchronisation");
             let ptr = device_ptr(client, &handle);
             (handle, ptr)
         })
