@@ -106,7 +106,7 @@ fn cuda_gemm(
     let sync_inputs = || cubecl::future::block_on(client.sync()).expect("CUDA stream sync");
     let ticket = device_flags().then(|| Ticket::take(&client, ordinal));
     let ordering = match &ticket {
-        Some(ticket) => ticket.ordering,
+        Some(ticket) => ticket.ordering(),
         None => {
             sync_inputs();
             Ordering::HostSynced

@@ -1,4 +1,5 @@
-//! Ordering our cuBLASLt stream with cubecl's on the device, without a host round trip.
+//! Ordering our cuBLASLt stream with cubecl's on the device, without waiting for either
+//! stream to drain.
 //!
 //! cubecl-cuda 0.10 keeps its CUDA stream private, so a product cannot be enqueued on it and
 //! no event can be recorded there. Each product therefore takes a ticket and a slot in a
@@ -12,7 +13,8 @@
 //!
 //! Each spinner is one thread of one cube and only ever waits for work already submitted to
 //! the driver (cubecl's queue is flushed before ours waits), so CUDA's lazy module loading,
-//! which may wait for running kernels, cannot deadlock with it. Comparisons wrap, so
+//! which may wait for running kernels, cannot deadlock with it. That flush waits for
+//! cubecl's previous flush fence, so the host runs at most one product ahead of the GPU. Comparisons wrap, so
 //! tickets may overflow.
 //! Stream memory operations (`cuStreamWaitValue32`) would avoid our spinner, but the driver
 //! refuses them on cubecl's stream-ordered pool memory (`CUDA_ERROR_INVALID_VALUE`, seen on
@@ -174,13 +176,14 @@ pub enum Ordering {
     Flags { ready: u64, done: u64, value: u32 },
 }
 
-/// One product's flags: raised on cubecl's stream now; [`Ticket::finish`] makes cubecl's
-/// stream wait for the product after it has been enqueued on ours.
+/// One product's flags: `ready` raised on cubecl's stream when taken; [`Ticket::finish`]
+/// makes cubecl's stream wait for `done` after the product has been enqueued on ours.
 pub struct Ticket {
     client: ComputeClient<CudaRuntime>,
     handle: Handle,
-    slot: u32,
-    pub ordering: Ordering,
+    /// Device address of the flag buffer.
+    base: u64,
+    value: u32,
 }
 
 /// The ticket each product raises its two flags to (a slot sees increasing values).
@@ -192,31 +195,41 @@ impl Ticket {
         let value = SEQUENCE
             .fetch_add(1, AtomicOrdering::Relaxed)
             .wrapping_add(1);
-        let slot = value % SLOTS;
         let (handle, base) = flag_buffer(client, ordinal);
-        launch_flag_kernel(client, handle.clone(), true, slot, value);
+        let ticket = Self {
+            client: client.clone(),
+            handle,
+            base,
+            value,
+        };
+        launch_flag_kernel(client, ticket.handle.clone(), true, ticket.slot(), value);
         // Our spinner must wait only for work already handed to the driver: cubecl launches
         // through its server, and a launch still queued there can block (CUDA's lazy module
         // loading may wait for every running kernel, our spinner included): a deadlock, seen
-        // on an H100 before this flush.
+        // on an H100 before this flush. The flush also waits for cubecl's previous flush
+        // fence, which keeps the host at most one product ahead (docs/PERF.md, run 6).
         client.flush().expect("flushing cubecl's stream");
-        Self {
-            client: client.clone(),
-            handle,
-            slot,
-            ordering: Ordering::Flags {
-                ready: base + 4 * slot as u64,
-                done: base + 4 * (SLOTS + slot) as u64,
-                value,
-            },
+        ticket
+    }
+
+    fn slot(&self) -> u32 {
+        self.value % SLOTS
+    }
+
+    /// Where our stream waits and what it raises.
+    pub fn ordering(&self) -> Ordering {
+        let flag = |index: u32| self.base + 4 * index as u64;
+        Ordering::Flags {
+            ready: flag(self.slot()),
+            done: flag(SLOTS + self.slot()),
+            value: self.value,
         }
     }
 
     /// Everything enqueued on cubecl's stream after this waits for the product.
     pub fn finish(self) {
-        if let Ordering::Flags { value, .. } = self.ordering {
-            launch_flag_kernel(&self.client, self.handle, false, SLOTS + self.slot, value);
-        }
+        let done = SLOTS + self.slot();
+        launch_flag_kernel(&self.client, self.handle, false, done, self.value);
     }
 }
 
