@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Generation on the device machine (issue 9), after bench/gpu_pack.sh here: our engine on a
 # random Qwen2.5-0.5B-shaped decoder with the decode kernels (default), with the products
-# through cuBLASLt (LM_CUDA_GEMM=cublaslt), with the per-query-head attention kernel forced
-# (LM_DECODE_GROUPED=0; the default takes one cube per kv head where it is faster) and, with
+# through cuBLASLt (LM_CUDA_GEMM=cublaslt), with WITH_PER_HEAD=1 the per-query-head attention
+# kernel forced (LM_DECODE_GROUPED=0; the default takes one cube per kv head where it is faster) and, with
 # WITH_TENSOR_OPS=1, without the kernels (LM_DECODE_KERNELS=0: the tensor-op step), then
 # transformers `generate` on the same prompt ids, all in one call on one machine. Usage:
 #   bash bench/gpu_generate.sh [batches (comma list)] [prompt len] [new tokens] [seconds]
@@ -32,7 +32,9 @@ ours() { # label, then environment settings
 }
 ours "decode kernels (attention kernel chosen by batch)" LM_DECODE_KERNELS=1
 ours "decode kernels, products through cuBLASLt" LM_DECODE_KERNELS=1 LM_CUDA_GEMM=cublaslt
-ours "decode kernels, per-head attention forced" LM_DECODE_KERNELS=1 LM_DECODE_GROUPED=0
+if [ -n "${WITH_PER_HEAD:-}" ]; then
+    ours "decode kernels, per-head attention forced" LM_DECODE_KERNELS=1 LM_DECODE_GROUPED=0
+fi
 if [ -n "${WITH_TENSOR_OPS:-}" ]; then ours "tensor-op decode step" LM_DECODE_KERNELS=0; fi
 tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 echo "== transformers (f32, SDPA)" | tee -a "$LOG"

@@ -16,7 +16,8 @@
 # one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
 # bench/pytorch_gemm.py and burn's own matmul on a subset. Phase `gemm-train [seconds]
-# [steps]`: see below.
+# [steps]`, `gemm-order [steps]`, `gemm-quick [steps]`, `sizes [precisions] [ours s] [total s]`:
+# see below.
 # Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
@@ -123,6 +124,35 @@ elif [ "$phase" = gemm-order ]; then
         | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
     timeout 90 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -25 | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = gemm-quick ]; then
+    # The shortest comparison with PyTorch: eager bf16 (and f32), our bf16-mixed training
+    # ($2 steps, device-ordered cuBLASLt products enqueued on cubecl's server thread, then
+    # from the calling thread: LM_CUDA_GEMM_THREAD=caller), the GEMM bench on small and xl.
+    steps=${2:-250}
+    PYTHONUNBUFFERED=1 timeout 60 python3 bench/pytorch_lm.py --steps 30 --warmup 5 --modes eager-f32,eager-bf16 2>&1 \
+        | grep '^{' | tee -a "$LOG"
+    BUDGET=$((SECONDS + 100)) train runs/gpu-bf16 "ours bf16-mixed (cuBLASLt, device-ordered)" \
+        --set model.precision=bf16-mixed --set train.peak_tflops=989
+    LM_CUDA_GEMM_THREAD=caller BUDGET=$((SECONDS + 90)) train runs/gpu-bf16-caller \
+        "ours bf16-mixed (cuBLASLt, device-ordered, enqueued from the caller)" \
+        --set model.precision=bf16-mixed --set train.peak_tflops=989
+    LM_CUBLASLT_LOG=1 timeout 100 $X bench gemm --backend cuda --size small,xl 2>&1 \
+        | tee "$OUT/gemm.txt" | grep -v '^JSON' | tee -a "$LOG"
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = sizes ]; then
+    # Issue 13's size table in one call: the lab 1-2 golden cases on cuda, then at context 512
+    # for the course's four sizes in precisions $2: PyTorch eager, ours (`xtask lab2`, within
+    # $3 seconds), PyTorch with torch.compile (within what is left of $4 seconds).
+    precisions=${2:-bf16-mixed,f32}; BUDGET=${4:-0}
+    timeout 100 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -6 | tee -a "$LOG"
+    PYTHONUNBUFFERED=1 timeout 150 python3 bench/pytorch_profile.py --sizes small,medium,large,xl --contexts 512 \
+        --precisions $precisions 2>&1 | tee runs/torch-profile.jsonl | tee -a "$LOG"
+    timeout "${3:-240}" $X lab2 --backend cuda --size small,medium,large,xl --context 512 \
+        --precision $precisions --baseline runs/torch-profile.jsonl --run-dir runs/lab2-gpu 2>&1 | tee -a "$LOG"
+    cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.md "$OUT/" 2>/dev/null
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+    PYTHONUNBUFFERED=1 timeout "$(left "$BUDGET")" python3 bench/pytorch_profile.py --compile \
+        --sizes small,medium,large,xl --contexts 512 --precisions $precisions 2>&1 | tee -a "$LOG"
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"

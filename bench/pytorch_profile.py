@@ -8,6 +8,7 @@ as status "OOM".
 
 Usage: python3 bench/pytorch_profile.py [--sizes small,medium,large,xl]
     [--contexts 128,256,512,1024] [--precisions f32,tf32,bf16-mixed] [--batch 4] [--steps 10]
+    [--compile]
 """
 import argparse, json, statistics, time
 
@@ -38,7 +39,10 @@ def profile(size, ctx, precision, args):
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     model = LM(args.vocab, ctx, d, layers, heads, d_ff, 1e4, sdpa=True).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
+    params = list(model.parameters())
+    if args.compile:
+        model = torch.compile(model)
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
                             fused=True)
     ids = torch.randint(0, args.vocab, (args.batch, ctx + 1), device=dev)
     x, y = ids[:, :-1], ids[:, 1:]
@@ -54,7 +58,7 @@ def profile(size, ctx, precision, args):
         loss.backward()
         torch.cuda.synchronize()
         marks.append(time.perf_counter())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
@@ -83,6 +87,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (its compilation falls in the warm-up steps)")
     p.add_argument("--allow-tf32", action="store_true",
                    help="f32 matmuls on TF32 tensor cores (what burn's CUDA matmul does)")
     args = p.parse_args()
@@ -96,7 +102,8 @@ def main():
                 torch.backends.cuda.matmul.allow_tf32 = tf32
                 torch.backends.cudnn.allow_tf32 = tf32
                 row = {"size": size, "context": ctx, "precision": precision,
-                       "impl": "pytorch " + torch.__version__ + (" tf32" if tf32 else ""), "forward": None, "backward": None,
+                       "impl": "pytorch " + torch.__version__ + (" tf32" if tf32 else "")
+                       + (" compile" if args.compile else ""), "forward": None, "backward": None,
                        "optimizer": None, "step": None, "tokens_per_s": None,
                        "memory_reserved": None}
                 try:

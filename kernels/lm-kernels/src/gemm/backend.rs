@@ -66,6 +66,13 @@ fn planned(lhs: Tensor, rhs: Tensor) -> (Tensor, Tensor, Option<Problem>) {
     }
 }
 
+/// Whether a product is enqueued on cubecl's server thread (default) or from the calling
+/// thread through cubecl's channel (`LM_CUDA_GEMM_THREAD=caller`).
+fn on_server_thread() -> bool {
+    static SERVER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SERVER.get_or_init(|| std::env::var("LM_CUDA_GEMM_THREAD").as_deref() != Ok("caller"))
+}
+
 /// `lhs · rhs` through cuBLASLt, or through `fallback` (burn's matmul) for dtypes and
 /// layouts it does not take.
 fn cuda_gemm(
@@ -96,27 +103,45 @@ fn cuda_gemm(
         return out;
     }
     let ordinal = device.index;
-    let ptrs = Pointers {
-        a: device_ptr(&client, &lhs.handle),
-        b: device_ptr(&client, &rhs.handle),
-        out: device_ptr(&client, &out.handle),
-    };
-    // cubecl keeps its CUDA stream private (see `ordering`): order ours with it through
-    // device flags, or wait for its inputs here and for our product in `matmul`.
-    let sync_inputs = || cubecl::future::block_on(client.sync()).expect("CUDA stream sync");
-    let ticket = device_flags().then(|| Ticket::take(&client, ordinal));
-    let ordering = match &ticket {
-        Some(ticket) => ticket.ordering(),
-        None => {
-            sync_inputs();
-            Ordering::HostSynced
+    let (a, b, c) = (lhs.handle.clone(), rhs.handle.clone(), out.handle.clone());
+    let enqueue = move || -> Result<(), String> {
+        let buffers = [&a, &b, &c];
+        // cubecl keeps its CUDA stream private (see `ordering`): order ours with it through
+        // device flags, or wait for its inputs here and for our product in `matmul`.
+        let sync_inputs = || cubecl::future::block_on(client.sync()).expect("CUDA stream sync");
+        let (ticket, [a, b, out]) = if device_flags() {
+            let (ticket, addresses) = Ticket::take(&client, ordinal, buffers);
+            (Some(ticket), addresses)
+        } else {
+            (None, buffers.map(|buffer| device_ptr(&client, buffer)))
+        };
+        let ordering = match &ticket {
+            Some(ticket) => ticket.ordering(),
+            None => {
+                sync_inputs();
+                Ordering::HostSynced
+            }
+        };
+        let ptrs = Pointers { a, b, out };
+        cublaslt::matmul(ordinal, &problem, elem, math, ptrs, ordering, &sync_inputs)
+            .map_err(|e| format!("{e} (problem {problem:?}, {elem:?})"))?;
+        if let Some(ticket) = ticket {
+            ticket.finish();
         }
+        Ok(())
     };
-    if let Err(e) = cublaslt::matmul(ordinal, &problem, elem, math, ptrs, ordering, &sync_inputs) {
-        panic!("{e} (problem {problem:?}, {elem:?})");
-    }
-    if let Some(ticket) = ticket {
-        ticket.finish();
+    let enqueued = if on_server_thread() {
+        // One round trip to cubecl's server thread for the whole product: there, its
+        // launches and address reads run inline instead of each crossing its channel.
+        lhs.client
+            .exclusive(enqueue)
+            .map_err(|e| format!("cubecl's server thread: {e:?}"))
+            .and_then(|result| result)
+    } else {
+        enqueue()
+    };
+    if let Err(e) = enqueued {
+        panic!("{e}");
     }
     out
 }

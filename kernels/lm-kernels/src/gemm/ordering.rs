@@ -11,10 +11,13 @@
 //! 3. cubecl's stream runs [`await_flag`] (spin until `done[slot] ≥ ticket`), so nothing
 //!    after it (readers of the output, reuse of the inputs' memory) starts early.
 //!
-//! Each spinner is one thread of one cube and only ever waits for work already submitted to
-//! the driver (cubecl's queue is flushed before ours waits), so CUDA's lazy module loading,
-//! which may wait for running kernels, cannot deadlock with it. That flush waits for
-//! cubecl's previous flush fence, so the host runs at most one product ahead of the GPU. Comparisons wrap, so
+//! Each spinner is one thread of one cube and only ever waits for work already handed to the
+//! driver, so CUDA's lazy module loading, which may wait for running kernels, cannot deadlock
+//! with it. cubecl launches through a server thread that runs tasks in order; the ticket
+//! reads the operands' device addresses (blocking calls to that thread) after queueing its
+//! `ready` launch, so by the time our stream waits, the launch has reached the driver. No
+//! flush is needed: a flush would also wait for cubecl's previous flush fence and keep the
+//! host at most one product ahead of the GPU (docs/PERF.md, run 6). Comparisons wrap, so
 //! tickets may overflow.
 //! Stream memory operations (`cuStreamWaitValue32`) would avoid our spinner, but the driver
 //! refuses them on cubecl's stream-ordered pool memory (`CUDA_ERROR_INVALID_VALUE`, seen on
@@ -190,8 +193,25 @@ pub struct Ticket {
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 impl Ticket {
-    /// Takes a ticket and raises its `ready` flag on `client`'s stream.
-    pub fn take(client: &ComputeClient<CudaRuntime>, ordinal: usize) -> Self {
+    /// Takes a ticket, raises its `ready` flag on `client`'s stream and returns the device
+    /// addresses of `buffers` (the product's operands).
+    ///
+    /// The addresses are read through blocking calls that cubecl's server thread runs after
+    /// the `ready` launch, so on return that launch has reached the driver and our spinner
+    /// waits only for work the GPU already has. A launch still queued in the server could
+    /// block behind a lazily loaded kernel, and CUDA's lazy loading may wait for every
+    /// running kernel, our spinner included: a deadlock, seen on an H100.
+    pub fn take<const N: usize>(
+        client: &ComputeClient<CudaRuntime>,
+        ordinal: usize,
+        buffers: [&Handle; N],
+    ) -> (Self, [u64; N]) {
+        const {
+            assert!(
+                N > 0,
+                "the addresses' blocking reads order the ready launch"
+            )
+        };
         let value = SEQUENCE
             .fetch_add(1, AtomicOrdering::Relaxed)
             .wrapping_add(1);
@@ -203,13 +223,8 @@ impl Ticket {
             value,
         };
         launch_flag_kernel(client, ticket.handle.clone(), true, ticket.slot(), value);
-        // Our spinner must wait only for work already handed to the driver: cubecl launches
-        // through its server, and a launch still queued there can block (CUDA's lazy module
-        // loading may wait for every running kernel, our spinner included): a deadlock, seen
-        // on an H100 before this flush. The flush also waits for cubecl's previous flush
-        // fence, which keeps the host at most one product ahead (docs/PERF.md, run 6).
-        client.flush().expect("flushing cubecl's stream");
-        ticket
+        let addresses = buffers.map(|buffer| device_ptr(client, buffer));
+        (ticket, addresses)
     }
 
     fn slot(&self) -> u32 {
