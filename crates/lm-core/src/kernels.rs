@@ -231,13 +231,21 @@ pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {
     }
 }
 
-/// The process's matmul policy: 0 = never set (burn's matmul: generation, which has no
-/// model config and whose many small products would each pay cuBLASLt's host
-/// synchronisation), 1 = cuBLASLt strict f32, 2 = cuBLASLt TF32, 3 = burn's matmul. One
-/// process trains or serves one model, so a global set when the model is built serves the
-/// free functions (attention) that have no config at hand.
+/// The process's matmul policy: 0 = never set (generation, which has no model config:
+/// cuBLASLt for products of at least [`GENERATION_CUBLASLT_MIN_ROWS`] rows, burn's matmul
+/// for the small decode products, where cuBLASLt's per-product host path costs more than it
+/// saves), 1 = cuBLASLt strict f32, 2 = cuBLASLt TF32, 3 = burn's matmul. One process trains
+/// or serves one model, so a global set when the model is built serves the free functions
+/// (attention) that have no config at hand.
 static MATMUL_POLICY: AtomicU8 = AtomicU8::new(0);
+#[cfg(feature = "cuda")]
+const POLICY_UNSET: u8 = 0;
 const POLICY_BURN: u8 = 3;
+
+/// Rows (all of the left operand's dims but the last, multiplied) from which an unset
+/// policy takes cuBLASLt: decode steps of 256 rows ran 1.36x faster through it than through
+/// burn's matmul on an H100, those of 32 rows 0.87x (docs/PERF.md, generation run 4).
+pub const GENERATION_CUBLASLT_MIN_ROWS: usize = 128;
 
 /// Makes [`matmul`] follow a model's `matmul` and `precision` settings (`LM_CUDA_GEMM=burn`
 /// or `=cublaslt` in the environment overrides both the setting and the default).
@@ -262,8 +270,7 @@ fn matmul_policy() -> u8 {
     let set = MATMUL_POLICY.load(Ordering::Relaxed);
     match env {
         Some(false) => POLICY_BURN,
-        Some(true) if set == 0 || set == POLICY_BURN => 1,
-        _ if set == 0 => POLICY_BURN,
+        Some(true) if set == POLICY_UNSET || set == POLICY_BURN => 1,
         _ => set,
     }
 }
@@ -275,7 +282,15 @@ pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) 
     #[cfg(feature = "cuda")]
     let (lhs, rhs) = {
         use lm_kernels::gemm::{F32Math, try_matmul};
-        let policy = matmul_policy();
+        let mut policy = matmul_policy();
+        if policy == POLICY_UNSET {
+            let rows: usize = lhs.dims()[..D - 1].iter().product();
+            policy = if rows >= GENERATION_CUBLASLT_MIN_ROWS {
+                1
+            } else {
+                POLICY_BURN
+            };
+        }
         if policy != POLICY_BURN {
             let math = if policy == 2 {
                 F32Math::Tf32

@@ -3,6 +3,7 @@
 //! two more products through the same path).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -20,6 +21,7 @@ use burn_fusion::{Fusion, FusionBackend};
 use cubecl::cuda::CudaRuntime;
 
 use super::cublaslt::{self, Element, F32Math, Pointers};
+use super::host_time;
 use super::layout::{self, Problem, Unsupported};
 use super::ordering::{Ordering, Ticket, device_flags, device_ptr};
 use crate::fusion_op::{Body, outputs, register};
@@ -81,6 +83,7 @@ fn cuda_gemm(
     math: F32Math,
     fallback: fn(Tensor, Tensor) -> Tensor,
 ) -> Tensor {
+    let start = Instant::now();
     let Some(elem) = element(lhs.dtype).filter(|_| lhs.dtype == rhs.dtype) else {
         return fallback(lhs, rhs);
     };
@@ -104,7 +107,8 @@ fn cuda_gemm(
     }
     let ordinal = device.index;
     let (a, b, c) = (lhs.handle.clone(), rhs.handle.clone(), out.handle.clone());
-    let enqueue = move || -> Result<(), String> {
+    let enqueue = move || -> Result<(Instant, Instant), String> {
+        let enqueue_start = Instant::now();
         let buffers = [&a, &b, &c];
         // cubecl keeps its CUDA stream private (see `ordering`): order ours with it through
         // device flags, or wait for its inputs here and for our product in `matmul`.
@@ -128,7 +132,7 @@ fn cuda_gemm(
         if let Some(ticket) = ticket {
             ticket.finish();
         }
-        Ok(())
+        Ok((enqueue_start, Instant::now()))
     };
     let enqueued = if on_server_thread() {
         // One round trip to cubecl's server thread for the whole product: there, its
@@ -140,8 +144,12 @@ fn cuda_gemm(
     } else {
         enqueue()
     };
-    if let Err(e) = enqueued {
-        panic!("{e}");
+    match enqueued {
+        Ok((enqueue_start, enqueue_end)) if host_time::enabled() => {
+            host_time::record(start, enqueue_start, enqueue_end)
+        }
+        Ok(_) => {}
+        Err(e) => panic!("{e}"),
     }
     out
 }

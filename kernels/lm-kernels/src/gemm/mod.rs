@@ -12,6 +12,7 @@
 //! - `ordering` (feature `cuda`): our stream ordered with cubecl's private one through flags
 //!   in device memory (no host round trip per product).
 //! - `dispatch` (feature `cuda`): [`try_matmul`] for code generic over any backend.
+//! - `host_time` (feature `cuda`): where a product's host time goes (`LM_CUBLASLT_PROFILE=1`).
 
 pub mod layout;
 
@@ -21,6 +22,8 @@ mod backend;
 mod cublaslt;
 #[cfg(feature = "cuda")]
 mod dispatch;
+#[cfg(feature = "cuda")]
+mod host_time;
 #[cfg(feature = "cuda")]
 mod ordering;
 
