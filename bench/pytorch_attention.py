@@ -4,7 +4,7 @@ on the same grid (mirrors `grid()` in xtask/src/bench/attention.rs), forward and
 latency with CUDA events, TFLOP/s by the FlashAttention-2 paper's count (backward = 2.5x forward).
 Prints one JSON line per shape; out-of-memory shapes are reported as OOM.
 
-Usage: python3 bench/pytorch_attention.py [--grid quick|small|large|full]
+Usage: python3 bench/pytorch_attention.py [--grid quick|small|large|full|head-dims]
 """
 import argparse, json
 
@@ -16,6 +16,8 @@ def grid(which):
     shape = lambda b, s, d, bf16: dict(batch=b, heads=16, seq=s, head_dim=d, bf16=bf16, causal=True)
     if which == "quick":
         return [shape(1, 128, 64, False), shape(1, 256, 32, False)]
+    if which == "head-dims":
+        return [shape(1, 1000, 16 * i, True) for i in range(1, 9)]
     bf16_causal = lambda seqs: [shape(1, s, d, True) for s in seqs for d in [64, 128]]
     if which == "small":
         return bf16_causal([1024, 4096, 16384])
@@ -65,7 +67,7 @@ def run(shape):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--grid", choices=["quick", "small", "large", "full"], default="full")
+    ap.add_argument("--grid", choices=["quick", "small", "large", "full", "head-dims"], default="full")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     for shape in grid(args.grid):

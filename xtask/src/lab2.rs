@@ -203,10 +203,17 @@ pub fn run(opts: &Lab2Options) -> Result<()> {
                 Err(why) => Err(why),
             };
         let summary = match &outcome {
-            Ok(r) => format!(
-                "step {:.2} ms, {:.0} tokens/s",
-                r.step.mean_ms, r.tokens_per_s
-            ),
+            Ok(r) => {
+                let loss =
+                    |l: Option<f32>| l.map_or("not finite".to_string(), |l| format!("{l:.3}"));
+                format!(
+                    "step {:.2} ms, {:.0} tokens/s, loss {} -> {}",
+                    r.step.mean_ms,
+                    r.tokens_per_s,
+                    loss(r.first_loss),
+                    loss(r.last_loss)
+                )
+            }
             Err(why) => why.clone(),
         };
         println!(

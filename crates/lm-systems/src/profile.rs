@@ -147,8 +147,11 @@ pub struct ProfileResult {
     pub memory_after_forward: Option<u64>,
     /// Device bytes the allocator reserved by the end (its peak).
     pub memory_reserved: Option<u64>,
-    /// Loss of the last timed step (a sanity check that the step computed something).
-    pub last_loss: f32,
+    /// Loss of the first (untimed) step and of the last timed step, a sanity check that the
+    /// steps computed something; none when not finite (JSON has no NaN), so a diverged or
+    /// broken case is reported, not lost.
+    pub first_loss: Option<f32>,
+    pub last_loss: Option<f32>,
 }
 
 fn sync<B: AutodiffBackend>(device: &B::Device) -> Result<(), LmError> {
@@ -176,7 +179,8 @@ pub fn profile<B: AutodiffBackend>(
     let targets = tokens.slice([0..case.batch, 1..case.context + 1]);
 
     let mut times = [Vec::new(), Vec::new(), Vec::new()];
-    let (mut memory_after_forward, mut last_loss) = (None, f32::NAN);
+    let (mut memory_after_forward, mut first_loss, mut last_loss) = (None, None, None);
+    let finite = |loss: f32| loss.is_finite().then_some(loss);
     sync::<B>(device)?;
     for step in 0..case.warmup + case.steps {
         let timed = step >= case.warmup;
@@ -199,8 +203,11 @@ pub fn profile<B: AutodiffBackend>(
         let (next, _norm) = optimizer.step_module_fused(model, &grads, 1e-4, Some(1.0));
         model = next;
         lap(2, &mut times)?;
+        if step == 0 {
+            first_loss = finite(loss.clone().into_scalar().elem::<f32>());
+        }
         if step + 1 == case.warmup + case.steps {
-            last_loss = loss.into_scalar().elem::<f32>();
+            last_loss = finite(loss.into_scalar().elem::<f32>());
         }
     }
     let step_times: Vec<f64> = (0..case.steps)
@@ -220,6 +227,7 @@ pub fn profile<B: AutodiffBackend>(
         tflops: flops_per_token * tokens_per_s / 1e12,
         memory_after_forward,
         memory_reserved: lm_core::kernels::device_memory::<B>(device).map(|m| m.1),
+        first_loss,
         last_loss,
     })
 }

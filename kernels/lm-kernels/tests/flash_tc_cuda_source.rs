@@ -46,7 +46,7 @@ fn tensor_core_kernels_translate_to_wmma_code() {
     let tensor = || TensorCompilationArg { inplace: None };
     let out_dir = std::env::var_os("LM_CUDA_SOURCE_DIR").map(std::path::PathBuf::from);
     for dtype in [DType::BF16, DType::F16] {
-        for head_dim in [16, 64, 128] {
+        for head_dim in (1..=8).map(|i| 16 * i) {
             for causal in [false, true] {
                 let elem: StorageType = dtype.into();
                 let sources = [
@@ -111,6 +111,16 @@ fn tensor_core_kernels_translate_to_wmma_code() {
                         )),
                     ),
                 ];
+                // The forward's two products, S = Q·Kᵀ (4 column blocks of the 64-key tile,
+                // head_dim / 16 steps) and O += P·V (head_dim / 16 blocks, 4 steps), unrolled:
+                // head_dim / 2 matrix instructions. Fewer meant blocks left out (d 80, 96 and
+                // 112 lost their last blocks before the left-over group).
+                let forward_mmas = sources[0].1.matches("mma_sync").count();
+                assert_eq!(
+                    forward_mmas,
+                    head_dim / 2,
+                    "forward {dtype:?} d{head_dim}: matrix instructions"
+                );
                 for (name, source) in sources {
                     assert!(
                         source.contains("mma_sync"),

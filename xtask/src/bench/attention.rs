@@ -74,6 +74,9 @@ pub enum Grid {
     /// Batch 1 (and 8), 16 heads, seq 128 … 16384, head dims 16 … 128, bf16 and f32, causal;
     /// the large grid first, so a time-limited run measures the target shapes.
     Full,
+    /// bf16 causal, seq 1000 (not a tile multiple), every head dim 16, 32, … 128: the
+    /// tensor-core kernels' error against plain f32 attention on each.
+    HeadDims,
 }
 
 /// The shapes of `grid` (mirrored by `bench/pytorch_attention.py`).
@@ -96,6 +99,9 @@ pub fn grid(grid: Grid) -> Vec<Shape> {
         Grid::Small => return bf16_causal(&[1024, 4096, 16384]),
         Grid::Large => return bf16_causal(&[4096, 8192, 16384]),
         Grid::Full => bf16_causal(&[4096, 8192, 16384]),
+        Grid::HeadDims => {
+            return (1..=8).map(|i| shape(1, 1000, 16 * i, true)).collect();
+        }
     };
     shapes.extend(bf16_causal(&[128, 512, 1024, 2048]));
     for head_dim in [16, 32] {

@@ -207,7 +207,8 @@ fn strip_accumulate<F: Float>(
 /// The warp's strip of `out` from `A · B` (`b_transposed`: `A · Bᵀ`, B's rows `depth` wide),
 /// added to `out` when `accumulate`. The strip's 16×16 blocks are done in groups of up to
 /// [`LIVE_ACCUMULATORS`] live fragments, so each A fragment is loaded once per group rather
-/// than once per block (all 8 blocks of d 128 at once spilled registers).
+/// than once per block (all 8 blocks of d 128 at once spilled registers); a last, smaller
+/// group takes the blocks left over (d 80, 96 and 112 have 5, 6 and 7).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn strip_product<F: Float>(
@@ -220,74 +221,122 @@ fn strip_product<F: Float>(
     #[comptime] b_transposed: bool,
     #[comptime] accumulate: bool,
 ) {
-    let group = comptime!(min(width / STRIP, LIVE_ACCUMULATORS));
+    let blocks = comptime!(width / STRIP);
+    let group = comptime!(min(blocks, LIVE_ACCUMULATORS));
+    let full_groups = comptime!(blocks / group);
+    let left_over = comptime!(blocks % group);
+    #[unroll]
+    for first in 0..full_groups {
+        strip_group::<F>(
+            a,
+            b,
+            out,
+            warp,
+            first * group,
+            group,
+            depth,
+            width,
+            b_transposed,
+            accumulate,
+        );
+    }
+    if comptime!(left_over > 0) {
+        let first_left_over = comptime!(full_groups * group);
+        strip_group::<F>(
+            a,
+            b,
+            out,
+            warp,
+            first_left_over,
+            left_over,
+            depth,
+            width,
+            b_transposed,
+            accumulate,
+        );
+    }
+}
+
+/// [`strip_product`] for the `count` blocks of the strip from block `first_block` on, each
+/// in its own live accumulator fragment.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn strip_group<F: Float>(
+    a: &SharedMemory<F>,
+    b: &SharedMemory<F>,
+    out: &mut SharedMemory<f32>,
+    warp: usize,
+    first_block: usize,
+    #[comptime] count: usize,
+    #[comptime] depth: usize,
+    #[comptime] width: usize,
+    #[comptime] b_transposed: bool,
+    #[comptime] accumulate: bool,
+) {
     let a_stride = comptime!(depth + PAD);
     let b_stride = comptime!(if b_transposed {
         depth + PAD
     } else {
         width + PAD
     });
+    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
     #[unroll]
-    for first in 0..width / (STRIP * group) {
-        let mut accs = Sequence::<cmma::Matrix<f32>>::new();
-        #[unroll]
-        for i in 0..group {
-            let at = warp * STRIP * width + (first * group + i) * STRIP;
-            let frag = unsafe {
-                cmma::Matrix::<f32>::uninitialized(
-                    cmma::MatrixIdent::Accumulator,
-                    STRIP,
-                    STRIP,
-                    STRIP,
-                    cmma::MatrixLayout::Undefined,
-                )
-            };
-            if comptime!(accumulate) {
-                cmma::load_with_layout(
-                    &frag,
-                    &out.slice(at, at + (STRIP - 1) * width + STRIP),
-                    width as u32,
-                    cmma::MatrixLayout::RowMajor,
-                );
-            } else {
-                cmma::fill(&frag, 0.0f32);
-            }
-            accs.push(frag);
-        }
-        #[unroll]
-        for step in 0..depth / STRIP {
-            let a_frag = fragment::<F>(
-                a,
-                warp * STRIP * a_stride + step * STRIP,
-                a_stride,
-                cmma::MatrixIdent::A,
-                false,
-            );
-            #[unroll]
-            for i in 0..group {
-                let block = first * group + i;
-                let acc = accs.index(i);
-                if comptime!(b_transposed) {
-                    let at = block * STRIP * b_stride + step * STRIP;
-                    let b_frag = fragment::<F>(b, at, b_stride, cmma::MatrixIdent::B, true);
-                    cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
-                } else {
-                    let at = step * STRIP * b_stride + block * STRIP;
-                    let b_frag = fragment::<F>(b, at, b_stride, cmma::MatrixIdent::B, false);
-                    cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
-                }
-            }
-        }
-        #[unroll]
-        for i in 0..group {
-            let at = warp * STRIP * width + (first * group + i) * STRIP;
-            cmma::store(
-                &mut out.slice_mut(at, at + (STRIP - 1) * width + STRIP),
-                accs.index(i),
+    for i in 0..count {
+        let at = warp * STRIP * width + (first_block + i) * STRIP;
+        let frag = unsafe {
+            cmma::Matrix::<f32>::uninitialized(
+                cmma::MatrixIdent::Accumulator,
+                STRIP,
+                STRIP,
+                STRIP,
+                cmma::MatrixLayout::Undefined,
+            )
+        };
+        if comptime!(accumulate) {
+            cmma::load_with_layout(
+                &frag,
+                &out.slice(at, at + (STRIP - 1) * width + STRIP),
                 width as u32,
                 cmma::MatrixLayout::RowMajor,
             );
+        } else {
+            cmma::fill(&frag, 0.0f32);
         }
+        accs.push(frag);
+    }
+    #[unroll]
+    for step in 0..depth / STRIP {
+        let a_frag = fragment::<F>(
+            a,
+            warp * STRIP * a_stride + step * STRIP,
+            a_stride,
+            cmma::MatrixIdent::A,
+            false,
+        );
+        #[unroll]
+        for i in 0..count {
+            let block = first_block + i;
+            let acc = accs.index(i);
+            if comptime!(b_transposed) {
+                let at = block * STRIP * b_stride + step * STRIP;
+                let b_frag = fragment::<F>(b, at, b_stride, cmma::MatrixIdent::B, true);
+                cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
+            } else {
+                let at = step * STRIP * b_stride + block * STRIP;
+                let b_frag = fragment::<F>(b, at, b_stride, cmma::MatrixIdent::B, false);
+                cmma::execute::<F, F, f32, f32>(&a_frag, &b_frag, acc, acc);
+            }
+        }
+    }
+    #[unroll]
+    for i in 0..count {
+        let at = warp * STRIP * width + (first_block + i) * STRIP;
+        cmma::store(
+            &mut out.slice_mut(at, at + (STRIP - 1) * width + STRIP),
+            accs.index(i),
+            width as u32,
+            cmma::MatrixLayout::RowMajor,
+        );
     }
 }
 
