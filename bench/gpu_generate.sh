@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generation on the device machine (issue 9), after bench/gpu_pack.sh here: our engine on a
 # random Qwen2.5-0.5B-shaped decoder with the decode kernels (default), with all products
-# through cuBLASLt (LM_CUDA_GEMM=cublaslt), with WITH_BURN=1 all through burn's matmul
+# through cuBLASLt (LM_CUDA_GEMM=cublaslt; SKIP_CUBLASLT=1 skips it), with WITH_BURN=1 all through burn's matmul
 # (LM_CUDA_GEMM=burn), with WITH_PER_HEAD=1 the per-query-head attention
 # kernel forced (LM_DECODE_GROUPED=0; the default takes one cube per kv head where it is faster) and, with
 # WITH_TENSOR_OPS=1, without the kernels (LM_DECODE_KERNELS=0: the tensor-op step), then
@@ -32,7 +32,9 @@ ours() { # label, then environment settings
         | grep -v '^JSON' | tail -12 | tee -a "$LOG"
 }
 ours "decode kernels (attention kernel chosen by batch; products of >= 128 rows through cuBLASLt)" LM_DECODE_KERNELS=1
-ours "decode kernels, products through cuBLASLt" LM_DECODE_KERNELS=1 LM_CUDA_GEMM=cublaslt
+if [ -z "${SKIP_CUBLASLT:-}" ]; then
+    ours "decode kernels, products through cuBLASLt" LM_DECODE_KERNELS=1 LM_CUDA_GEMM=cublaslt
+fi
 if [ -n "${WITH_BURN:-}" ]; then
     ours "decode kernels, products through burn's matmul" LM_DECODE_KERNELS=1 LM_CUDA_GEMM=burn
 fi
