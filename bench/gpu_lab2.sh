@@ -16,8 +16,8 @@
 # one device call can hold several phases. Phase `gemm [seconds]`: golden conformance of
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
 # bench/pytorch_gemm.py and burn's own matmul on a subset. Phase `gemm-train [seconds]
-# [steps]`, `gemm-order [steps]`, `gemm-quick [steps]`, `sizes [precisions] [ours s] [total s]`:
-# see below.
+# [steps]`, `gemm-order [steps]`, `gemm-quick [steps]`, `sizes [precisions] [ours s] [total s]`,
+# `head-dims [xl seconds]`: see below.
 # Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
@@ -163,6 +163,16 @@ elif [ "$phase" = sizes ]; then
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
     PYTHONUNBUFFERED=1 timeout "$(left "$BUDGET")" python3 bench/pytorch_profile.py --compile \
         --sizes small,medium,large,xl --contexts 512 --precisions $precisions 2>&1 | tee -a "$LOG"
+elif [ "$phase" = head-dims ]; then
+    # The tensor-core attention on every head dim 16-128 (forward error against f32 plain
+    # attention; d 80/96/112 were wrong before session 14's fix), the flash golden cases, then
+    # the xl size (head dim 80) in the profiling harness within $2 seconds.
+    timeout 90 $X bench attention --backend cuda --grid head-dims --plain-max-seq 1024 2>&1 \
+        | grep -v '^JSON' | tee -a "$LOG"
+    timeout 60 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tail -4 | tee -a "$LOG"
+    timeout "${2:-200}" $X lab2 --backend cuda --size xl --context 512 --precision bf16-mixed,f32 \
+        --run-dir runs/lab2-xl 2>&1 | grep -v '^JSON' | tee -a "$LOG"
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"
