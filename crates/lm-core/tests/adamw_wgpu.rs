@@ -39,8 +39,14 @@ fn one_launch_adamw_matches_the_per_parameter_step() {
             ..Default::default()
         })
     };
-    // A tight limit clips every step, a loose one never; the kernel also runs per chunk.
-    for (max_norm, chunk) in [(0.05, usize::MAX), (1e6, usize::MAX), (0.05, 500)] {
+    // A tight limit clips every step, a loose one never; the kernel also runs per chunk, and
+    // per parameter with nothing concatenated (chunks of 1 value).
+    for (max_norm, chunk) in [
+        (0.05, usize::MAX),
+        (1e6, usize::MAX),
+        (0.05, 500),
+        (0.05, 1),
+    ] {
         let (mut plain, mut fused) = (start.clone(), start.clone());
         let (mut opt_plain, mut opt_fused) = (adamw(), adamw().with_fused_chunk(chunk));
         // The same gradients (the plain model's) go to both steps, so the two models differ

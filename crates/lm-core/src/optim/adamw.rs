@@ -88,6 +88,19 @@ pub struct AdamW<B: Backend> {
 /// ran an 80 GB card out of memory.
 pub const FUSED_CHUNK_VALUES: usize = 1 << 28;
 
+/// The fused step's chunk limit: [`FUSED_CHUNK_VALUES`], or `LM_ADAMW_CHUNK_VALUES` when set
+/// (1: every parameter updated in its own buffers, nothing concatenated — fewer passes over
+/// memory, more launches).
+fn default_fused_chunk() -> usize {
+    static VALUES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *VALUES.get_or_init(|| {
+        std::env::var("LM_ADAMW_CHUNK_VALUES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(FUSED_CHUNK_VALUES, |v| v.max(1))
+    })
+}
+
 /// One chunk of the fused step's state: `(name, numel)` in order, and the concatenated
 /// moments.
 #[derive(Debug, Clone)]
@@ -118,7 +131,7 @@ impl<B: Backend> AdamW<B> {
             step: 0,
             moments: BTreeMap::new(),
             fused: Vec::new(),
-            fused_chunk: FUSED_CHUNK_VALUES,
+            fused_chunk: default_fused_chunk(),
         }
     }
 

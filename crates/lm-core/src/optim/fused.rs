@@ -5,6 +5,8 @@
 //! Global-norm clipping is folded in: the norm is one reduction per flat gradient. Buffers
 //! hold at most [`FUSED_CHUNK_VALUES`](super::adamw::FUSED_CHUNK_VALUES) values, so a large
 //! model is updated chunk by chunk instead of through full copies of every parameter.
+//! `LM_ADAMW_CHUNK_VALUES=1` updates each parameter in its own buffers with no
+//! concatenation at all (a GPU A/B switch: fewer passes over memory, more launches).
 
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -40,7 +42,12 @@ impl<B: Backend> AdamW<B> {
             .collect();
         let chunks = split_layout(&layout, self.fused_chunk);
         let params = named_params(&module);
-        let flat = |tensors: Vec<Tensor<B, 1>>| Tensor::cat(tensors, 0);
+        // A chunk of one parameter is used as it is: no copy (with a chunk limit of 1 value,
+        // nothing is concatenated at all).
+        let flat = |mut tensors: Vec<Tensor<B, 1>>| match tensors.len() {
+            1 => tensors.pop().expect("one tensor"),
+            _ => Tensor::cat(tensors, 0),
+        };
         // Every chunk's gradient first: the clip scale needs the norm over all of them.
         let grad_chunks: Vec<Tensor<B, 1>> = chunks
             .iter()
