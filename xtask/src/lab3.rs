@@ -107,20 +107,27 @@ pub fn run(args: &Lab3Args, unix_time: u64) -> Result<()> {
         &dir.join("plan.json"),
         serde_json::to_string_pretty(&the_plan)?.as_bytes(),
     )?;
+    // The losses come from the ledger when this run directory already has them (a rerun:
+    // free, and this process's fresh server would list none of them), else from the server.
+    let (mut api_runs, mut from_ledger) = (Vec::new(), 0);
     for cfg in &the_plan.runs {
-        client.loss(cfg)?;
+        let outcome = client.loss(cfg)?;
+        from_ledger += usize::from(outcome.free);
+        api_runs.push(lm_scaling::runs::Run::new(
+            cfg.parameters(),
+            cfg.train_flops as f64,
+            outcome.loss,
+        ));
     }
-    let records = client.previous_runs()?;
     println!(
-        "server {} ({}): {} runs, {:.3e} of {:.3e} FLOPs (ledger {:.3e})",
+        "server {} ({}): {} runs ({from_ledger} already in the ledger), {:.3e} of {:.3e} FLOPs (ledger {:.3e})",
         server.url(),
         oracle.describe(),
-        records.len(),
+        api_runs.len(),
         client.total_flops_used()?,
         args.budget,
         client.ledger().used()
     );
-    let api_runs: Vec<_> = records.iter().map(|r| r.to_run()).collect();
     let fitted = analyze(&api_runs, &options(vec![1e19, 1e23, 1e24]))?;
     report::write_all(&api_dir, &api_runs, &fitted)?;
     print_predictions(&fitted);
