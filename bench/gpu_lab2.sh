@@ -145,24 +145,24 @@ elif [ "$phase" = sizes ]; then
     # eager, ours (`xtask lab2`, FlashAttention kernel, within $3 seconds), ours in bf16-mixed
     # with the plain attention (cuBLASLt score/value products) when PLAIN_SECONDS > 0, then
     # PyTorch with torch.compile within what is left of $4 seconds.
-    precisions=${2:-bf16-mixed,f32}; BUDGET=${4:-0}
+    precisions=${2:-bf16-mixed,f32}; BUDGET=${4:-0}; sizes=small,medium,large,xl
     if [ -z "${SKIP_CONFORMANCE:-}" ]; then
         timeout 100 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -6 | tee -a "$LOG"
     fi
-    PYTHONUNBUFFERED=1 timeout 150 python3 bench/pytorch_profile.py --sizes small,medium,large,xl --contexts 512 \
+    PYTHONUNBUFFERED=1 timeout 150 python3 bench/pytorch_profile.py --sizes $sizes --contexts 512 \
         --precisions $precisions 2>&1 | tee runs/torch-profile.jsonl | tee -a "$LOG"
-    timeout "${3:-240}" $X lab2 --backend cuda --size small,medium,large,xl --context 512 \
+    timeout "${3:-240}" $X lab2 --backend cuda --size $sizes --context 512 \
         --precision $precisions --baseline runs/torch-profile.jsonl --run-dir runs/lab2-gpu 2>&1 | tee -a "$LOG"
     cp runs/lab2-gpu/profile.csv runs/lab2-gpu/profile.md "$OUT/" 2>/dev/null
     if [ "${PLAIN_SECONDS:-0}" -gt 0 ]; then
         echo "== plain attention" | tee -a "$LOG"
-        timeout "$PLAIN_SECONDS" $X lab2 --backend cuda --size small,medium,large,xl --context 512 \
+        timeout "$PLAIN_SECONDS" $X lab2 --backend cuda --size $sizes --context 512 \
             --precision bf16-mixed --attention plain --baseline runs/torch-profile.jsonl \
             --run-dir runs/lab2-gpu-plain 2>&1 | tee -a "$LOG"
     fi
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
     PYTHONUNBUFFERED=1 timeout "$(left "$BUDGET")" python3 bench/pytorch_profile.py --compile \
-        --sizes small,medium,large,xl --contexts 512 --precisions $precisions 2>&1 | tee -a "$LOG"
+        --sizes $sizes --contexts 512 --precisions $precisions 2>&1 | tee -a "$LOG"
 elif [ "$phase" = head-dims ]; then
     # The tensor-core attention on every head dim 16-128 (forward error against f32 plain
     # attention; d 80/96/112 were wrong before session 14's fix), the flash golden cases, then

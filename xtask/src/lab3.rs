@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use lm_scaling::api::{
-    ApiClient, COURSE_BUDGET, LocalServer, LossOracle, PlanOptions, ServerConfig, SurfaceOracle,
-    plan,
+    ApiClient, COURSE_BUDGET, LocalServer, LossOracle, PlanOptions, RunRecord, ServerConfig,
+    SurfaceOracle, plan,
 };
 use lm_scaling::{Analysis, AnalysisOptions, Method, analyze, load_runs, report};
 
@@ -113,11 +113,11 @@ pub fn run(args: &Lab3Args, unix_time: u64) -> Result<()> {
     for cfg in &the_plan.runs {
         let outcome = client.loss(cfg)?;
         from_ledger += usize::from(outcome.free);
-        api_runs.push(lm_scaling::runs::Run::new(
-            cfg.parameters(),
-            cfg.train_flops as f64,
-            outcome.loss,
-        ));
+        let record = RunRecord {
+            config: *cfg,
+            loss: outcome.loss,
+        };
+        api_runs.push(record.to_run());
     }
     println!(
         "server {} ({}): {} runs ({from_ledger} already in the ledger), {:.3e} of {:.3e} FLOPs (ledger {:.3e})",

@@ -240,11 +240,14 @@ pub fn device_memory<B: Backend>(device: &B::Device) -> Option<(u64, u64)> {
 static MATMUL_POLICY: AtomicU8 = AtomicU8::new(0);
 #[cfg(feature = "cuda")]
 const POLICY_UNSET: u8 = 0;
+const POLICY_CUBLASLT_STRICT: u8 = 1;
+const POLICY_CUBLASLT_TF32: u8 = 2;
 const POLICY_BURN: u8 = 3;
 
 /// Rows (all of the left operand's dims but the last, multiplied) from which an unset
 /// policy takes cuBLASLt: decode steps of 256 rows ran 1.36x faster through it than through
-/// burn's matmul on an H100, those of 32 rows 0.87x (docs/PERF.md, generation run 4).
+/// burn's matmul on H100s, those of 32 rows 0.87x (two leases compared, docs/PERF.md,
+/// generation runs 3 and 4).
 pub const GENERATION_CUBLASLT_MIN_ROWS: usize = 128;
 
 /// Makes [`matmul`] follow a model's `matmul` and `precision` settings (`LM_CUDA_GEMM=burn`
@@ -252,8 +255,8 @@ pub const GENERATION_CUBLASLT_MIN_ROWS: usize = 128;
 pub fn set_matmul_policy(kernel: MatmulKernel, precision: Precision) {
     let policy = match (kernel, precision) {
         (MatmulKernel::Burn, _) => POLICY_BURN,
-        (MatmulKernel::Auto, Precision::Tf32) => 2,
-        (MatmulKernel::Auto, _) => 1,
+        (MatmulKernel::Auto, Precision::Tf32) => POLICY_CUBLASLT_TF32,
+        (MatmulKernel::Auto, _) => POLICY_CUBLASLT_STRICT,
     };
     MATMUL_POLICY.store(policy, Ordering::Relaxed);
 }
@@ -270,7 +273,7 @@ fn matmul_policy() -> u8 {
     let set = MATMUL_POLICY.load(Ordering::Relaxed);
     match env {
         Some(false) => POLICY_BURN,
-        Some(true) if set == POLICY_UNSET || set == POLICY_BURN => 1,
+        Some(true) if set == POLICY_UNSET || set == POLICY_BURN => POLICY_CUBLASLT_STRICT,
         _ => set,
     }
 }
@@ -286,13 +289,13 @@ pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) 
         if policy == POLICY_UNSET {
             let rows: usize = lhs.dims()[..D - 1].iter().product();
             policy = if rows >= GENERATION_CUBLASLT_MIN_ROWS {
-                1
+                POLICY_CUBLASLT_STRICT
             } else {
                 POLICY_BURN
             };
         }
         if policy != POLICY_BURN {
-            let math = if policy == 2 {
+            let math = if policy == POLICY_CUBLASLT_TF32 {
                 F32Math::Tf32
             } else {
                 F32Math::Strict
