@@ -17,7 +17,7 @@
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
 # bench/pytorch_gemm.py and burn's own matmul on a subset. Phase `gemm-train [seconds]
 # [steps]`, `gemm-order [steps]`, `gemm-quick [steps]`, `sizes [precisions] [ours s] [total s]`,
-# `head-dims [xl seconds]`: see below.
+# `head-dims [xl seconds]`, `adamw [layouts] [seconds]`: see below.
 # Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
@@ -173,6 +173,11 @@ elif [ "$phase" = head-dims ]; then
     timeout "${2:-200}" $X lab2 --backend cuda --size xl --context 512 --precision bf16-mixed,f32 \
         --run-dir runs/lab2-xl 2>&1 | grep -v '^JSON' | tee -a "$LOG"
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
+elif [ "$phase" = adamw ]; then
+    # The optimizer phase alone (clip + AdamW over each size's parameters) in the fused
+    # step's buffer layouts $2 beside PyTorch's clip_grad_norm_ + fused AdamW, within $3 s.
+    timeout "${3:-240}" $X bench adamw --backend cuda --size "${SIZES:-small,medium,large,xl}" \
+        --layout "${2:-concat,alone,alone-from-1048576}" 2>&1 | grep -v '^JSON' | tee -a "$LOG"
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"

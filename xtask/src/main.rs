@@ -174,6 +174,26 @@ enum BenchTarget {
         #[arg(long, default_value = "bench/pytorch_gemm.py")]
         script: PathBuf,
     },
+    /// The harness's optimizer phase alone (clip + AdamW over a course size's parameters) in
+    /// each buffer layout of the fused step vs PyTorch's clip_grad_norm_ + fused AdamW
+    /// (bench/pytorch_adamw.py, run first), ms per step and ratios.
+    Adamw {
+        #[arg(long, value_enum, default_value = "cuda")]
+        backend: BackendKind,
+        #[arg(long = "size", value_delimiter = ',', default_values_t = ["small".to_string(), "medium".to_string(), "large".to_string(), "xl".to_string()])]
+        sizes: Vec<String>,
+        /// concat (everything in chunks), alone (every parameter its own buffers),
+        /// alone-from-N (parameters of N+ values alone, the rest concatenated).
+        #[arg(long = "layout", value_delimiter = ',', default_values_t = ["concat".to_string(), "alone".to_string(), "alone-from-1048576".to_string()])]
+        layouts: Vec<String>,
+        /// Only ours; the PyTorch column reads "-".
+        #[arg(long)]
+        skip_peer: bool,
+        #[arg(long, default_value = "python3")]
+        python: String,
+        #[arg(long, default_value = "bench/pytorch_adamw.py")]
+        script: PathBuf,
+    },
     /// FlashAttention-2 (ours) vs burn's unfused attention, latency and TFLOP/s; PyTorch's
     /// SDPA comes from bench/pytorch_attention.py in the same device run (bench/gpu_lab2.sh).
     Attention {
@@ -320,6 +340,30 @@ fn main() -> ExitCode {
             with_burn,
             peer: (!skip_peer).then_some((python, script)),
         })),
+        Task::Bench {
+            what:
+                BenchTarget::Adamw {
+                    backend,
+                    sizes,
+                    layouts,
+                    skip_peer,
+                    python,
+                    script,
+                },
+        } => finish(
+            layouts
+                .iter()
+                .map(|l| l.parse().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .and_then(|layouts| {
+                    bench::adamw::run(&bench::adamw::AdamwBenchOptions {
+                        backend,
+                        sizes,
+                        layouts,
+                        peer: (!skip_peer).then_some((python, script)),
+                    })
+                }),
+        ),
         Task::BenchAttentionWorker {
             shape,
             backend,

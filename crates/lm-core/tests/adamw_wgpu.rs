@@ -39,16 +39,21 @@ fn one_launch_adamw_matches_the_per_parameter_step() {
             ..Default::default()
         })
     };
-    // A tight limit clips every step, a loose one never; the kernel also runs per chunk, and
-    // per parameter with nothing concatenated (chunks of 1 value).
-    for (max_norm, chunk) in [
-        (0.05, usize::MAX),
-        (1e6, usize::MAX),
-        (0.05, 500),
-        (0.05, 1),
+    // A tight limit clips every step, a loose one never; the kernel also runs per chunk, per
+    // parameter with nothing concatenated (chunks of 1 value), and with the parameters of
+    // 1000+ values alone and the rest concatenated.
+    for (max_norm, chunk, alone) in [
+        (0.05, usize::MAX, usize::MAX),
+        (1e6, usize::MAX, usize::MAX),
+        (0.05, 500, usize::MAX),
+        (0.05, 1, usize::MAX),
+        (0.05, usize::MAX, 1000),
     ] {
         let (mut plain, mut fused) = (start.clone(), start.clone());
-        let (mut opt_plain, mut opt_fused) = (adamw(), adamw().with_fused_chunk(chunk));
+        let (mut opt_plain, mut opt_fused) = (
+            adamw(),
+            adamw().with_fused_chunk(chunk).with_alone_min(alone),
+        );
         // The same gradients (the plain model's) go to both steps, so the two models differ
         // only by the update's rounding, not by forwards that drift apart.
         for _ in 0..3 {
@@ -66,7 +71,7 @@ fn one_launch_adamw_matches_the_per_parameter_step() {
             for (p, q) in x.iter().zip(y) {
                 assert!(
                     (p - q).abs() <= 1e-5 * p.abs().max(1e-2),
-                    "max_norm {max_norm}, chunk {chunk}, {name}: {p} vs {q}"
+                    "max_norm {max_norm}, chunk {chunk}, alone {alone}, {name}: {p} vs {q}"
                 );
             }
         }

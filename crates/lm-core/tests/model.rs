@@ -256,8 +256,8 @@ fn parameter_count_and_flops_follow_the_handout() {
 /// The fused AdamW step (flat buffers, clipping folded in) computes what the per-parameter
 /// step computes after on-device clipping, with the clip active and inactive, also when its
 /// buffers are cut into chunks (here of ≤ 300 values, so most parameters are one chunk each
-/// and the smallest share one), and its state reads back by name and continues in the
-/// per-parameter step.
+/// and the smallest share one; parameters of 1000+ values alone), and its state reads back
+/// by name and continues in the per-parameter step.
 #[test]
 fn fused_adamw_matches_per_parameter_adamw() {
     use lm_core::optim::{clip_to_norm_on_device, squared_norm_tensor};
@@ -274,7 +274,9 @@ fn fused_adamw_matches_per_parameter_adamw() {
         let (mut plain, mut fused, mut chunked) = (start.clone(), start.clone(), start.clone());
         let (mut opt_plain, mut opt_fused) =
             (AdamW::new(config.clone()), AdamW::new(config.clone()));
-        let mut opt_chunked = AdamW::new(config.clone()).with_fused_chunk(300);
+        let mut opt_chunked = AdamW::new(config.clone())
+            .with_fused_chunk(300)
+            .with_alone_min(1000);
         for _ in 0..4 {
             let loss = cross_entropy(plain.forward(input.clone()), target.clone());
             let mut grads = named_grads(&plain, &loss.backward());

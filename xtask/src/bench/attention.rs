@@ -5,7 +5,7 @@
 //!
 //! Each worker prints one JSON line: forward and forward+backward latency (the backward is
 //! their difference, as in the PyTorch script), TFLOP/s by the FlashAttention-2 paper's
-//! count, and for ours on small shapes the largest error against f32 plain attention.
+//! count, and on small shapes the largest error against f32 attention computed on the CPU.
 
 use anyhow::{Context, Result, bail};
 
@@ -118,8 +118,8 @@ pub fn grid(grid: Grid) -> Vec<Shape> {
 /// table; JSON lines go to stdout as well for the docs script.
 pub fn run(backend: BackendKind, shapes: Grid, plain_max_seq: usize) -> Result<()> {
     println!(
-        "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10}",
-        "shape", "impl", "fwd ms", "fwd+bwd ms", "fwd+bwd TF/s", "max err", "status"
+        "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "shape", "impl", "fwd ms", "fwd+bwd ms", "fwd+bwd TF/s", "max err", "grad err", "status"
     );
     for shape in grid(shapes) {
         for implementation in [Implementation::Flash, Implementation::Plain] {
@@ -143,16 +143,20 @@ pub fn run(backend: BackendKind, shapes: Grid, plain_max_seq: usize) -> Result<(
                 }
             };
             let num = |k: &str| record[k].as_f64().map_or("-".into(), |v| format!("{v:.3}"));
+            let err = |k: &str| {
+                record[k]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{v:.1e}"))
+            };
             println!(
-                "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10}",
+                "{:<28} {:>6} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10}",
                 shape.label(),
                 format!("{implementation:?}").to_lowercase(),
                 num("fwd_ms"),
                 num("fwd_bwd_ms"),
                 num("fwd_bwd_tflops"),
-                record["max_err"]
-                    .as_f64()
-                    .map_or("-".into(), |v| format!("{v:.1e}")),
+                err("max_err"),
+                err("grad_err"),
                 record["status"].as_str().unwrap_or("ok"),
             );
             println!("JSON {record}");
@@ -204,6 +208,58 @@ fn time_it<B: Backend>(device: &B::Device, f: impl FnMut() -> Result<()>) -> Res
     device_seconds::<B>(device, timing, f)
 }
 
+/// The largest absolute error of the output and of dQ/dK/dV (for the output gradient
+/// `d_o`) against f32 attention and its gradients computed on the CPU from the same
+/// (rounded) inputs.
+fn errors_against_cpu<B: AutodiffBackend>(
+    implementation: Implementation,
+    shape: Shape,
+    [q, k, v, d_o]: [&Tensor<B::InnerBackend, 4>; 4],
+) -> Result<(f64, f64)> {
+    type Cpu = lm_core::backends::NdArrayAutodiff;
+    let host = |t: &Tensor<B::InnerBackend, 4>| {
+        let data = t.clone().cast(DType::F32).into_data();
+        Tensor::<Cpu, 4>::from_data(data, &Default::default())
+    };
+    let track =
+        |t: &Tensor<B::InnerBackend, 4>| Tensor::<B, 4>::from_inner(t.clone()).require_grad();
+    let (qa, ka, va) = (track(q), track(k), track(v));
+    let ours = attend(
+        implementation,
+        qa.clone(),
+        ka.clone(),
+        va.clone(),
+        shape.causal,
+    )?;
+    let grads = (ours.clone() * Tensor::from_inner(d_o.clone()))
+        .sum()
+        .backward();
+
+    let (qh, kh, vh) = (
+        host(q).require_grad(),
+        host(k).require_grad(),
+        host(v).require_grad(),
+    );
+    let scale = 1.0 / (shape.head_dim as f64).sqrt();
+    let (reference, _) =
+        attention_with_lse(qh.clone(), kh.clone(), vh.clone(), shape.causal, scale);
+    let ref_grads = (reference.clone() * host(d_o)).sum().backward();
+
+    let gap = |a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>| -> f64 {
+        let e: f32 = (a - b).abs().max().into_scalar();
+        e as f64
+    };
+    let out_err = gap(host(&ours.inner()), reference);
+    let mut grad_err = 0.0f64;
+    for (ours, reference) in [(qa, qh), (ka, kh), (va, vh)] {
+        let (Some(g), Some(r)) = (ours.grad(&grads), reference.grad(&ref_grads)) else {
+            bail!("attention input without a gradient");
+        };
+        grad_err = grad_err.max(gap(host(&g), Tensor::from_inner(r)));
+    }
+    Ok((out_err, grad_err))
+}
+
 fn measure<B: AutodiffBackend>(
     shape: Shape,
     implementation: Implementation,
@@ -235,29 +291,19 @@ fn measure<B: AutodiffBackend>(
         let _grads = (o * Tensor::from_inner(d_o.clone())).sum().backward();
         Ok(())
     })?;
-    // Ours against f32 plain attention on the same (rounded) inputs, where that fits.
-    let max_err = if implementation == Implementation::Flash && shape.seq <= 2048 {
-        let ours = attend(
+    // Either implementation against f32 attention computed on the CPU from the same
+    // (rounded) inputs, where that fits: a reference no device kernel (ours, cuBLASLt,
+    // burn's) takes part in.
+    let errors = if shape.seq <= 2048 {
+        Some(errors_against_cpu::<B>(
             implementation,
-            q.clone(),
-            k.clone(),
-            v.clone(),
-            shape.causal,
-        )?;
-        let f32_of = |t: &Tensor<B::InnerBackend, 4>| t.clone().cast(DType::F32);
-        let scale = 1.0 / (shape.head_dim as f64).sqrt();
-        let (reference, _) =
-            attention_with_lse(f32_of(&q), f32_of(&k), f32_of(&v), shape.causal, scale);
-        let err = (ours.cast(DType::F32) - reference).abs().max();
-        Some(
-            err.into_scalar()
-                .to_string()
-                .parse::<f64>()
-                .unwrap_or(f64::NAN),
-        )
+            shape,
+            [&q, &k, &v, &d_o],
+        )?)
     } else {
         None
     };
+    let (max_err, grad_err) = (errors.map(|e| e.0), errors.map(|e| e.1));
     let flops = shape.forward_flops();
     println!(
         "{}",
@@ -265,7 +311,7 @@ fn measure<B: AutodiffBackend>(
             "shape": shape, "impl": implementation, "status": "ok",
             "fwd_ms": fwd * 1e3, "fwd_bwd_ms": fwd_bwd * 1e3, "bwd_ms": (fwd_bwd - fwd) * 1e3,
             "fwd_tflops": flops / fwd / 1e12, "fwd_bwd_tflops": 3.5 * flops / fwd_bwd / 1e12,
-            "max_err": max_err,
+            "max_err": max_err, "grad_err": grad_err,
         })
     );
     Ok(())

@@ -6,18 +6,15 @@
 //! Each product is laid out as training meets it: `fwd` is `x · Wᵀ` (W `[out, in]` read
 //! transposed in place), `dx` is `dY · W`, `dw` is `dYᵀ · X`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Distribution, Tensor};
 use lm_core::config::{MatmulKernel, Precision};
 use lm_core::kernels::{matmul, set_matmul_policy};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{DeviceTiming, device_seconds};
+use super::{DeviceTiming, device_seconds, peer_records};
 use crate::conformance::BackendKind;
 
 /// The profiling harness's sizes: (name, d_model, d_ff).
@@ -159,38 +156,6 @@ fn measure<B: Backend>(case: &Case, ours: bool, device: &B::Device) -> Result<f6
     Ok(seconds * 1e3)
 }
 
-/// PyTorch's times (ms) for `cases`, in order, from one run of the peer script.
-fn peer_times(python: &str, script: &std::path::Path, cases: &[Case]) -> Result<Vec<Value>> {
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {python} {}", script.display()))?;
-    child
-        .stdin
-        .take()
-        .context("peer stdin")?
-        .write_all(serde_json::to_string(cases)?.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
-    }
-    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    if records.len() != cases.len() {
-        bail!(
-            "{} returned {} results for {} cases",
-            script.display(),
-            records.len(),
-            cases.len()
-        );
-    }
-    Ok(records)
-}
-
 fn tflops(case: &Case, ms: Option<f64>) -> Option<f64> {
     ms.map(|ms| case.flops() / (ms * 1e-3) / 1e12)
 }
@@ -200,7 +165,7 @@ fn tflops(case: &Case, ms: Option<f64>) -> Option<f64> {
 pub fn run(opts: &GemmBenchOptions) -> Result<()> {
     let cases = cases(opts)?;
     let peer = match &opts.peer {
-        Some((python, script)) => Some(peer_times(python, script, &cases)?),
+        Some((python, script)) => Some(peer_records(python, script, &cases)?),
         None => None,
     };
     println!(

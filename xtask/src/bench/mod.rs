@@ -1,5 +1,6 @@
 //! `cargo xtask bench …`: ours and the peers in one run on the same input, reporting ratios.
 
+pub mod adamw;
 pub mod attention;
 pub mod data;
 pub mod gemm;
@@ -7,7 +8,12 @@ pub mod generate;
 pub mod generate_random;
 pub mod tokenizer;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
 
 /// Best wall time of `reps` runs of `f` (seconds), with the last result.
 pub fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
@@ -70,4 +76,41 @@ pub fn peak_rss_mib() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+/// One JSON record per case, in order, from one run of a peer script that reads `cases` as
+/// a JSON list on stdin and prints a JSON line per case (other lines are ignored).
+pub fn peer_records<T: serde::Serialize>(
+    python: &str,
+    script: &std::path::Path,
+    cases: &[T],
+) -> anyhow::Result<Vec<Value>> {
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {python} {}", script.display()))?;
+    child
+        .stdin
+        .take()
+        .context("peer stdin")?
+        .write_all(serde_json::to_string(cases)?.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if records.len() != cases.len() {
+        bail!(
+            "{} returned {} results for {} cases",
+            script.display(),
+            records.len(),
+            cases.len()
+        );
+    }
+    Ok(records)
 }

@@ -80,6 +80,8 @@ pub struct AdamW<B: Backend> {
     pub(super) fused: Vec<FusedMoments<B>>,
     /// Largest number of values the fused step concatenates into one buffer.
     pub(super) fused_chunk: usize,
+    /// Parameters of at least this many values are updated in their own buffers.
+    pub(super) alone_min: usize,
 }
 
 /// Values per flat buffer of the fused step (2²⁸ f32 = 1 GiB). Models up to ~268M
@@ -88,17 +90,31 @@ pub struct AdamW<B: Backend> {
 /// ran an 80 GB card out of memory.
 pub const FUSED_CHUNK_VALUES: usize = 1 << 28;
 
+/// Parameters of at least this many values (4 MiB of f32) are updated in their own buffers
+/// by the fused step: copying one into a flat buffer costs more device time than its own
+/// launches cost on the host.
+pub const ALONE_MIN_VALUES: usize = usize::MAX;
+
+/// `var` parsed as a number of values (at least 1), else `default`.
+fn env_values(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(default, |v| v.max(1))
+}
+
 /// The fused step's chunk limit: [`FUSED_CHUNK_VALUES`], or `LM_ADAMW_CHUNK_VALUES` when set
 /// (1: every parameter updated in its own buffers, nothing concatenated — fewer passes over
 /// memory, more launches).
 fn default_fused_chunk() -> usize {
     static VALUES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *VALUES.get_or_init(|| {
-        std::env::var("LM_ADAMW_CHUNK_VALUES")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map_or(FUSED_CHUNK_VALUES, |v| v.max(1))
-    })
+    *VALUES.get_or_init(|| env_values("LM_ADAMW_CHUNK_VALUES", FUSED_CHUNK_VALUES))
+}
+
+/// [`ALONE_MIN_VALUES`], or `LM_ADAMW_ALONE_VALUES` when set.
+fn default_alone_min() -> usize {
+    static VALUES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *VALUES.get_or_init(|| env_values("LM_ADAMW_ALONE_VALUES", ALONE_MIN_VALUES))
 }
 
 /// One chunk of the fused step's state: `(name, numel)` in order, and the concatenated
@@ -132,6 +148,7 @@ impl<B: Backend> AdamW<B> {
             moments: BTreeMap::new(),
             fused: Vec::new(),
             fused_chunk: default_fused_chunk(),
+            alone_min: default_alone_min(),
         }
     }
 
@@ -139,6 +156,13 @@ impl<B: Backend> AdamW<B> {
     /// parameter larger than that gets a buffer of its own).
     pub fn with_fused_chunk(mut self, values: usize) -> Self {
         self.fused_chunk = values.max(1);
+        self
+    }
+
+    /// The same optimiser with every parameter of at least `values` values updated in its
+    /// own buffers by the fused step (`usize::MAX`: all concatenated, within the chunk limit).
+    pub fn with_alone_min(mut self, values: usize) -> Self {
+        self.alone_min = values.max(1);
         self
     }
 

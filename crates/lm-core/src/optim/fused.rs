@@ -5,8 +5,10 @@
 //! Global-norm clipping is folded in: the norm is one reduction per flat gradient. Buffers
 //! hold at most [`FUSED_CHUNK_VALUES`](super::adamw::FUSED_CHUNK_VALUES) values, so a large
 //! model is updated chunk by chunk instead of through full copies of every parameter.
-//! `LM_ADAMW_CHUNK_VALUES=1` updates each parameter in its own buffers with no
-//! concatenation at all (a GPU A/B switch: fewer passes over memory, more launches).
+//! Parameters of at least [`ALONE_MIN_VALUES`](super::adamw::ALONE_MIN_VALUES) values are
+//! updated in their own buffers (a concatenation would cost two passes over each;
+//! `LM_ADAMW_ALONE_VALUES` overrides the limit); `LM_ADAMW_CHUNK_VALUES=1` updates every
+//! parameter alone.
 
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -40,7 +42,7 @@ impl<B: Backend> AdamW<B> {
             .iter()
             .map(|(name, g)| (name.clone(), g.numel()))
             .collect();
-        let chunks = split_layout(&layout, self.fused_chunk);
+        let chunks = split_layout(&layout, self.fused_chunk, self.alone_min);
         let params = named_params(&module);
         // A chunk of one parameter is used as it is: no copy (with a chunk limit of 1 value,
         // nothing is concatenated at all).
@@ -173,22 +175,35 @@ impl<B: Backend> AdamW<B> {
     }
 }
 
-/// `layout` cut into runs of consecutive parameters of at most `max_values` values (a larger
-/// parameter is a run of its own).
-fn split_layout(layout: &[(String, usize)], max_values: usize) -> Vec<Vec<(String, usize)>> {
-    let mut chunks: Vec<Vec<(String, usize)>> = Vec::new();
+/// `layout` cut into the fused step's chunks: each parameter of at least `alone_min` values
+/// alone (updated in its own buffers, nothing copied), the others concatenated in order into
+/// runs of at most `max_values` values. On a GPU a concatenation costs two extra passes over
+/// the parameter and its gradient, a chunk of its own a few more launches: large parameters
+/// are cheaper alone, small ones together.
+fn split_layout(
+    layout: &[(String, usize)],
+    max_values: usize,
+    alone_min: usize,
+) -> Vec<Vec<(String, usize)>> {
+    let mut alone = Vec::new();
+    let mut runs: Vec<Vec<(String, usize)>> = Vec::new();
     let mut filled = 0;
     for (name, n) in layout {
-        match chunks.last_mut() {
-            Some(chunk) if filled + n <= max_values => chunk.push((name.clone(), *n)),
+        if *n >= alone_min {
+            alone.push(vec![(name.clone(), *n)]);
+            continue;
+        }
+        match runs.last_mut() {
+            Some(run) if filled + n <= max_values => run.push((name.clone(), *n)),
             _ => {
-                chunks.push(vec![(name.clone(), *n)]);
+                runs.push(vec![(name.clone(), *n)]);
                 filled = 0;
             }
         }
         filled += n;
     }
-    chunks
+    runs.extend(alone);
+    runs
 }
 
 #[cfg(test)]
@@ -207,9 +222,16 @@ mod tests {
                 .map(|c| c.iter().map(|(n, _)| n.as_str()).collect::<String>())
                 .collect()
         };
-        assert_eq!(names(split_layout(&layout, 8)), ["ab", "c", "de"]);
-        assert_eq!(names(split_layout(&layout, 100)), ["abcde"]);
-        assert_eq!(names(split_layout(&layout, 1)), ["a", "b", "c", "d", "e"]);
-        assert!(split_layout(&[], 8).is_empty());
+        let all = usize::MAX;
+        assert_eq!(names(split_layout(&layout, 8, all)), ["ab", "c", "de"]);
+        assert_eq!(names(split_layout(&layout, 100, all)), ["abcde"]);
+        assert_eq!(
+            names(split_layout(&layout, 1, all)),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert!(split_layout(&[], 8, all).is_empty());
+        // Parameters of 4+ values alone (after the runs), the rest still concatenated.
+        assert_eq!(names(split_layout(&layout, 100, 4)), ["ade", "b", "c"]);
+        assert_eq!(names(split_layout(&layout, 3, 4)), ["a", "de", "b", "c"]);
     }
 }

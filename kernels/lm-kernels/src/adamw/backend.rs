@@ -9,6 +9,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use burn_fusion::{Fusion, FusionBackend};
 use cubecl::calculate_cube_count_elemwise;
@@ -61,11 +62,14 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBacke
             empty_device_contiguous_dtype(client.clone(), device.clone(), param.shape(), DType::F32)
         };
         let (param_out, m_out, v_out) = (empty(), empty(), empty());
+        let vector_size = vector_size(&[&param, &grad, &m, &v, &param_out, &m_out, &v_out]);
+        let len = len / vector_size;
         let cube_dim = CubeDim::new_1d(256);
         adamw_step::launch::<R>(
             &client,
             calculate_cube_count_elemwise(&client, len, cube_dim),
             cube_dim,
+            vector_size,
             param.into_tensor_arg(),
             grad.into_tensor_arg(),
             m.into_tensor_arg(),
@@ -83,6 +87,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBacke
         );
         (param_out, m_out, v_out)
     }
+}
+
+/// The widest vector of f32 the device loads at once that divides every buffer's length
+/// and keeps every buffer's start aligned (a parameter may be a view into a larger buffer).
+fn vector_size<R: CubeRuntime>(tensors: &[&CubeTensor<R>]) -> usize {
+    let client = &tensors[0].client;
+    client
+        .io_optimized_vector_sizes(std::mem::size_of::<f32>())
+        .find(|&size| {
+            let bytes = (size * std::mem::size_of::<f32>()) as u64;
+            tensors.iter().all(|t| {
+                t.meta.num_elements() % size == 0 && t.handle.offset_start.unwrap_or(0) % bytes == 0
+            })
+        })
+        .unwrap_or(1)
 }
 
 impl<B: FusionBackend + AdamWBackend> AdamWBackend for Fusion<B> {
