@@ -145,7 +145,7 @@ elif [ "$phase" = sizes ]; then
     # eager, ours (`xtask lab2`, FlashAttention kernel, within $3 seconds), ours in bf16-mixed
     # with the plain attention (cuBLASLt score/value products) when PLAIN_SECONDS > 0, then
     # PyTorch with torch.compile within what is left of $4 seconds.
-    precisions=${2:-bf16-mixed,f32}; BUDGET=${4:-0}; sizes=small,medium,large,xl
+    precisions=${2:-bf16-mixed,f32}; BUDGET=${4:-0}; sizes=${SIZES:-small,medium,large,xl}
     if [ -z "${SKIP_CONFORMANCE:-}" ]; then
         timeout 100 $X conformance --golden runs/golden --backend cuda --lab 1 --lab 2 2>&1 | tail -6 | tee -a "$LOG"
     fi
@@ -175,9 +175,17 @@ elif [ "$phase" = head-dims ]; then
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = adamw ]; then
     # The optimizer phase alone (clip + AdamW over each size's parameters) in the fused
-    # step's buffer layouts $2 beside PyTorch's clip_grad_norm_ + fused AdamW, within $3 s.
+    # step's buffer layouts $2 beside PyTorch's clip_grad_norm_ + fused AdamW, within $3 s;
+    # with SIZES_AFTER set, then the `sizes` table (bf16-mixed, those sizes, no conformance,
+    # no torch.compile) with the layout of the least total time (LM_ADAMW_ALONE_VALUES).
     timeout "${3:-240}" $X bench adamw --backend cuda --size "${SIZES:-small,medium,large,xl}" \
-        --layout "${2:-concat,alone,alone-from-1048576}" 2>&1 | grep -v '^JSON' | tee -a "$LOG"
+        --layout "${2:-concat,alone,alone-from-1048576}" 2>&1 | tee "$OUT/adamw.txt" | grep -v '^JSON' | tee -a "$LOG"
+    if [ -n "${SIZES_AFTER:-}" ]; then
+        alone=$(python3 bench/adamw_layout.py "$OUT/adamw.txt")
+        echo "== sizes with LM_ADAMW_ALONE_VALUES=$alone" | tee -a "$LOG"
+        LM_ADAMW_ALONE_VALUES=$alone SIZES=$SIZES_AFTER SKIP_CONFORMANCE=1 \
+            bash bench/gpu_lab2.sh sizes bf16-mixed "${OURS_SECONDS:-150}" 1
+    fi
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"
