@@ -1,6 +1,7 @@
 //! The AdamW kernel against the handout's rule computed on the host, on burn-wgpu (lavapipe
 //! in CI), for lengths that take the widest vector loads (multiples of 4), only scalar ones
-//! (odd lengths), and a buffer that is a view into a larger one.
+//! (odd lengths), and a buffer that is a view into a larger one; outputs go over inputs
+//! nothing else holds, never over one that is still shared.
 #![cfg(feature = "wgpu")]
 
 use burn::backend::Wgpu;
@@ -66,8 +67,12 @@ fn check(len: usize, offset: usize) {
         0.5,
         scalars,
     );
+    // A second holder of the first moment: the kernel must leave its buffer alone (the
+    // others it may update in place).
+    let m_kept = m.clone();
     let (p, m, v) = adamw_step(p, g, m, v, scale, scalars);
     let label = |what: &str| format!("len {len} offset {offset}: {what}");
+    close(&label("kept m"), &host(&m_kept), &inputs[2]);
     close(&label("param"), &host(&p), &expected.0);
     close(&label("m"), &host(&m), &expected.1);
     close(&label("v"), &host(&v), &expected.2);

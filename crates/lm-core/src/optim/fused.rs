@@ -43,9 +43,7 @@ impl<B: Backend> AdamW<B> {
             .map(|(name, g)| (name.clone(), g.numel()))
             .collect();
         let chunks = split_layout(&layout, self.fused_chunk, self.alone_min);
-        let params = named_params(&module);
-        // A chunk of one parameter is used as it is: no copy (with a chunk limit of 1 value,
-        // nothing is concatenated at all).
+        // A chunk of one parameter is used as it is: no copy.
         let flat = |mut tensors: Vec<Tensor<B, 1>>| match tensors.len() {
             1 => tensors.pop().expect("one tensor"),
             _ => Tensor::cat(tensors, 0),
@@ -68,10 +66,11 @@ impl<B: Backend> AdamW<B> {
             weight_decay,
             ..
         } = self.config;
+        let (t, alpha_t) = (self.step, step_size(lr, b1, b2, self.step));
 
-        // Each chunk updated in turn, its gradient dropped once used; by the one-launch kernel
-        // on GPU backends, by tensor ops elsewhere.
-        // (The kernel is for f32 buffers: master weights, gradients and moments always are.)
+        // By the one-launch kernel on GPU backends (for f32 buffers: master weights,
+        // gradients and moments always are), by tensor ops elsewhere.
+        let params = named_params(&module);
         let kernel = crate::kernels::has_adamw_kernel::<B>()
             && grad_chunks.iter().all(|g| g.dtype() == DType::F32)
             && layout
@@ -83,23 +82,16 @@ impl<B: Backend> AdamW<B> {
                 .clone()
                 .unwrap_or_else(|| Tensor::ones([1], &grad_chunks[0].device()))
         });
-        let mut slices = std::collections::BTreeMap::new();
-        for ((chunk, grad), state) in chunks.into_iter().zip(grad_chunks).zip(states) {
-            let param = flat(
-                chunk
-                    .iter()
-                    .map(|(name, _)| params[name].values.clone().inner())
-                    .collect(),
-            );
-            let (updated, state) = if let Some(scale) = &kernel_scale {
+        let update = |param: Tensor<B, 1>, grad: Tensor<B, 1>, state: Moments<B>| {
+            if let Some(kernel_scale) = &kernel_scale {
                 let (p, m, v) = crate::kernels::adamw_step(
                     param,
                     grad,
                     state.m,
                     state.v,
-                    scale.clone(),
+                    kernel_scale.clone(),
                     (b1, b2, eps),
-                    step_size(lr, b1, b2, self.step),
+                    alpha_t,
                     lr * weight_decay,
                 )
                 .expect("has_adamw_kernel said the backend has the kernel");
@@ -109,26 +101,62 @@ impl<B: Backend> AdamW<B> {
                     Some(scale) => grad * scale.clone(),
                     None => grad,
                 };
-                adamw_rule(param, grad, state, self.step, lr, b1, b2, eps, weight_decay)
-            };
+                adamw_rule(param, grad, state, t, lr, b1, b2, eps, weight_decay)
+            }
+        };
+
+        // Concatenated chunks are updated now, each parameter's new values a slice of the
+        // chunk's. A parameter alone is updated below, when the module hands it over: then
+        // nothing else holds its buffer and the kernel writes over it.
+        let mut slices = std::collections::BTreeMap::new();
+        let mut alone = std::collections::BTreeMap::new();
+        let mut moments: Vec<Option<Moments<B>>> = Vec::with_capacity(chunks.len());
+        for (index, ((chunk, grad), state)) in
+            chunks.iter().zip(grad_chunks).zip(states).enumerate()
+        {
+            if let [(name, _)] = chunk.as_slice() {
+                alone.insert(name.clone(), (index, grad, state));
+                moments.push(None);
+                continue;
+            }
+            let param = flat(
+                chunk
+                    .iter()
+                    .map(|(name, _)| params[name].values.clone().inner())
+                    .collect(),
+            );
+            let (updated, state) = update(param, grad, state);
             let mut offset = 0;
-            for (name, n) in &chunk {
+            for (name, n) in chunk {
                 slices.insert(name.clone(), updated.clone().slice(offset..offset + n));
                 offset += n;
             }
-            self.fused.push(FusedMoments {
-                layout: chunk,
-                m: state.m,
-                v: state.v,
-            });
+            moments.push(Some(state));
         }
-        let module = map_named_params(module, &mut |name, p| match slices.remove(name) {
-            Some(values) => FlatTensor {
+        drop(params);
+        let module = map_named_params(module, &mut |name, p| {
+            let values = if let Some(values) = slices.remove(name) {
+                values
+            } else if let Some((index, grad, state)) = alone.remove(name) {
+                let (updated, state) = update(p.values.inner(), grad, state);
+                moments[index] = Some(state);
+                updated
+            } else {
+                return p;
+            };
+            FlatTensor {
                 values: Tensor::from_inner(values),
                 shape: p.shape,
-            },
-            None => p,
+            }
         });
+        self.fused = chunks
+            .into_iter()
+            .zip(moments)
+            .map(|(layout, state)| {
+                let Moments { m, v } = state.expect("every chunk's parameters are in the module");
+                FusedMoments { layout, m, v }
+            })
+            .collect();
         (module, sq_norm)
     }
 

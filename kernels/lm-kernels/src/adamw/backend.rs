@@ -58,10 +58,32 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBacke
         let [param, grad, m, v, scale] = [param, grad, m, v, scale].map(into_contiguous);
         let len = param.shape().num_elements();
         let (client, device) = (param.client.clone(), param.device.clone());
-        let empty = || {
-            empty_device_contiguous_dtype(client.clone(), device.clone(), param.shape(), DType::F32)
+        // Each of param', m', v' is written over its input where nothing else holds that
+        // buffer (the moments, and a parameter whose module let go of it), else into a new
+        // one: no allocation, and no second copy of the state alive during the step.
+        let reuse = [param.can_mut(), m.can_mut(), v.can_mut()];
+        let output = |input: &CubeTensor<R>, reuse: bool| {
+            if reuse {
+                input.clone()
+            } else {
+                empty_device_contiguous_dtype(
+                    client.clone(),
+                    device.clone(),
+                    input.shape(),
+                    DType::F32,
+                )
+            }
         };
-        let (param_out, m_out, v_out) = (empty(), empty(), empty());
+        let [param_out, m_out, v_out] =
+            [(&param, reuse[0]), (&m, reuse[1]), (&v, reuse[2])].map(|(t, r)| output(t, r));
+        // `input_pos`: where the aliased input sits among the kernel's arguments.
+        let out_arg = |out: &CubeTensor<R>, reuse: bool, input_pos: usize| {
+            if reuse {
+                out.as_tensor_alias(input_pos)
+            } else {
+                out.clone().into_tensor_arg()
+            }
+        };
         let vector_size = vector_size(&[&param, &grad, &m, &v, &param_out, &m_out, &v_out]);
         let len = len / vector_size;
         let cube_dim = CubeDim::new_1d(256);
@@ -75,9 +97,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBacke
             m.into_tensor_arg(),
             v.into_tensor_arg(),
             scale.into_tensor_arg(),
-            param_out.clone().into_tensor_arg(),
-            m_out.clone().into_tensor_arg(),
-            v_out.clone().into_tensor_arg(),
+            out_arg(&param_out, reuse[0], 0),
+            out_arg(&m_out, reuse[1], 2),
+            out_arg(&v_out, reuse[2], 3),
             len as u32,
             scalars.b1,
             scalars.b2,
