@@ -175,17 +175,10 @@ elif [ "$phase" = head-dims ]; then
     tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = adamw ]; then
     # The optimizer phase alone (clip + AdamW over each size's parameters) in the fused
-    # step's buffer layouts $2 beside PyTorch's clip_grad_norm_ + fused AdamW, within $3 s;
-    # with SIZES_AFTER set, then the `sizes` table (bf16-mixed, those sizes, no conformance,
-    # no torch.compile) with the layout of the least total time (LM_ADAMW_ALONE_VALUES).
+    # step's buffer layouts $2 beside PyTorch's clip_grad_norm_ + fused AdamW, within $3 s
+    # (JSON lines in $OUT/adamw.txt: bench/adamw_layout.py names the fastest).
     timeout "${3:-240}" $X bench adamw --backend cuda --size "${SIZES:-small,medium,large,xl}" \
         --layout "${2:-concat,alone,alone-from-1048576}" 2>&1 | tee "$OUT/adamw.txt" | grep -v '^JSON' | tee -a "$LOG"
-    if [ -n "${SIZES_AFTER:-}" ]; then
-        alone=$(python3 bench/adamw_layout.py "$OUT/adamw.txt")
-        echo "== sizes with LM_ADAMW_ALONE_VALUES=$alone" | tee -a "$LOG"
-        LM_ADAMW_ALONE_VALUES=$alone SIZES=$SIZES_AFTER SKIP_CONFORMANCE=1 \
-            bash bench/gpu_lab2.sh sizes bf16-mixed "${OURS_SECONDS:-150}" 1
-    fi
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"
