@@ -4,8 +4,12 @@
 //! fresh H200 that took minutes before the first training step. By default CubeCL does not
 //! keep compiled kernels and keeps autotune results under the nearest `target/`, so an
 //! installed binary starts cold every time. [`init`] points both at one directory:
-//! `$LM_KERNEL_CACHE`, else `~/.cache/lm/kernels`. A `cubecl.toml` in the working directory
-//! still wins for any setting it makes.
+//! `$LM_KERNEL_CACHE`, else `~/.cache/lm/kernels`, in a subdirectory named after the kernels'
+//! source fingerprint ([`lm_kernels::SOURCE_FINGERPRINT`]): CubeCL finds a cached kernel by
+//! its name and compile-time arguments only, so after a kernel's source changed it served
+//! the old build (session 15: the head-dim-80 attention fix ran as the broken kernel cached
+//! the session before). Subdirectories of other fingerprints are removed. A `cubecl.toml`
+//! in the working directory still wins for any setting it makes.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -16,11 +20,39 @@ use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
 /// The cache directory in use, set once per process before the first GPU call.
 static CACHE_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 
-/// `$LM_KERNEL_CACHE`, else `$HOME/.cache/lm/kernels`.
-pub fn default_dir() -> Option<PathBuf> {
+/// Prefix of the per-fingerprint subdirectories.
+const VERSION_PREFIX: &str = "kernels-";
+
+/// `$LM_KERNEL_CACHE`, else `$HOME/.cache/lm/kernels`: the root that holds one subdirectory
+/// per kernel-source fingerprint.
+pub fn default_root() -> Option<PathBuf> {
     std::env::var_os("LM_KERNEL_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm/kernels")))
+}
+
+/// This build's cache directory under [`default_root`].
+pub fn default_dir() -> Option<PathBuf> {
+    default_root().map(|root| root.join(versioned_name()))
+}
+
+fn versioned_name() -> String {
+    format!("{VERSION_PREFIX}{}", lm_kernels::SOURCE_FINGERPRINT)
+}
+
+/// Removes the subdirectories other builds left under `root` (only ours, by prefix), so the
+/// cache does not grow with every kernel change. Failures are ignored: it is a cache.
+fn prune_other_versions(root: &std::path::Path) {
+    let current = versioned_name();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(VERSION_PREFIX) && name != current && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Configures CubeCL's caches; call before any GPU device is created. Idempotent; returns
@@ -29,7 +61,9 @@ pub fn default_dir() -> Option<PathBuf> {
 pub fn init() -> Option<PathBuf> {
     CACHE_DIR
         .get_or_init(|| {
-            let dir = default_dir()?;
+            let root = default_root()?;
+            prune_other_versions(&root);
+            let dir = root.join(versioned_name());
             let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
             if config.compilation.cache.is_none() {
                 config.compilation.cache = Some(CacheConfig::File(dir.clone()));
@@ -41,4 +75,26 @@ pub fn init() -> Option<PathBuf> {
             Some(dir)
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_fingerprints_are_pruned_and_foreign_entries_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let current = root.path().join(versioned_name());
+        let stale = root
+            .path()
+            .join(format!("{VERSION_PREFIX}0000000000000000"));
+        let foreign = root.path().join("ptx");
+        for dir in [&current, &stale, &foreign] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        prune_other_versions(root.path());
+        assert!(current.is_dir() && foreign.is_dir());
+        assert!(!stale.exists());
+        assert_eq!(lm_kernels::SOURCE_FINGERPRINT.len(), 16);
+    }
 }

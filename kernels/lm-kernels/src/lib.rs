@@ -11,6 +11,11 @@
 //! concrete backends lm-core dispatches to). Without features the crate is empty, so CPU
 //! builds do not compile CubeCL.
 
+/// A fingerprint of this crate's kernel sources and the locked dependency versions
+/// (build.rs): kernel caches are kept per fingerprint, because CubeCL keys a cached kernel
+/// by its name and compile-time arguments, not by its source.
+pub const SOURCE_FINGERPRINT: &str = env!("LM_KERNELS_FINGERPRINT");
+
 #[cfg(feature = "cubecl")]
 pub mod adamw;
 #[cfg(feature = "cubecl")]
