@@ -90,9 +90,10 @@ pub struct AdamW<B: Backend> {
 /// ran an 80 GB card out of memory.
 pub const FUSED_CHUNK_VALUES: usize = 1 << 28;
 
-/// Parameters of at least this many values (4 MiB of f32) are updated in their own buffers
-/// by the fused step: copying one into a flat buffer costs more device time than its own
-/// launches cost on the host.
+/// Parameters of at least this many values are updated in their own buffers by the fused
+/// step (no copy into a flat buffer; its own launches instead). None by default: on an H100
+/// (docs/PERF.md run 8) that was faster only at the large size (27.1 against 30.8 ms per
+/// step with 8M+ values alone), as fast on small and medium, and slower on xl.
 pub const ALONE_MIN_VALUES: usize = usize::MAX;
 
 /// `var` parsed as a number of values (at least 1), else `default`.

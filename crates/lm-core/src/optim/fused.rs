@@ -5,10 +5,11 @@
 //! Global-norm clipping is folded in: the norm is one reduction per flat gradient. Buffers
 //! hold at most [`FUSED_CHUNK_VALUES`](super::adamw::FUSED_CHUNK_VALUES) values, so a large
 //! model is updated chunk by chunk instead of through full copies of every parameter.
-//! Parameters of at least [`ALONE_MIN_VALUES`](super::adamw::ALONE_MIN_VALUES) values are
-//! updated in their own buffers (a concatenation would cost two passes over each;
-//! `LM_ADAMW_ALONE_VALUES` overrides the limit); `LM_ADAMW_CHUNK_VALUES=1` updates every
-//! parameter alone.
+//! Parameters of at least [`ALONE_MIN_VALUES`](super::adamw::ALONE_MIN_VALUES) values (none
+//! by default; `LM_ADAMW_ALONE_VALUES` sets the limit) are updated in their own buffers,
+//! without the two extra passes a concatenation costs; `LM_ADAMW_CHUNK_VALUES=1` updates
+//! every parameter alone. The kernel writes over the parameter and moment buffers when
+//! nothing else holds them, so the step keeps no second copy of the parameters.
 
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
