@@ -8,8 +8,8 @@
 //! source fingerprint ([`lm_kernels::SOURCE_FINGERPRINT`]): CubeCL finds a cached kernel by
 //! its name and compile-time arguments only, so after a kernel's source changed it served
 //! the old build (session 15: the head-dim-80 attention fix ran as the broken kernel cached
-//! the session before). Subdirectories of other fingerprints are removed. A `cubecl.toml`
-//! in the working directory still wins for any setting it makes.
+//! the session before). Other fingerprints' subdirectories are removed once idle for an
+//! hour. A `cubecl.toml` in the working directory still wins for any setting it makes.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -40,16 +40,33 @@ fn versioned_name() -> String {
     format!("{VERSION_PREFIX}{}", lm_kernels::SOURCE_FINGERPRINT)
 }
 
-/// Removes the subdirectories other builds left under `root` (only ours, by prefix), so the
-/// cache does not grow with every kernel change. Failures are ignored: it is a cache.
+/// Other builds' subdirectories untouched for this long are removed.
+const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the subdirectories other builds left under `root` (only ours, by prefix, and only
+/// those unchanged for [`PRUNE_AFTER`], so a run of another build sharing the root keeps
+/// its own), so the cache does not grow with every kernel change. Failures are ignored: it
+/// is a cache.
 fn prune_other_versions(root: &std::path::Path) {
     let current = versioned_name();
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
+    let idle = |entry: &std::fs::DirEntry| {
+        entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= PRUNE_AFTER)
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(VERSION_PREFIX) && name != current && entry.path().is_dir() {
+        if name.starts_with(VERSION_PREFIX)
+            && name != current
+            && entry.path().is_dir()
+            && idle(&entry)
+        {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -82,18 +99,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn other_fingerprints_are_pruned_and_foreign_entries_kept() {
+    fn other_fingerprints_are_pruned_when_idle_and_foreign_entries_kept() {
         let root = tempfile::tempdir().unwrap();
         let current = root.path().join(versioned_name());
         let stale = root
             .path()
             .join(format!("{VERSION_PREFIX}0000000000000000"));
+        let recent = root
+            .path()
+            .join(format!("{VERSION_PREFIX}1111111111111111"));
         let foreign = root.path().join("ptx");
-        for dir in [&current, &stale, &foreign] {
+        for dir in [&current, &stale, &recent, &foreign] {
             std::fs::create_dir_all(dir).unwrap();
         }
+        let two_hours_ago = std::time::SystemTime::now() - 2 * PRUNE_AFTER;
+        for dir in [&current, &stale, &foreign] {
+            std::fs::File::open(dir)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
         prune_other_versions(root.path());
-        assert!(current.is_dir() && foreign.is_dir());
+        assert!(current.is_dir() && foreign.is_dir() && recent.is_dir());
         assert!(!stale.exists());
         assert_eq!(lm_kernels::SOURCE_FINGERPRINT.len(), 16);
     }
