@@ -25,7 +25,7 @@ const VERSION_PREFIX: &str = "kernels-";
 
 /// `$LM_KERNEL_CACHE`, else `$HOME/.cache/lm/kernels`: the root that holds one subdirectory
 /// per kernel-source fingerprint.
-pub fn default_root() -> Option<PathBuf> {
+fn default_root() -> Option<PathBuf> {
     std::env::var_os("LM_KERNEL_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lm/kernels")))
@@ -78,9 +78,10 @@ fn prune_other_versions(root: &std::path::Path) {
 pub fn init() -> Option<PathBuf> {
     CACHE_DIR
         .get_or_init(|| {
-            let root = default_root()?;
-            prune_other_versions(&root);
-            let dir = root.join(versioned_name());
+            let dir = default_dir()?;
+            if let Some(root) = dir.parent() {
+                prune_other_versions(root);
+            }
             let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
             if config.compilation.cache.is_none() {
                 config.compilation.cache = Some(CacheConfig::File(dir.clone()));

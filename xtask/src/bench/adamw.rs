@@ -17,7 +17,7 @@ use lm_systems::profile::ProfileCase;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{DeviceTiming, device_seconds, peer_records};
+use super::{DeviceTiming, cell, device_seconds, peer_records};
 use crate::conformance::BackendKind;
 
 const VOCAB: usize = 10_000;
@@ -190,9 +190,6 @@ pub fn run(opts: &AdamwBenchOptions) -> Result<()> {
                 // Time ratio inverted: above 1, ours is faster.
                 let speedup = ours_ms.zip(torch_ms).map(|(o, t)| t / o);
                 let rate = ours_ms.map(|ms| 8.0 * 4.0 * values as f64 / (ms * 1e-3) / 1e9);
-                let cell = |v: Option<f64>, digits: usize| {
-                    v.map_or("-".into(), |v| format!("{v:.digits$}"))
-                };
                 println!(
                     "{:<7} {:>8.1}M {:<20} {:>9} {:>9} {:>8} {:>9}",
                     case.size,

@@ -209,6 +209,11 @@ fn time_it<B: Backend>(device: &B::Device, f: impl FnMut() -> Result<()>) -> Res
     device_seconds::<B>(device, timing, f)
 }
 
+/// `t` as a leaf of `B`'s autodiff graph.
+fn tracked<B: AutodiffBackend>(t: &Tensor<B::InnerBackend, 4>) -> Tensor<B, 4> {
+    Tensor::from_inner(t.clone()).require_grad()
+}
+
 /// The largest absolute error of the output and of dQ/dK/dV (for the output gradient
 /// `d_o`) against f32 attention and its gradients computed on the CPU from the same
 /// (rounded) inputs.
@@ -222,9 +227,7 @@ fn errors_against_cpu<B: AutodiffBackend>(
         let data = t.clone().cast(DType::F32).into_data();
         Tensor::<Cpu, 4>::from_data(data, &Default::default())
     };
-    let track =
-        |t: &Tensor<B::InnerBackend, 4>| Tensor::<B, 4>::from_inner(t.clone()).require_grad();
-    let (qa, ka, va) = (track(q), track(k), track(v));
+    let (qa, ka, va) = (tracked::<B>(q), tracked::<B>(k), tracked::<B>(v));
     let ours = attend(
         implementation,
         qa.clone(),
@@ -285,18 +288,15 @@ fn measure<B: AutodiffBackend>(
         .map(drop)
     })?;
     let fwd_bwd = time_it::<B>(&device, || {
-        let track =
-            |t: &Tensor<B::InnerBackend, 4>| Tensor::<B, 4>::from_inner(t.clone()).require_grad();
-        let (qa, ka, va) = (track(&q), track(&k), track(&v));
+        let (qa, ka, va) = (tracked::<B>(&q), tracked::<B>(&k), tracked::<B>(&v));
         let o = attend(implementation, qa, ka, va, shape.causal)?;
         let _grads = (o * Tensor::from_inner(d_o.clone())).sum().backward();
         Ok(())
     })?;
     // Either implementation against f32 attention computed on the CPU from the same
-    // (rounded) inputs, where that fits: a reference no device kernel (ours, cuBLASLt,
-    // burn's) takes part in.
-    // The CPU reference's cost grows with the score matrices: checked up to 2²⁵ scores (the
-    // head-dims grid, batch 1 × 16 heads × 1024² and smaller).
+    // (rounded) inputs, a reference no device kernel (ours, cuBLASLt, burn's) takes part in;
+    // its cost grows with the score matrices, so only up to 2²⁵ scores (the head-dims grid,
+    // batch 1 × 16 heads × 1024² and smaller).
     let scores = shape.batch * shape.heads * shape.seq * shape.seq;
     let errors = if scores <= 1 << 25 {
         Some(errors_against_cpu::<B>(

@@ -14,7 +14,7 @@ use lm_core::kernels::{matmul, set_matmul_policy};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{DeviceTiming, device_seconds, peer_records};
+use super::{DeviceTiming, cell, device_seconds, peer_records};
 use crate::conformance::BackendKind;
 
 /// The profiling harness's sizes: (name, d_model, d_ff).
@@ -194,18 +194,14 @@ pub fn run(opts: &GemmBenchOptions) -> Result<()> {
                 tflops(case, burn_ms),
                 tflops(case, torch_ms),
             );
-            let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
-            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) => format!("{:.2}", a / b),
-                _ => "-".into(),
-            };
+            let ratio = |a: Option<f64>, b: Option<f64>| cell(a.zip(b).map(|(a, b)| a / b), 2);
             println!(
                 "{:<36} {:>5} {:>10} {:>10} {:>10} {:>8} {:>8}",
                 case.label(),
                 case.precision,
-                cell(ours),
-                cell(burn),
-                cell(torch),
+                cell(ours, 1),
+                cell(burn, 1),
+                cell(torch, 1),
                 ratio(ours, torch),
                 ratio(ours, burn),
             );

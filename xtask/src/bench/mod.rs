@@ -65,6 +65,11 @@ pub fn device_seconds<B: burn::tensor::backend::Backend>(
     Ok(start.elapsed().as_secs_f64() / calls as f64)
 }
 
+/// A table cell: `v` with `digits` decimals, or "-" when there is no figure.
+pub fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
 /// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
