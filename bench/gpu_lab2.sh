@@ -17,7 +17,8 @@
 # labs 1 and 2 on cuda (strict f32 through cuBLASLt), then `cargo xtask bench gemm` beside
 # bench/pytorch_gemm.py and burn's own matmul on a subset. Phase `gemm-train [seconds]
 # [steps]`, `gemm-order [steps]`, `gemm-quick [steps]`, `sizes [precisions] [ours s] [total s]`,
-# `head-dims [xl seconds]`, `adamw [layouts] [seconds]`: see below.
+# `head-dims [xl seconds]`, `adamw [layouts] [seconds]`, `fusion-probe [adamw s] [harness s]`:
+# see below.
 # Text results are appended to $OUT/log.txt.
 set -uo pipefail
 phase=${1:-check}
@@ -182,6 +183,27 @@ elif [ "$phase" = adamw ]; then
     # (JSON lines in $OUT/adamw.txt: bench/adamw_layout.py names the fastest).
     timeout "${3:-240}" $X bench adamw --backend cuda --size "${SIZES:-small,medium,large,xl}" \
         --layout "${2:-concat,alone,alone-from-1048576}" 2>&1 | tee "$OUT/adamw.txt" | grep -v '^JSON' | tee -a "$LOG"
+elif [ "$phase" = fusion-probe ]; then
+    # Is burn's fusion layer the host cost? The optimizer phase (sizes $SIZES, concatenated
+    # layout, PyTorch once) and then the harness at context 512 in bf16-mixed (sizes
+    # $HARNESS_SIZES, within $3 seconds each), with the fusion layer and without it
+    # (LM_CUDA_FUSION=0), in one call on one machine.
+    sizes=${SIZES:-small,large}
+    for fusion in 1 0; do
+        echo "== LM_CUDA_FUSION=$fusion" | tee -a "$LOG"
+        skip=""; [ "$fusion" = 0 ] && skip=--skip-peer
+        LM_CUDA_FUSION=$fusion timeout "${2:-120}" $X bench adamw --backend cuda --size "$sizes" \
+            --layout concat $skip 2>&1 | tee -a "$OUT/adamw.txt" | grep -v '^JSON' | tee -a "$LOG"
+    done
+    if [ -n "${HARNESS_SIZES:-}" ]; then
+        for fusion in 1 0; do
+            echo "== harness, LM_CUDA_FUSION=$fusion" | tee -a "$LOG"
+            LM_CUDA_FUSION=$fusion timeout "${3:-150}" $X lab2 --backend cuda --size "$HARNESS_SIZES" \
+                --context 512 --precision bf16-mixed --run-dir runs/lab2-fusion-$fusion 2>&1 \
+                | grep -v '^JSON' | tee -a "$LOG"
+        done
+    fi
+    tar -C "$(dirname "$LM_KERNEL_CACHE")" -czf "$OUT/kernel-cache.tgz" "$(basename "$LM_KERNEL_CACHE")"
 elif [ "$phase" = flash ]; then
     # The flash_attention golden cases on cuda (every case line), then the attention grid.
     timeout 200 $X conformance --golden runs/golden --backend cuda --filter flash_attention 2>&1 | tee -a "$OUT/log.txt"

@@ -25,8 +25,14 @@ macro_rules! with_backend {
                 $body
             }
             #[cfg(feature = "cuda")]
-            "cuda" => {
+            "cuda" if lm_core::backends::cuda_fusion(true) => {
                 type $B = lm_core::backends::CudaAutodiff;
+                $body
+            }
+            // `LM_CUDA_FUSION=0`: without burn's fusion layer.
+            #[cfg(feature = "cuda")]
+            "cuda" => {
+                type $B = lm_core::backends::CudaUnfusedAutodiff;
                 $body
             }
             other => anyhow::bail!(

@@ -156,9 +156,15 @@ macro_rules! with_autodiff_backend {
                 type $B = lm_core::backends::WgpuAutodiff;
                 $body
             }
+            // `LM_CUDA_FUSION=0`: without burn's fusion layer (each op launched as issued).
+            #[cfg(feature = "cuda")]
+            $crate::conformance::BackendKind::Cuda if lm_core::backends::cuda_fusion(true) => {
+                type $B = lm_core::backends::CudaAutodiff;
+                $body
+            }
             #[cfg(feature = "cuda")]
             $crate::conformance::BackendKind::Cuda => {
-                type $B = lm_core::backends::CudaAutodiff;
+                type $B = lm_core::backends::CudaUnfusedAutodiff;
                 $body
             }
             #[allow(unreachable_patterns)]
