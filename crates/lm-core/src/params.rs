@@ -6,7 +6,8 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{LmError, Result};
@@ -145,6 +146,77 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
                 tensor = tensor.require_grad();
             }
             Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    module.map(&mut Map {
+        path: PathStack::default(),
+        f,
+    })
+}
+
+/// Every float parameter of an autodiff `module` as its inner backend's primitive, by course
+/// name, in its own shape (no reshape: on a fusion backend even a reshape is an operation).
+pub fn inner_params<AB: AutodiffBackend, M: Module<AB>>(
+    module: &M,
+) -> BTreeMap<String, FloatTensor<AB::InnerBackend>> {
+    struct Collect<B: AutodiffBackend> {
+        path: PathStack,
+        out: BTreeMap<String, FloatTensor<B::InnerBackend>>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let values = param.val().inner().into_primitive().tensor();
+            self.out.insert(self.path.name(), values);
+        }
+    }
+    let mut v = Collect {
+        path: PathStack::default(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Replaces each float parameter for which `f(name)` gives new values (an inner-backend
+/// primitive of the parameter's shape), keeping ids and grad flags; the others stay.
+pub fn map_inner_params<AB: AutodiffBackend, M: Module<AB>>(
+    module: M,
+    f: &mut dyn FnMut(&str) -> Option<FloatTensor<AB::InnerBackend>>,
+) -> M {
+    struct Map<'a, B: AutodiffBackend> {
+        path: PathStack,
+        f: &'a mut dyn FnMut(&str) -> Option<FloatTensor<B::InnerBackend>>,
+    }
+    impl<B: AutodiffBackend> ModuleMapper<B> for Map<'_, B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let Some(values) = (self.f)(&self.path.name()) else {
+                return param;
+            };
+            let (id, tensor, mapper): (ParamId, _, _) = param.consume();
+            assert_eq!(
+                values.shape().dims::<D>(),
+                tensor.dims(),
+                "new values of parameter {} have another shape",
+                self.path.name()
+            );
+            let mut updated =
+                Tensor::<B, D>::from_inner(Tensor::from_primitive(TensorPrimitive::Float(values)));
+            if tensor.is_require_grad() {
+                updated = updated.require_grad();
+            }
+            Param::from_mapped_value(id, updated, mapper)
         }
     }
     module.map(&mut Map {

@@ -24,6 +24,11 @@ pub fn is<B: 'static, T: 'static>() -> bool {
 #[cfg(feature = "cuda")]
 pub type CudaUnfused = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
 
+/// burn's wgpu backend without its fusion layer (the backend a fusion operation's body runs
+/// on, e.g. [`crate::inner`]'s programs).
+#[cfg(feature = "wgpu")]
+pub type WgpuUnfused = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
 /// Whether `B` is one of this build's CUDA backends (with or without fusion and autodiff).
 pub fn is_cuda<B: 'static>() -> bool {
     #[cfg(feature = "cuda")]
@@ -72,8 +77,8 @@ macro_rules! for_kernel_backend {
     }};
 }
 
-/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only (wgpu, cuda with
-/// and without fusion), for
+/// [`for_kernel_backend!`] for the inner (non-autodiff) kernel backends only (wgpu and cuda,
+/// with and without fusion), for
 /// kernels with no autodiff implementation (the optimiser step); `for_kernel_backend!` adds
 /// the autodiff ones.
 #[macro_export]
@@ -84,6 +89,11 @@ macro_rules! for_inner_kernel_backend {
         #[cfg(feature = "wgpu")]
         if found.is_none() && $crate::dispatch::is::<$B, burn::backend::Wgpu<f32, i32>>() {
             type $K = burn::backend::Wgpu<f32, i32>;
+            found = Some($body);
+        }
+        #[cfg(feature = "wgpu")]
+        if found.is_none() && $crate::dispatch::is::<$B, $crate::dispatch::WgpuUnfused>() {
+            type $K = $crate::dispatch::WgpuUnfused;
             found = Some($body);
         }
         #[cfg(feature = "cuda")]

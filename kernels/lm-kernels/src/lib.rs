@@ -4,6 +4,7 @@
 //! `decode`: the generation engine's decode step (cache write, one-token attention).
 //! `cross_entropy`: fused cross-entropy (forward and backward) over the vocabulary.
 //! `rms_norm`: fused RMSNorm (forward and backward).
+//! `inner`: many small tensor ops as one operation of burn's fusion stream (the optimizer step).
 //! `memory`: device memory in use and reserved, for the profiling harness.
 //! `gemm`: matrix products through cuBLASLt on the CUDA backend (feature `cuda`; the
 //! layout arithmetic is in every build).
@@ -30,6 +31,7 @@ pub mod flash;
 #[cfg(feature = "cubecl")]
 mod fusion_op;
 pub mod gemm;
+pub mod inner;
 #[cfg(feature = "cubecl")]
 pub mod memory;
 #[cfg(feature = "cubecl")]

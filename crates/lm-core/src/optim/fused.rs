@@ -8,16 +8,21 @@
 //! Parameters of at least [`ALONE_MIN_VALUES`](super::adamw::ALONE_MIN_VALUES) values (none
 //! by default; `LM_ADAMW_ALONE_VALUES` sets the limit) are updated in their own buffers,
 //! without the two extra passes a concatenation costs; `LM_ADAMW_CHUNK_VALUES=1` updates
-//! every parameter alone. The kernel writes over the parameter and moment buffers when
-//! nothing else holds them, so the step keeps no second copy of the parameters.
+//! every parameter alone. The kernel writes over the moment buffers (nothing else holds
+//! them). On a backend with burn's fusion layer the whole step is one operation of the
+//! fusion stream, run on the inner backend ([`lm_kernels::inner`]): its few ops per
+//! parameter (flatten, concatenate, slice, reshape back) would otherwise each be planned
+//! by the fusion server.
 
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use lm_kernels::inner::{InnerProgram, run_on_inner};
 
 use super::adamw::{AdamW, AdamWConfig, FusedMoments, Moments, adamw_rule, step_size};
 use super::clip::clip_scale;
-use crate::params::{FlatTensor, NamedTensors, map_named_params, named_params};
+use crate::params::{NamedTensors, inner_params, map_inner_params};
 
 impl<B: Backend> AdamW<B> {
     /// One step over every parameter of `module` that has a gradient, with the gradients
@@ -43,121 +48,71 @@ impl<B: Backend> AdamW<B> {
             .iter()
             .map(|(name, g)| (name.clone(), g.numel()))
             .collect();
+        assert!(
+            !layout.is_empty(),
+            "a fused AdamW step needs at least one gradient"
+        );
         let chunks = split_layout(&layout, self.fused_chunk, self.alone_min);
-        // A chunk of one parameter is used as it is: no copy.
-        let flat = |mut tensors: Vec<Tensor<B, 1>>| match tensors.len() {
-            1 => tensors.pop().expect("one tensor"),
-            _ => Tensor::cat(tensors, 0),
-        };
-        // Every chunk's gradient first: the clip scale needs the norm over all of them.
-        let grad_chunks: Vec<Tensor<B, 1>> = chunks
-            .iter()
-            .map(|chunk| flat(chunk.iter().map(|(n, _)| grads[n].values.clone()).collect()))
-            .collect();
-        let sq_norm = grad_chunks
-            .iter()
-            .map(|g| g.clone().square().sum())
-            .reduce(|a, b| a + b)
-            .expect("a fused AdamW step needs at least one gradient");
-        let scale = max_norm.map(|max_norm| clip_scale(sq_norm.clone(), max_norm, 1e-6));
-        let states = self.take_fused_state(&chunks, &grad_chunks[0]);
+        let like = &grads[&layout[0].0].values;
+        let states = self.take_fused_state(&chunks, like);
         let AdamWConfig {
             betas: (b1, b2),
             eps,
             weight_decay,
             ..
         } = self.config;
-        let (t, alpha_t) = (self.step, step_size(lr, b1, b2, self.step));
-
-        // By the one-launch kernel on GPU backends (for f32 buffers: master weights,
-        // gradients and moments always are), by tensor ops elsewhere.
-        let params = named_params(&module);
-        let kernel = crate::kernels::has_adamw_kernel::<B>()
-            && grad_chunks.iter().all(|g| g.dtype() == DType::F32)
-            && layout
-                .iter()
-                .all(|(name, _)| params[name].values.dtype() == DType::F32);
-        // The kernel reads the clip factor on the device: 1 without clipping.
-        let kernel_scale = kernel.then(|| {
-            scale
-                .clone()
-                .unwrap_or_else(|| Tensor::ones([1], &grad_chunks[0].device()))
-        });
-        let update = |param: Tensor<B, 1>, grad: Tensor<B, 1>, state: Moments<B>| {
-            if let Some(kernel_scale) = &kernel_scale {
-                let (p, m, v) = crate::kernels::adamw_step(
-                    param,
-                    grad,
-                    state.m,
-                    state.v,
-                    kernel_scale.clone(),
-                    (b1, b2, eps),
-                    alpha_t,
-                    lr * weight_decay,
-                )
-                .expect("has_adamw_kernel said the backend has the kernel");
-                (p, Moments { m, v })
-            } else {
-                let grad = match &scale {
-                    Some(scale) => grad * scale.clone(),
-                    None => grad,
-                };
-                adamw_rule(param, grad, state, t, lr, b1, b2, eps, weight_decay)
-            }
+        let step = FusedStep {
+            chunks: chunks.clone(),
+            t: self.step,
+            lr,
+            betas: (b1, b2),
+            eps,
+            weight_decay,
+            max_norm,
         };
 
-        // Concatenated chunks are updated now, each parameter's new values a slice of the
-        // chunk's. A parameter alone is updated below, when the module hands it over: then
-        // nothing else holds its buffer and the kernel writes over it.
-        let mut slices = std::collections::BTreeMap::new();
-        let mut alone = std::collections::BTreeMap::new();
-        let mut moments: Vec<Option<Moments<B>>> = Vec::with_capacity(chunks.len());
-        for (index, ((chunk, grad), state)) in
-            chunks.iter().zip(grad_chunks).zip(states).enumerate()
-        {
-            if let [(name, _)] = chunk.as_slice() {
-                alone.insert(name.clone(), (index, grad, state));
-                moments.push(None);
-                continue;
-            }
-            let param = flat(
-                chunk
-                    .iter()
-                    .map(|(name, _)| params[name].values.clone().inner())
-                    .collect(),
-            );
-            let (updated, state) = update(param, grad, state);
-            let mut offset = 0;
-            for (name, n) in chunk {
-                slices.insert(name.clone(), updated.clone().slice(offset..offset + n));
-                offset += n;
-            }
-            moments.push(Some(state));
-        }
-        drop(params);
-        let module = map_named_params(module, &mut |name, p| {
-            let values = if let Some(values) = slices.remove(name) {
-                values
-            } else if let Some((index, grad, state)) = alone.remove(name) {
-                let (updated, state) = update(p.values.inner(), grad, state);
-                moments[index] = Some(state);
-                updated
-            } else {
-                return p;
-            };
-            FlatTensor {
-                values: Tensor::from_inner(values),
-                shape: p.shape,
-            }
-        });
-        self.fused = chunks
-            .into_iter()
-            .zip(moments)
-            .map(|(layout, state)| {
-                let Moments { m, v } = state.expect("every chunk's parameters are in the module");
-                FusedMoments { layout, m, v }
+        // Inputs: every chunk's parameters (their own shapes), then their gradients (flat),
+        // then each chunk's two moments. Outputs: the parameters, the moments, `Σ g²`.
+        let mut params = inner_params(&module);
+        let names = || chunks.iter().flatten().map(|(name, _)| name);
+        let prim = |t: Tensor<B, 1>| t.into_primitive().tensor();
+        let mut inputs: Vec<FloatTensor<B>> = names()
+            .map(|name| {
+                params
+                    .remove(name)
+                    .expect("every gradient has its parameter")
             })
             .collect();
+        let mut outputs: Vec<(Shape, DType)> =
+            inputs.iter().map(|p| (p.shape(), p.dtype())).collect();
+        inputs.extend(names().map(|name| prim(grads[name].values.clone())));
+        drop(params);
+        for state in states {
+            outputs.push((state.m.shape(), state.m.dtype()));
+            outputs.push((state.v.shape(), state.v.dtype()));
+            inputs.extend([prim(state.m), prim(state.v)]);
+        }
+        outputs.push((Shape::new([1]), like.dtype()));
+
+        let mut results = run_on_inner::<B, _>(inputs, outputs, step).into_iter();
+        let mut updated: std::collections::BTreeMap<String, FloatTensor<B>> =
+            names().cloned().zip(results.by_ref()).collect();
+        let wrap = |t| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(t));
+        let mut fused = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            let (m, v) = (results.next(), results.next());
+            let (Some(m), Some(v)) = (m, v) else {
+                unreachable!("the step returns both moments of every chunk")
+            };
+            fused.push(FusedMoments {
+                layout: chunk.clone(),
+                m: wrap(m),
+                v: wrap(v),
+            });
+        }
+        let sq_norm = wrap(results.next().expect("the step returns the squared norm"));
+        let module = map_inner_params(module, &mut |name| updated.remove(name));
+        self.fused = fused;
         (module, sq_norm)
     }
 
@@ -201,6 +156,151 @@ impl<B: Backend> AdamW<B> {
                 }
             })
             .collect()
+    }
+}
+
+/// One fused step's computation, run on whichever backend [`run_on_inner`] picks: the
+/// inputs and outputs as [`AdamW::step_module_fused`] lays them out.
+struct FusedStep {
+    chunks: Vec<Vec<(String, usize)>>,
+    t: u64,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+    max_norm: Option<f64>,
+}
+
+impl InnerProgram for FusedStep {
+    fn run<K: Backend>(&self, inputs: Vec<FloatTensor<K>>) -> Vec<FloatTensor<K>> {
+        let count: usize = self.chunks.iter().map(Vec::len).sum();
+        let mut inputs = inputs.into_iter();
+        let flat = |t: FloatTensor<K>| {
+            let n = t.shape().num_elements();
+            Tensor::<K, 1>::from_primitive(TensorPrimitive::Float(K::float_reshape(
+                t,
+                Shape::new([n]),
+            )))
+        };
+        let params: Vec<FloatTensor<K>> = inputs.by_ref().take(count).collect();
+        let shapes: Vec<Shape> = params.iter().map(|p| p.shape()).collect();
+        let params: Vec<Tensor<K, 1>> = params.into_iter().map(flat).collect();
+        let grads: Vec<Tensor<K, 1>> = inputs.by_ref().take(count).map(flat).collect();
+        let states: Vec<Moments<K>> = self
+            .chunks
+            .iter()
+            .map(|_| {
+                let (m, v) = (inputs.next(), inputs.next());
+                let (Some(m), Some(v)) = (m, v) else {
+                    unreachable!("step_module_fused passes both moments of every chunk")
+                };
+                Moments {
+                    m: flat(m),
+                    v: flat(v),
+                }
+            })
+            .collect();
+
+        let (params, states, sq_norm) = self.update(params, grads, states);
+        let prim = |t: Tensor<K, 1>| t.into_primitive().tensor();
+        let mut out: Vec<FloatTensor<K>> = params
+            .into_iter()
+            .zip(shapes)
+            .map(|(p, shape)| K::float_reshape(prim(p), shape))
+            .collect();
+        for Moments { m, v } in states {
+            out.extend([prim(m), prim(v)]);
+        }
+        out.push(prim(sq_norm));
+        out
+    }
+}
+
+impl FusedStep {
+    /// The parameters (flat, in chunk order), the chunks' moments and `Σ g²` after the step.
+    fn update<K: Backend>(
+        &self,
+        params: Vec<Tensor<K, 1>>,
+        grads: Vec<Tensor<K, 1>>,
+        states: Vec<Moments<K>>,
+    ) -> (Vec<Tensor<K, 1>>, Vec<Moments<K>>, Tensor<K, 1>) {
+        // A chunk of one parameter is used as it is: no copy.
+        let flat = |mut tensors: Vec<Tensor<K, 1>>| match tensors.len() {
+            1 => tensors.pop().expect("one tensor"),
+            _ => Tensor::cat(tensors, 0),
+        };
+        let (mut params, mut grads) = (params.into_iter(), grads.into_iter());
+        let mut param_chunks = Vec::with_capacity(self.chunks.len());
+        let mut grad_chunks = Vec::with_capacity(self.chunks.len());
+        for chunk in &self.chunks {
+            param_chunks.push(flat(params.by_ref().take(chunk.len()).collect()));
+            grad_chunks.push(flat(grads.by_ref().take(chunk.len()).collect()));
+        }
+        // Every chunk's gradient first: the clip scale needs the norm over all of them.
+        let sq_norm = grad_chunks
+            .iter()
+            .map(|g| g.clone().square().sum())
+            .reduce(|a, b| a + b)
+            .expect("at least one chunk");
+        let scale = self
+            .max_norm
+            .map(|max_norm| clip_scale(sq_norm.clone(), max_norm, 1e-6));
+        let (b1, b2) = self.betas;
+        let alpha_t = step_size(self.lr, b1, b2, self.t);
+
+        // By the one-launch kernel on GPU backends (for f32 buffers: master weights,
+        // gradients and moments always are), by tensor ops elsewhere.
+        let kernel = crate::kernels::has_adamw_kernel::<K>()
+            && grad_chunks.iter().all(|g| g.dtype() == DType::F32)
+            && param_chunks.iter().all(|p| p.dtype() == DType::F32);
+        // The kernel reads the clip factor on the device: 1 without clipping.
+        let kernel_scale = kernel.then(|| {
+            scale
+                .clone()
+                .unwrap_or_else(|| Tensor::ones([1], &grad_chunks[0].device()))
+        });
+        let mut updated = Vec::new();
+        let mut moments = Vec::with_capacity(self.chunks.len());
+        for (((chunk, param), grad), state) in self
+            .chunks
+            .iter()
+            .zip(param_chunks)
+            .zip(grad_chunks)
+            .zip(states)
+        {
+            let (param, state) = match &kernel_scale {
+                Some(kernel_scale) => {
+                    let (p, m, v) = crate::kernels::adamw_step(
+                        param,
+                        grad,
+                        state.m,
+                        state.v,
+                        kernel_scale.clone(),
+                        (b1, b2, self.eps),
+                        alpha_t,
+                        self.lr * self.weight_decay,
+                    )
+                    .expect("has_adamw_kernel said the backend has the kernel");
+                    (p, Moments { m, v })
+                }
+                None => {
+                    let grad = match &scale {
+                        Some(scale) => grad * scale.clone(),
+                        None => grad,
+                    };
+                    let (b1, b2, eps, wd) = (b1, b2, self.eps, self.weight_decay);
+                    adamw_rule(param, grad, state, self.t, self.lr, b1, b2, eps, wd)
+                }
+            };
+            // Each parameter's new values: a slice of its chunk's.
+            let mut offset = 0;
+            for (_, n) in chunk {
+                updated.push(param.clone().slice(offset..offset + n));
+                offset += n;
+            }
+            moments.push(state);
+        }
+        (updated, moments, sq_norm)
     }
 }
 
