@@ -2,6 +2,7 @@
 //! course's state-dict names (so PyTorch users can exchange weights with us).
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -61,44 +62,25 @@ impl<B: Backend> FlatTensor<B> {
 /// Name → tensor map of a module's parameters or of their gradients.
 pub type NamedTensors<B> = BTreeMap<String, FlatTensor<B>>;
 
-/// Every float parameter of `module` by course name, in a stable (sorted) order.
-pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedTensors<B> {
-    struct Collect<B: Backend> {
-        path: PathStack,
-        out: NamedTensors<B>,
-    }
-    impl<B: Backend> ModuleVisitor<B> for Collect<B> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.enter(name);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.out
-                .insert(self.path.name(), FlatTensor::from_tensor(param.val()));
-        }
-    }
-    let mut v = Collect {
-        path: PathStack::default(),
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut v);
-    v.out
+/// What [`collect_named`] takes from each float parameter (`None`: nothing).
+trait TakeParam<B: Backend> {
+    type Out;
+    fn take<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) -> Option<Self::Out>;
 }
 
-/// Gradients of every float parameter of `module` after `loss.backward()`, by course name.
-/// Parameters the loss does not depend on are absent.
-pub fn named_grads<B: AutodiffBackend, M: Module<B>>(
+/// `take`'s value of every float parameter of `module` that gives one, by course name, in a
+/// stable (sorted) order.
+fn collect_named<B: Backend, M: Module<B>, T: TakeParam<B>>(
     module: &M,
-    grads: &B::Gradients,
-) -> NamedTensors<B::InnerBackend> {
-    struct Collect<'a, B: AutodiffBackend> {
+    take: T,
+) -> BTreeMap<String, T::Out> {
+    struct Collect<B: Backend, T: TakeParam<B>> {
         path: PathStack,
-        grads: &'a B::Gradients,
-        out: NamedTensors<B::InnerBackend>,
+        take: T,
+        out: BTreeMap<String, T::Out>,
+        backend: PhantomData<B>,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_, B> {
+    impl<B: Backend, T: TakeParam<B>> ModuleVisitor<B> for Collect<B, T> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.path.enter(name);
         }
@@ -106,31 +88,35 @@ pub fn named_grads<B: AutodiffBackend, M: Module<B>>(
             self.path.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(g) = param.val().grad(self.grads) {
-                self.out
-                    .insert(self.path.name(), FlatTensor::from_tensor(g));
+            if let Some(value) = self.take.take(param) {
+                self.out.insert(self.path.name(), value);
             }
         }
     }
     let mut v = Collect {
         path: PathStack::default(),
-        grads,
+        take,
         out: BTreeMap::new(),
+        backend: PhantomData,
     };
     module.visit(&mut v);
     v.out
 }
 
-/// Rewrites every float parameter through `f(name, tensor)`, keeping ids and grad flags.
-pub fn map_named_params<B: Backend, M: Module<B>>(
-    module: M,
-    f: &mut dyn FnMut(&str, FlatTensor<B>) -> FlatTensor<B>,
-) -> M {
-    struct Map<'a, B: Backend> {
+/// How [`map_named`] rewrites each float parameter: the new values of the parameter named
+/// `name` from its current ones (given up, so an in-place op can reuse their buffer).
+trait ReplaceParam<B: Backend> {
+    fn replace<const D: usize>(&mut self, name: &str, tensor: Tensor<B, D>) -> Tensor<B, D>;
+}
+
+/// Rewrites every float parameter of `module` through `replace`, keeping ids and grad flags.
+fn map_named<B: Backend, M: Module<B>, R: ReplaceParam<B>>(module: M, replace: R) -> M {
+    struct Map<B: Backend, R: ReplaceParam<B>> {
         path: PathStack,
-        f: &'a mut dyn FnMut(&str, FlatTensor<B>) -> FlatTensor<B>,
+        replace: R,
+        backend: PhantomData<B>,
     }
-    impl<B: Backend> ModuleMapper<B> for Map<'_, B> {
+    impl<B: Backend, R: ReplaceParam<B>> ModuleMapper<B> for Map<B, R> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.path.enter(name);
         }
@@ -140,8 +126,7 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
             let (id, tensor, mapper): (ParamId, _, _) = param.consume();
             let require_grad = tensor.is_require_grad();
-            let updated = (self.f)(&self.path.name(), FlatTensor::from_tensor(tensor));
-            let mut tensor = updated.to_tensor::<D>();
+            let mut tensor = self.replace.replace(&self.path.name(), tensor);
             if require_grad {
                 tensor = tensor.require_grad();
             }
@@ -150,8 +135,51 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
     }
     module.map(&mut Map {
         path: PathStack::default(),
-        f,
+        replace,
+        backend: PhantomData,
     })
+}
+
+/// Every float parameter of `module` by course name, in a stable (sorted) order.
+pub fn named_params<B: Backend, M: Module<B>>(module: &M) -> NamedTensors<B> {
+    struct Values;
+    impl<B: Backend> TakeParam<B> for Values {
+        type Out = FlatTensor<B>;
+        fn take<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) -> Option<Self::Out> {
+            Some(FlatTensor::from_tensor(param.val()))
+        }
+    }
+    collect_named(module, Values)
+}
+
+/// Gradients of every float parameter of `module` after `loss.backward()`, by course name.
+/// Parameters the loss does not depend on are absent.
+pub fn named_grads<B: AutodiffBackend, M: Module<B>>(
+    module: &M,
+    grads: &B::Gradients,
+) -> NamedTensors<B::InnerBackend> {
+    struct Grads<'a, B: AutodiffBackend>(&'a B::Gradients);
+    impl<B: AutodiffBackend> TakeParam<B> for Grads<'_, B> {
+        type Out = FlatTensor<B::InnerBackend>;
+        fn take<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) -> Option<Self::Out> {
+            param.val().grad(self.0).map(FlatTensor::from_tensor)
+        }
+    }
+    collect_named(module, Grads::<B>(grads))
+}
+
+/// Rewrites every float parameter through `f(name, tensor)`, keeping ids and grad flags.
+pub fn map_named_params<B: Backend, M: Module<B>>(
+    module: M,
+    f: &mut dyn FnMut(&str, FlatTensor<B>) -> FlatTensor<B>,
+) -> M {
+    struct Flat<'a, B: Backend>(&'a mut dyn FnMut(&str, FlatTensor<B>) -> FlatTensor<B>);
+    impl<B: Backend> ReplaceParam<B> for Flat<'_, B> {
+        fn replace<const D: usize>(&mut self, name: &str, tensor: Tensor<B, D>) -> Tensor<B, D> {
+            (self.0)(name, FlatTensor::from_tensor(tensor)).to_tensor::<D>()
+        }
+    }
+    map_named(module, Flat(f))
 }
 
 /// Every float parameter of an autodiff `module` as its inner backend's primitive, by course
@@ -159,28 +187,14 @@ pub fn map_named_params<B: Backend, M: Module<B>>(
 pub fn inner_params<AB: AutodiffBackend, M: Module<AB>>(
     module: &M,
 ) -> BTreeMap<String, FloatTensor<AB::InnerBackend>> {
-    struct Collect<B: AutodiffBackend> {
-        path: PathStack,
-        out: BTreeMap<String, FloatTensor<B::InnerBackend>>,
-    }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<B> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.enter(name);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let values = param.val().inner().into_primitive().tensor();
-            self.out.insert(self.path.name(), values);
+    struct InnerValues;
+    impl<B: AutodiffBackend> TakeParam<B> for InnerValues {
+        type Out = FloatTensor<B::InnerBackend>;
+        fn take<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) -> Option<Self::Out> {
+            Some(param.val().inner().into_primitive().tensor())
         }
     }
-    let mut v = Collect {
-        path: PathStack::default(),
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut v);
-    v.out
+    collect_named(module, InnerValues)
 }
 
 /// Replaces each float parameter for which `f(name)` gives new values (an inner-backend
@@ -189,40 +203,23 @@ pub fn map_inner_params<AB: AutodiffBackend, M: Module<AB>>(
     module: M,
     f: &mut dyn FnMut(&str) -> Option<FloatTensor<AB::InnerBackend>>,
 ) -> M {
-    struct Map<'a, B: AutodiffBackend> {
-        path: PathStack,
-        f: &'a mut dyn FnMut(&str) -> Option<FloatTensor<B::InnerBackend>>,
-    }
-    impl<B: AutodiffBackend> ModuleMapper<B> for Map<'_, B> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.enter(name);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.exit();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let Some(values) = (self.f)(&self.path.name()) else {
-                return param;
+    struct Inner<'a, B: AutodiffBackend>(
+        &'a mut dyn FnMut(&str) -> Option<FloatTensor<B::InnerBackend>>,
+    );
+    impl<B: AutodiffBackend> ReplaceParam<B> for Inner<'_, B> {
+        fn replace<const D: usize>(&mut self, name: &str, tensor: Tensor<B, D>) -> Tensor<B, D> {
+            let Some(values) = (self.0)(name) else {
+                return tensor;
             };
-            let (id, tensor, mapper): (ParamId, _, _) = param.consume();
             assert_eq!(
                 values.shape().dims::<D>(),
                 tensor.dims(),
-                "new values of parameter {} have another shape",
-                self.path.name()
+                "new values of parameter {name} have another shape"
             );
-            let mut updated =
-                Tensor::<B, D>::from_inner(Tensor::from_primitive(TensorPrimitive::Float(values)));
-            if tensor.is_require_grad() {
-                updated = updated.require_grad();
-            }
-            Param::from_mapped_value(id, updated, mapper)
+            Tensor::from_inner(Tensor::from_primitive(TensorPrimitive::Float(values)))
         }
     }
-    module.map(&mut Map {
-        path: PathStack::default(),
-        f,
-    })
+    map_named(module, Inner::<AB>(f))
 }
 
 /// A flat tensor's values on the host as f32, whatever its dtype.
