@@ -136,6 +136,10 @@ enum BenchTarget {
         /// New tokens of the warm-up run before each timed one (--random only).
         #[arg(long, default_value_t = 4, requires = "random")]
         warmup_tokens: usize,
+        /// New tokens of a run after the timed one that times each decode step (host launch
+        /// time, device wait, sampling; one device sync a step); 0 skips it (--random only).
+        #[arg(long, default_value_t = 32, requires = "random")]
+        step_timing_tokens: usize,
         /// Seed of the random weights and prompt ids (--random only).
         #[arg(long, default_value_t = 0, requires = "random")]
         seed: u64,
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
                     new_tokens,
                     prompt_len,
                     warmup_tokens,
+                    step_timing_tokens,
                     seed,
                     dtypes,
                     skip_peer,
@@ -280,6 +285,7 @@ fn main() -> ExitCode {
                         prompt_len,
                         new_tokens,
                         warmup_tokens,
+                        step_timing_tokens,
                         seed,
                         dtypes,
                         python,

@@ -13,7 +13,7 @@ use lm_core::pretrained::gguf_model;
 use lm_core::pretrained::tokenizer::TextTokenizer;
 use serde_json::Value;
 
-use super::generate_random::measure;
+use super::generate_random::{Runs, measure};
 
 type B = lm_core::backends::NdArray;
 
@@ -86,7 +86,12 @@ fn ours(path: &Path, batches: &[usize], new_tokens: usize, pack: bool) -> Result
         let prompts = (0..batch)
             .map(|i| tok.encode(PROMPTS[i % PROMPTS.len()], false))
             .collect::<lm_core::Result<Vec<_>>>()?;
-        let (secs, _) = measure(&model, &prompts, new_tokens, 2)?;
+        let runs = Runs {
+            new_tokens,
+            warmup: 2,
+            step_timing: 0,
+        };
+        let secs = measure(&model, &prompts, runs)?.seconds;
         rates.push((batch * new_tokens) as f64 / secs);
     }
     Ok(rates)

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
-use lm_core::generate::{Engine, Event, Request, SamplingParams};
+use lm_core::generate::{Engine, Event, Request, SamplingParams, StepMillis};
 use lm_core::pretrained::config::{Architecture, DecoderConfig};
 use lm_core::pretrained::decoder::Decoder;
 use rand::{Rng, SeedableRng};
@@ -77,6 +77,8 @@ pub struct RandomBenchOptions {
     pub new_tokens: usize,
     /// New tokens of the warm-up run at each batch (kernel compilation and autotuning).
     pub warmup_tokens: usize,
+    /// New tokens of a further run with per-step timing (0: none), after the timed run.
+    pub step_timing_tokens: usize,
     pub seed: u64,
     /// transformers dtypes, one peer column each.
     pub dtypes: Vec<String>,
@@ -94,6 +96,8 @@ pub struct OursRow {
     /// Time to the first token of the timed run (one batched prefill plus its sampling).
     pub prefill_s: Option<f64>,
     pub tokens_per_s: Option<f64>,
+    /// Per decode step: host launch time, device wait, sampling (a separate timed run).
+    pub step_ms: Option<StepMillis>,
     pub error: Option<String>,
 }
 
@@ -199,14 +203,20 @@ fn ours<B: Backend>(
     for &batch in &o.batches {
         // A failed batch (out of device memory panics in the backend) must not lose the rest.
         let measured = catch_unwind(AssertUnwindSafe(|| {
-            measure(&model, &prompts[..batch], o.new_tokens, o.warmup_tokens)
+            let runs = Runs {
+                new_tokens: o.new_tokens,
+                warmup: o.warmup_tokens,
+                step_timing: o.step_timing_tokens,
+            };
+            measure(&model, &prompts[..batch], runs)
         }));
         let row = match measured {
-            Ok(Ok((seconds, prefill_s))) => OursRow {
+            Ok(Ok(m)) => OursRow {
                 batch,
-                seconds: Some(seconds),
-                prefill_s: Some(prefill_s),
-                tokens_per_s: Some((batch * o.new_tokens) as f64 / seconds),
+                seconds: Some(m.seconds),
+                prefill_s: Some(m.prefill_s),
+                tokens_per_s: Some((batch * o.new_tokens) as f64 / m.seconds),
+                step_ms: m.step_ms,
                 error: None,
             },
             Ok(Err(e)) => failed(batch, format!("{e:#}")),
@@ -232,6 +242,7 @@ fn failed(batch: usize, error: String) -> OursRow {
         seconds: None,
         prefill_s: None,
         tokens_per_s: None,
+        step_ms: None,
         error: Some(error),
     }
 }
@@ -245,14 +256,31 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     format!("panic: {text}")
 }
 
-/// (wall seconds, seconds to the first token) of one greedy run generating exactly
-/// `new_tokens` per prompt, after a warm-up run of `warmup` tokens at the same batch.
+/// The runs [`measure`] makes at one batch, each generating exactly its count per prompt.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Runs {
+    pub new_tokens: usize,
+    /// Tokens of the untimed warm-up run (kernel compilation and autotuning); at least 1.
+    pub warmup: usize,
+    /// Tokens of the run with per-step timing after the timed one (0: none).
+    pub step_timing: usize,
+}
+
+pub(super) struct Measured {
+    pub seconds: f64,
+    /// Seconds to the first token of the timed run.
+    pub prefill_s: f64,
+    pub step_ms: Option<StepMillis>,
+}
+
+/// Greedy runs at one batch: the warm-up, the timed run (its wall time gives the rate),
+/// then optionally one with per-step timing, whose device syncs would perturb the rate.
 pub(super) fn measure<B: Backend>(
     model: &Decoder<B>,
     prompts: &[Vec<u32>],
-    new_tokens: usize,
-    warmup: usize,
-) -> Result<(f64, f64)> {
+    runs: Runs,
+) -> Result<Measured> {
+    let new_tokens = runs.new_tokens;
     let requests = |n: usize| -> Vec<Request> {
         let params = SamplingParams::greedy(n); // no stop tokens: only max_tokens ends a row
         (0..prompts.len())
@@ -261,7 +289,7 @@ pub(super) fn measure<B: Backend>(
     };
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
     let mut engine = Engine::new(model, prompts.len(), longest + new_tokens)?;
-    engine.generate(requests(warmup.clamp(1, new_tokens)), |_| {})?;
+    engine.generate(requests(runs.warmup.clamp(1, new_tokens)), |_| {})?;
     let started = Instant::now();
     let mut first_token = None;
     let done = engine.generate(requests(new_tokens), |e| {
@@ -269,7 +297,7 @@ pub(super) fn measure<B: Backend>(
             first_token = Some(started.elapsed().as_secs_f64());
         }
     })?;
-    let secs = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     if let Some(short) = done.iter().find(|c| c.tokens.len() != new_tokens) {
         bail!(
             "request {} stopped after {} of {new_tokens} tokens ({:?})",
@@ -278,7 +306,18 @@ pub(super) fn measure<B: Backend>(
             short.finish
         );
     }
-    Ok((secs, first_token.unwrap_or(secs)))
+    let step_ms = if runs.step_timing > 0 {
+        let mut engine = engine.with_step_timing(true);
+        engine.generate(requests(runs.step_timing.min(new_tokens)), |_| {})?;
+        engine.take_step_timing().and_then(|t| t.per_step())
+    } else {
+        None
+    };
+    Ok(Measured {
+        seconds,
+        prefill_s: first_token.unwrap_or(seconds),
+        step_ms,
+    })
 }
 
 fn peer(o: &RandomBenchOptions, case_file: &Path) -> Result<Vec<Value>> {
@@ -369,6 +408,23 @@ pub fn table(o: &RandomBenchOptions, ours: &[OursRow], peer: &[Value]) -> String
             line += &ratio.map_or(" n/a |".into(), |(a, b)| format!(" {:.2}× |", a / b));
         }
         lines.push(line);
+    }
+    let timed: Vec<String> = ours
+        .iter()
+        .filter_map(|row| {
+            let t = row.step_ms.as_ref()?;
+            Some(format!(
+                "- batch {}: {:.2} ms launching, {:.2} ms waiting for the device, {:.2} ms sampling a decode step (mean of {})",
+                row.batch, t.enqueue_ms, t.wait_ms, t.sample_ms, t.steps
+            ))
+        })
+        .collect();
+    if !timed.is_empty() {
+        lines.push(String::new());
+        lines.push(
+            "Decode steps, timed in a separate run with a device sync after the model:".into(),
+        );
+        lines.extend(timed);
     }
     lines.join("\n")
 }

@@ -53,6 +53,7 @@ fn table_shows_rates_ratios_oom_and_missing_peers() {
         prompt_len: 4,
         new_tokens: 2,
         warmup_tokens: 1,
+        step_timing_tokens: 0,
         seed: 0,
         dtypes: vec!["float32".into(), "bfloat16".into()],
         python: "python3".into(),
@@ -66,6 +67,7 @@ fn table_shows_rates_ratios_oom_and_missing_peers() {
             seconds: Some(1.0),
             prefill_s: Some(0.25),
             tokens_per_s: Some(300.0),
+            step_ms: None,
             error: None,
         },
         failed(2, "panic: CUDA out of memory".into()),
@@ -94,6 +96,15 @@ fn engine_generates_exactly_new_tokens_per_row_on_tiny() {
     let c = Preset::Tiny.config();
     let model = Decoder::<B>::random(c.clone(), 0, &Default::default()).unwrap();
     let prompts = prompt_ids(3, 5, c.vocab_size, 1);
-    let (secs, prefill) = measure(&model, &prompts, 6, 2).unwrap();
-    assert!(secs > 0.0 && prefill > 0.0 && prefill <= secs);
+    let runs = Runs {
+        new_tokens: 6,
+        warmup: 2,
+        step_timing: 4,
+    };
+    let m = measure(&model, &prompts, runs).unwrap();
+    assert!(m.seconds > 0.0 && m.prefill_s > 0.0 && m.prefill_s <= m.seconds);
+    // The timed run decodes 3 steps after its prefill token; every part took some time.
+    let steps = m.step_ms.expect("step timing was asked for");
+    assert_eq!(steps.steps, 3);
+    assert!(steps.enqueue_ms > 0.0 && steps.wait_ms >= 0.0 && steps.sample_ms > 0.0);
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::marker::PhantomData;
+use std::time::Instant;
 
 use burn::tensor::{Tensor, backend::Backend};
 use rayon::prelude::*;
@@ -13,6 +14,7 @@ use super::output::{Completion, Event};
 use super::params::Request;
 use super::row::Row;
 use super::text::Detokenizer;
+use super::timing::StepTiming;
 use crate::error::{LmError, Result};
 
 /// Generates completions for many requests over one model and one KV cache.
@@ -26,6 +28,8 @@ pub struct Engine<'m, B: Backend, M: CausalLm<B>> {
     cache: Option<M::Cache>,
     /// Draw greedy and whole-vocabulary samples on the model's device ([`device_draw`]).
     device_sampling: bool,
+    /// Decode-step timing, when switched on ([`Self::with_step_timing`]).
+    timing: Option<StepTiming>,
     _backend: PhantomData<B>,
 }
 
@@ -59,6 +63,7 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
             seed: 0,
             cache: None,
             device_sampling: true,
+            timing: None,
             _backend: PhantomData,
         })
     }
@@ -84,6 +89,19 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
         self
     }
 
+    /// Times every decode step ([`StepTiming`]: host launch time, device wait, sampling),
+    /// at the cost of one device sync per step.
+    pub fn with_step_timing(mut self, on: bool) -> Self {
+        self.timing = on.then(StepTiming::default);
+        self
+    }
+
+    /// The timing summed since the last call (or since it was switched on), and restarts
+    /// it; `None` when timing is off.
+    pub fn take_step_timing(&mut self) -> Option<StepTiming> {
+        self.timing.as_mut().map(std::mem::take)
+    }
+
     pub fn max_len(&self) -> usize {
         self.max_len
     }
@@ -101,7 +119,9 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
             Some(cache) => cache,
             None => model.new_cache(max_rows, max_len),
         };
-        let out = self.run(&mut cache, requests, &mut on_event);
+        let mut timing = self.timing.take();
+        let out = self.run(&mut cache, requests, timing.as_mut(), &mut on_event);
+        self.timing = timing;
         self.cache = Some(cache);
         out
     }
@@ -110,6 +130,7 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
         &self,
         cache: &mut M::Cache,
         requests: Vec<Request>,
+        mut timing: Option<&mut StepTiming>,
         on_event: &mut impl FnMut(Event<'_>),
     ) -> Result<Vec<Completion>> {
         let (model, max_rows) = (self.model, self.max_rows);
@@ -147,8 +168,18 @@ impl<'m, B: Backend, M: CausalLm<B>> Engine<'m, B, M> {
                 .iter()
                 .filter_map(|&r| slots[r].as_ref().and_then(Row::last_token))
                 .collect();
+            let started = Instant::now();
             let logits = model.decode(cache, &rows, &tokens);
+            let Some(timing) = timing.as_deref_mut() else {
+                self.step_rows(&mut slots, &rows, logits, "decode", &mut results, on_event)?;
+                continue;
+            };
+            let enqueued = Instant::now();
+            B::sync(&logits.device())
+                .map_err(|e| LmError::Kernel(format!("syncing the device after a step: {e:?}")))?;
+            let synced = Instant::now();
             self.step_rows(&mut slots, &rows, logits, "decode", &mut results, on_event)?;
+            timing.add(enqueued - started, synced - enqueued, synced.elapsed());
         }
         Ok(results.into_iter().flatten().collect())
     }

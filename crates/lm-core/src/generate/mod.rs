@@ -51,6 +51,7 @@ mod rowops;
 mod sampling;
 mod select;
 mod text;
+mod timing;
 
 #[cfg(test)]
 mod tests;
@@ -62,6 +63,7 @@ pub use params::{Request, SamplingParams};
 pub use recompute::TokenHistory;
 pub use sampling::{Draw, Scratch, argmax, log_softmax_at, sample_token};
 pub use text::{Detokenizer, IncrementalText};
+pub use timing::{StepMillis, StepTiming};
 
 /// `len` rounded up to a multiple of `multiple`, but not past `limit` (nor below `len`).
 /// Padding sequence and cache lengths to such buckets makes GPU kernel shapes repeat across
