@@ -172,6 +172,26 @@ pub fn silu_mul<B: Backend, const D: usize>(
     }
 }
 
+/// `(x + delta, RMSNorm(x + delta))` in one kernel on inference (non-autodiff) kernel
+/// backends; elsewhere the operands back, for tensor ops.
+#[allow(clippy::type_complexity)]
+pub fn add_rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    delta: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> std::result::Result<(Tensor<B, D>, Tensor<B, D>), (Tensor<B, D>, Tensor<B, D>)> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::decode::try_add_rms_norm(x, delta, weight, eps)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = (weight, eps);
+        Err((x, delta))
+    }
+}
+
 /// Whether [`adamw_step`] has a kernel for backend `B` (wgpu and CUDA builds; off with
 /// `LM_FUSED_ADAMW=0`).
 pub fn has_adamw_kernel<B: Backend>() -> bool {

@@ -291,3 +291,55 @@ fn silu_mul_matches_the_formula() {
     let silu_one = 1.0 / (1.0 + (-1.0f32).exp());
     assert!(values(out).iter().all(|v| (v - silu_one).abs() < 1e-6));
 }
+
+/// `[rows, dim]` with dim 300: more columns than a cube's 256 units, not a multiple of them.
+fn check_add_rms_norm<K: DecodeBackend>() {
+    let (rows, dim, eps) = (3, 300, 1e-6f32);
+    let device = Default::default();
+    let x = Tensor::<K, 2>::random([rows, dim], Distribution::Normal(0.0, 2.0), &device);
+    let delta = Tensor::<K, 2>::random([rows, dim], Distribution::Normal(0.5, 1.0), &device);
+    let weight = Tensor::<K, 1>::random([dim], Distribution::Normal(1.0, 0.3), &device);
+    let (xs, ds, ws) = (
+        values(x.clone()),
+        values(delta.clone()),
+        values(weight.clone()),
+    );
+    let [sum, y] = K::add_rms_norm(
+        x.into_primitive().tensor(),
+        delta.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        eps,
+    )
+    .map(|t| values(Tensor::<K, 2>::from_primitive(TensorPrimitive::Float(t))));
+    for r in 0..rows {
+        let row = r * dim..(r + 1) * dim;
+        let s: Vec<f64> = (row.clone()).map(|i| (xs[i] + ds[i]) as f64).collect();
+        let inv = 1.0 / (s.iter().map(|v| v * v).sum::<f64>() / dim as f64 + eps as f64).sqrt();
+        for (c, i) in row.enumerate() {
+            assert_eq!(sum[i], xs[i] + ds[i], "sum[{r}, {c}]");
+            let want = s[c] * inv * ws[c] as f64;
+            assert!(
+                (y[i] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "y[{r}, {c}] = {}, expected {want}",
+                y[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn add_rms_norm_matches_the_formula() {
+    check_add_rms_norm::<Unfused>();
+    check_add_rms_norm::<Wgpu<f32, i32>>();
+    // Generic code reaches it on wgpu, through any leading dims.
+    let device = Default::default();
+    let ones = || Tensor::<Wgpu<f32, i32>, 3>::ones([2, 1, 8], &device);
+    let weight = Tensor::<Wgpu<f32, i32>, 1>::full([8], 3.0, &device);
+    let Ok((sum, y)) = lm_kernels::decode::try_add_rms_norm(ones(), ones(), weight, 0.0) else {
+        panic!("wgpu builds dispatch add_rms_norm to the kernel");
+    };
+    assert_eq!(sum.dims(), [2, 1, 8]);
+    assert!(values(sum).iter().all(|&v| v == 2.0));
+    // 2 / √(mean(2²)) · 3 = 3.
+    assert!(values(y).iter().all(|v| (v - 3.0).abs() < 1e-6));
+}

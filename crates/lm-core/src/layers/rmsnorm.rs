@@ -46,4 +46,20 @@ impl<B: Backend> RmsNorm<B> {
         let gain = to_dtype(self.weight.val(), DType::F32).unsqueeze::<D>();
         to_dtype(x * inv_rms * gain, in_dtype)
     }
+
+    /// `(x + delta, self.forward(x + delta))`: a residual connection and the norm after it,
+    /// in one kernel on the GPU backends without autodiff (inference).
+    pub fn add_forward<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        delta: Tensor<B, D>,
+    ) -> (Tensor<B, D>, Tensor<B, D>) {
+        match crate::kernels::add_rms_norm(x, delta, self.weight.val(), self.eps) {
+            Ok(both) => both,
+            Err((x, delta)) => {
+                let sum = x + delta;
+                (sum.clone(), self.forward(sum))
+            }
+        }
+    }
 }

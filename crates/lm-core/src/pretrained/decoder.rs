@@ -154,21 +154,26 @@ impl<B: Backend> Decoder<B> {
         let mut x = self.embed_tokens.forward::<2, 3>(ids);
         // Gathered once here rather than twice in every layer.
         let rope = self.rope.tables(positions, x.dtype());
+        // Each residual add is fused with the norm after it where the backend has the kernel
+        // (RmsNorm::add_forward): `normed` is the next sublayer's input.
+        let mut normed = match self.layers.first() {
+            Some(layer) => layer.input_layernorm.forward(x.clone()),
+            None => return x,
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let step = cache.as_mut().map(|(kv, write)| CacheStep {
                 kv: &mut kv.layers[i],
                 write: *write,
             });
-            let attn = layer.self_attn.forward(
-                layer.input_layernorm.forward(x.clone()),
-                &rope,
-                bias.clone(),
-                step,
-            );
-            let h = x + attn;
-            x = h.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(h));
+            let attn = layer.self_attn.forward(normed, &rope, bias.clone(), step);
+            let (h, h_normed) = layer.post_attention_layernorm.add_forward(x, attn);
+            let mlp = layer.mlp.forward(h_normed);
+            match self.layers.get(i + 1) {
+                Some(next) => (x, normed) = next.input_layernorm.add_forward(h, mlp),
+                None => return h + mlp,
+            }
         }
-        x
+        unreachable!("the last layer returns")
     }
 
     /// `norm(h) · lm_headᵀ`: logits `[rows, T, vocab]`.

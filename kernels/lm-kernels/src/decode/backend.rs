@@ -17,6 +17,8 @@ use cubecl::prelude::*;
 
 use super::kernels::{decode_attention, decode_attention_grouped, decode_qkv, silu_mul};
 use crate::fusion_op::{Body, outputs, register};
+use crate::rms_norm::backend::UNITS as NORM_UNITS;
+use crate::rms_norm::kernels::add_rms_norm_forward;
 
 /// Units per cube of the element-wise q/k/v kernel.
 const ELEMENTWISE_UNITS: u32 = 256;
@@ -106,6 +108,15 @@ pub trait DecodeBackend: Backend {
 
     /// `silu(gate) · up` element-wise (same shapes).
     fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `[sum, y]` for `x`, `delta [rows, dim]` and gain `weight [dim]`: the residual sum
+    /// `x + delta` and its RMSNorm `sum / √(mean(sum²) + eps) · weight`, in x's dtype.
+    fn add_rms_norm(
+        x: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> [FloatTensor<Self>; 2];
 }
 
 /// `tensor` contiguous and uniquely owned, so a kernel may write into it.
@@ -252,6 +263,38 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> DecodeBack
         );
         out
     }
+
+    fn add_rms_norm(
+        x: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> [FloatTensor<Self>; 2] {
+        let [x, delta, weight] = [x, delta, weight].map(into_contiguous);
+        let [rows, dim] = x.shape().dims::<2>();
+        let (client, device) = (x.client.clone(), x.device.clone());
+        let [sum, y] = [(); 2].map(|_| {
+            empty_device_contiguous_dtype(client.clone(), device.clone(), x.shape(), x.dtype)
+        });
+        let cube_dim = CubeDim::new_1d(NORM_UNITS as u32);
+        let dtypes = [x.dtype.into(), weight.dtype.into()];
+        add_rms_norm_forward::launch::<R>(
+            &client,
+            calculate_cube_count_elemwise(&client, rows * NORM_UNITS, cube_dim),
+            cube_dim,
+            x.into_tensor_arg(),
+            delta.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            sum.clone().into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            rows as u32,
+            dim as u32,
+            eps,
+            NORM_UNITS,
+            dtypes,
+        );
+        [sum, y]
+    }
 }
 
 impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
@@ -336,6 +379,28 @@ impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
             body,
         ));
         out
+    }
+
+    fn add_rms_norm(
+        x: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> [FloatTensor<Self>; 2] {
+        let like_x = (x.shape.clone(), x.dtype);
+        let body: Body<B> = Arc::new(move |desc, handles| {
+            let ([x, delta, weight], [sum_ir, y_ir]) = desc.as_fixed::<3, 2>();
+            let [x, delta, weight] = [x, delta, weight].map(|t| handles.get_float_tensor::<B>(t));
+            let [sum, y] = B::add_rms_norm(x, delta, weight, eps);
+            handles.register_float_tensor::<B>(&sum_ir.id, sum);
+            handles.register_float_tensor::<B>(&y_ir.id, y);
+        });
+        outputs(register::<B>(
+            "add_rms_norm",
+            vec![x, delta, weight],
+            vec![like_x.clone(), like_x],
+            body,
+        ))
     }
 }
 

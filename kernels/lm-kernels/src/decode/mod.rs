@@ -1,5 +1,6 @@
 //! Inference-only kernels of the generation engine. SwiGLU's gate `silu(gate) · up` in one
-//! launch (tensor ops: three). The decode step, one token per row over a preallocated KV
+//! launch (tensor ops: three); a residual add and the RMSNorm after it in one (two kernels
+//! otherwise). The decode step, one token per row over a preallocated KV
 //! cache: the projection's bias, RoPE on q and k and the write of k and v at each row's own
 //! slot in one launch (the tensor-op version: a bias add, four RoPE ops, three head copies
 //! and a masked select over the whole cache), and the attention in one launch (tensor ops:
@@ -180,5 +181,50 @@ pub fn try_silu_mul<B: Backend, const D: usize>(
     match run {
         Some(run) => Ok(run(gate, up)),
         None => Err((gate, up)),
+    }
+}
+
+/// `(x + delta, rms_norm(x + delta) · weight)` over the last dim in one launch when `B` is
+/// one of this build's inference kernel backends (no autodiff), unless
+/// `LM_DECODE_KERNELS=0`; else the operands back, for tensor ops.
+#[allow(clippy::type_complexity)]
+pub fn try_add_rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    delta: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> Result<(Tensor<B, D>, Tensor<B, D>), (Tensor<B, D>, Tensor<B, D>)> {
+    type Runner<B, const D: usize> =
+        fn(Tensor<B, D>, Tensor<B, D>, Tensor<B, 1>, f32) -> (Tensor<B, D>, Tensor<B, D>);
+    fn run_as<B: Backend, K: DecodeBackend, const D: usize>(
+        x: Tensor<B, D>,
+        delta: Tensor<B, D>,
+        weight: Tensor<B, 1>,
+        eps: f32,
+    ) -> (Tensor<B, D>, Tensor<B, D>) {
+        let dims = x.dims();
+        let dim = dims[D - 1];
+        let rows = dims[..D - 1].iter().product();
+        let flat = |t: Tensor<B, D>| {
+            let t: Tensor<K, 2> = same_type(t.reshape([rows, dim]));
+            t.into_primitive().tensor()
+        };
+        let weight: Tensor<K, 1> = same_type(weight);
+        let [sum, y] = K::add_rms_norm(flat(x), flat(delta), weight.into_primitive().tensor(), eps);
+        let back = |t| {
+            let t = Tensor::<K, 2>::from_primitive(TensorPrimitive::Float(t));
+            same_type::<_, Tensor<B, 2>>(t).reshape(dims)
+        };
+        (back(sum), back(y))
+    }
+    let fits = x.dims() == delta.dims() && weight.dims()[0] == x.dims()[D - 1];
+    let run: Option<Runner<B, D>> = if decode_kernels_off() || !fits {
+        None
+    } else {
+        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K, D> as Runner<B, D>)
+    };
+    match run {
+        Some(run) => Ok(run(x, delta, weight, eps as f32)),
+        None => Err((x, delta)),
     }
 }

@@ -22,7 +22,7 @@ use super::kernels::{rms_norm_backward_input, rms_norm_backward_weight, rms_norm
 use crate::fusion_op::{Body, outputs, register};
 
 /// Units per cube of the per-row kernels (one cube per row).
-const UNITS: usize = 256;
+pub(crate) const UNITS: usize = 256;
 /// Rows summed by one unit of the weight-gradient kernel.
 const CHUNK_ROWS: usize = 64;
 

@@ -117,3 +117,48 @@ pub fn rms_norm_backward_weight<F: Float>(
         partial[idx] = acc;
     }
 }
+
+/// Per row (one cube), inference only: `sum = x + delta` (stored in F, then normalised as
+/// stored, so it matches an add followed by [`rms_norm_forward`]) and
+/// `y = sum / √(mean(sum²) + eps) · weight`: a residual connection and the next norm in one
+/// launch instead of two.
+#[cube(launch)]
+pub fn add_rms_norm_forward<F: Float, W: Float>(
+    x: &Tensor<F>,
+    delta: &Tensor<F>,
+    weight: &Tensor<W>,
+    sum: &mut Tensor<F>,
+    y: &mut Tensor<F>,
+    rows: u32,
+    dim_len: u32,
+    eps: f32,
+    #[comptime] units: usize,
+    #[define(F, W)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row < rows as usize {
+        let dim = dim_len as usize;
+        let base = row * dim;
+        let unit = UNIT_POS_X as usize;
+        let mut sum_sq = 0.0f32;
+        let mut c = unit;
+        while c < dim {
+            let s = F::cast_from(f32::cast_from(x[base + c]) + f32::cast_from(delta[base + c]));
+            sum[base + c] = s;
+            let v = f32::cast_from(s);
+            sum_sq += v * v;
+            c += units;
+        }
+        let mut sums = SharedMemory::<f32>::new(units);
+        sums[unit] = sum_sq;
+        cube_reduce(&mut sums, unit, false);
+        let inv = 1.0f32 / f32::sqrt(sums[0] / f32::cast_from(dim_len) + eps);
+        // Each unit reads back only the elements it wrote above.
+        let mut c = unit;
+        while c < dim {
+            let v = f32::cast_from(sum[base + c]) * inv * f32::cast_from(weight[c]);
+            y[base + c] = F::cast_from(v);
+            c += units;
+        }
+    }
+}
