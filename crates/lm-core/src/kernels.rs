@@ -192,6 +192,24 @@ pub fn add_rms_norm<B: Backend, const D: usize>(
     }
 }
 
+/// `[rows, 3]` (token, log-prob, finite flag) drawn from `logits [rows, vocab]` by one
+/// kernel on inference (non-autodiff) kernel backends, `params [rows, 2]` holding `(1 /
+/// temperature, u)` per row (`u < 0`: greedy); elsewhere the operands back.
+#[allow(clippy::type_complexity)]
+pub fn draw_rows<B: Backend>(
+    logits: Tensor<B, 2>,
+    params: Tensor<B, 2>,
+) -> std::result::Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>)> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        lm_kernels::decode::try_draw_rows(logits, params)
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        Err((logits, params))
+    }
+}
+
 /// Whether [`adamw_step`] has a kernel for backend `B` (wgpu and CUDA builds; off with
 /// `LM_FUSED_ADAMW=0`).
 pub fn has_adamw_kernel<B: Backend>() -> bool {

@@ -8,9 +8,11 @@
 //! the row's own uniform `u` (taken from the row's RNG on the host), so a seed gives the
 //! same tokens either way up to f32 rounding at the boundaries between tokens. The CDF is
 //! found in two levels — block sums, then the one block holding `u` — because a scan over
-//! the whole vocabulary is quadratic in burn's CubeCL `cumsum`.
+//! the whole vocabulary is quadratic in burn's CubeCL `cumsum`. On the GPU backends without
+//! autodiff the whole draw is one kernel (`lm_kernels::decode::draw`, the same definition:
+//! chunk sums, then the one chunk holding `u`); elsewhere it is tensor ops.
 
-use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::params::SamplingParams;
 use crate::error::{LmError, Result};
@@ -51,46 +53,22 @@ pub fn draw_on_device<B: Backend>(
         ));
     }
     let device = logits.device();
-    let column =
-        |values: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(values, [n, 1]), &device);
-    let logits = logits.clone().mask_fill(logits.is_nan(), f32::NEG_INFINITY);
-
-    let max = logits.clone().max_dim(1);
-    let shifted = logits.clone() - max.clone();
-    let log_z = max + shifted.clone().exp().sum_dim(1).log(); // [n, 1], temperature 1
-    let greedy_rows = inputs.iter().filter(|d| d.greedy).count();
-    // An all-greedy batch (evaluation) skips the sampling pass over the vocabulary, and an
-    // all-sampled one (rollouts) the argmax.
-    let token = if greedy_rows == n {
-        logits.clone().argmax(1)
-    } else {
-        let inv_t = column(
-            inputs
-                .iter()
-                .map(|d| if d.greedy { 1.0 } else { 1.0 / d.temperature })
-                .collect(),
-        );
-        let weights = (shifted * inv_t).exp();
-        let target =
-            weights.clone().sum_dim(1) * column(inputs.iter().map(|d| d.uniform as f32).collect());
-        let sampled = inverse_cdf(weights, target).clamp_max(vocab as i64 - 1);
-        if greedy_rows == 0 {
-            sampled
-        } else {
-            let is_greedy = Tensor::<B, 2, Bool>::from_data(
-                TensorData::new(inputs.iter().map(|d| d.greedy).collect::<Vec<_>>(), [n, 1]),
-                &device,
-            );
-            sampled.mask_where(is_greedy, logits.clone().argmax(1))
+    // (1 / temperature, u) per row, u < 0 for greedy: the kernel's parameters.
+    let params: Vec<f32> = inputs
+        .iter()
+        .flat_map(|d| match d.greedy {
+            true => [1.0, -1.0],
+            false => [1.0 / d.temperature, d.uniform as f32],
+        })
+        .collect();
+    let params = Tensor::<B, 2>::from_data(TensorData::new(params, [n, 2]), &device);
+    let packed = match crate::kernels::draw_rows(logits, params) {
+        Ok(packed) => packed,
+        Err((logits, params)) => {
+            let greedy_rows = inputs.iter().filter(|d| d.greedy).count();
+            draw_with_tensor_ops(logits, params, greedy_rows)
         }
     };
-    let logprob = logits.gather(1, token.clone()) - log_z.clone();
-    let finite = log_z
-        .clone()
-        .is_nan()
-        .bool_not()
-        .bool_and(log_z.is_inf().bool_not());
-    let packed = Tensor::cat(vec![token.float(), logprob, finite.float()], 1);
     let values = packed
         .into_data()
         .convert::<f32>()
@@ -100,6 +78,43 @@ pub fn draw_on_device<B: Backend>(
         .chunks_exact(3)
         .map(|r| (r[2] > 0.5).then_some((r[0] as u32, r[1])))
         .collect())
+}
+
+/// [`draw_on_device`]'s `[n, 3]` result (token, log-prob, finite flag) in tensor ops, for
+/// backends without the draw kernel; `params` as for the kernel, `greedy_rows` of them.
+fn draw_with_tensor_ops<B: Backend>(
+    logits: Tensor<B, 2>,
+    params: Tensor<B, 2>,
+    greedy_rows: usize,
+) -> Tensor<B, 2> {
+    let [n, vocab] = logits.dims();
+    let logits = logits.clone().mask_fill(logits.is_nan(), f32::NEG_INFINITY);
+    let max = logits.clone().max_dim(1);
+    let shifted = logits.clone() - max.clone();
+    let log_z = max + shifted.clone().exp().sum_dim(1).log(); // [n, 1], temperature 1
+    // An all-greedy batch (evaluation) skips the sampling pass over the vocabulary, and an
+    // all-sampled one (rollouts) the argmax.
+    let token = if greedy_rows == n {
+        logits.clone().argmax(1)
+    } else {
+        let inv_t = params.clone().narrow(1, 0, 1);
+        let uniform = params.narrow(1, 1, 1);
+        let weights = (shifted * inv_t).exp();
+        let target = weights.clone().sum_dim(1) * uniform.clone();
+        let sampled = inverse_cdf(weights, target).clamp_max(vocab as i64 - 1);
+        if greedy_rows == 0 {
+            sampled
+        } else {
+            sampled.mask_where(uniform.lower_elem(0.0), logits.clone().argmax(1))
+        }
+    };
+    let logprob = logits.gather(1, token.clone()) - log_z.clone();
+    let finite = log_z
+        .clone()
+        .is_nan()
+        .bool_not()
+        .bool_and(log_z.is_inf().bool_not());
+    Tensor::cat(vec![token.float(), logprob, finite.float()], 1)
 }
 
 /// Per row, the first index whose running sum of `weights [n, V]` exceeds `target [n, 1]`

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{Shape, TensorMetadata};
+use burn::tensor::{DType, Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
@@ -15,10 +15,23 @@ use burn_fusion::{Fusion, FusionBackend};
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
+use super::draw::{DRAW_OUT, draw_rows};
 use super::kernels::{decode_attention, decode_attention_grouped, decode_qkv, silu_mul};
 use crate::fusion_op::{Body, outputs, register};
 use crate::rms_norm::backend::UNITS as NORM_UNITS;
 use crate::rms_norm::kernels::add_rms_norm_forward;
+
+/// Units per cube of the draw (one cube per row of the logits).
+const DRAW_UNITS: usize = 256;
+
+/// `t` in f32 (the draw's parameters are read as f32 whatever the float type).
+fn cast_f32<R: CubeRuntime>(t: CubeTensor<R>) -> CubeTensor<R> {
+    if t.dtype == DType::F32 {
+        t
+    } else {
+        burn_cubecl::kernel::cast(t, DType::F32)
+    }
+}
 
 /// Units per cube of the element-wise q/k/v kernel.
 const ELEMENTWISE_UNITS: u32 = 256;
@@ -117,6 +130,10 @@ pub trait DecodeBackend: Backend {
         weight: FloatTensor<Self>,
         eps: f32,
     ) -> [FloatTensor<Self>; 2];
+
+    /// `[rows, 3]` f32 (token, log-prob, finite flag) drawn from `logits [rows, vocab]` with
+    /// `params [rows, 2]` = `(1 / temperature, u)` per row, f32 (see [`draw_rows`]).
+    fn draw_rows(logits: FloatTensor<Self>, params: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// `tensor` contiguous and uniquely owned, so a kernel may write into it.
@@ -295,6 +312,32 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> DecodeBack
         );
         [sum, y]
     }
+
+    fn draw_rows(logits: FloatTensor<Self>, params: FloatTensor<Self>) -> FloatTensor<Self> {
+        let logits = into_contiguous(logits);
+        let params = into_contiguous(cast_f32(params));
+        let [rows, vocab] = logits.shape().dims::<2>();
+        let (client, device) = (logits.client.clone(), logits.device.clone());
+        let out = empty_device_contiguous_dtype(
+            client.clone(),
+            device,
+            Shape::new([rows, DRAW_OUT]),
+            DType::F32,
+        );
+        let dtype = logits.dtype.into();
+        draw_rows::launch::<R>(
+            &client,
+            CubeCount::new_1d(rows as u32),
+            CubeDim::new_1d(DRAW_UNITS as u32),
+            logits.into_tensor_arg(),
+            params.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            vocab as u32,
+            DRAW_UNITS,
+            dtype,
+        );
+        out
+    }
 }
 
 impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
@@ -401,6 +444,22 @@ impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
             vec![like_x.clone(), like_x],
             body,
         ))
+    }
+
+    fn draw_rows(logits: FloatTensor<Self>, params: FloatTensor<Self>) -> FloatTensor<Self> {
+        let like_out = (Shape::new([logits.shape[0], DRAW_OUT]), DType::F32);
+        let body: Body<B> = Arc::new(|desc, handles| {
+            let ([logits, params], [out_ir]) = desc.as_fixed::<2, 1>();
+            let [logits, params] = [logits, params].map(|t| handles.get_float_tensor::<B>(t));
+            handles.register_float_tensor::<B>(&out_ir.id, B::draw_rows(logits, params));
+        });
+        let [out] = outputs(register::<B>(
+            "draw_rows",
+            vec![logits, params],
+            vec![like_out],
+            body,
+        ));
+        out
     }
 }
 

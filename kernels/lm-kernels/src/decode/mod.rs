@@ -1,12 +1,13 @@
 //! Inference-only kernels of the generation engine. SwiGLU's gate `silu(gate) · up` in one
 //! launch (tensor ops: three); a residual add and the RMSNorm after it in one (two kernels
-//! otherwise). The decode step, one token per row over a preallocated KV
+//! otherwise); the next token of every row drawn from its logits in one ([`draw`]). The decode step, one token per row over a preallocated KV
 //! cache: the projection's bias, RoPE on q and k and the write of k and v at each row's own
 //! slot in one launch (the tensor-op version: a bias add, four RoPE ops, three head copies
 //! and a masked select over the whole cache), and the attention in one launch (tensor ops:
 //! two matmuls, a softmax, the mask and the head reshapes, about a dozen).
 
 pub mod backend;
+pub mod draw;
 pub mod kernels;
 
 use burn::tensor::backend::Backend;
@@ -226,5 +227,35 @@ pub fn try_add_rms_norm<B: Backend, const D: usize>(
     match run {
         Some(run) => Ok(run(x, delta, weight, eps as f32)),
         None => Err((x, delta)),
+    }
+}
+
+/// `[rows, 3]` f32: per row of `logits [rows, vocab]` the drawn token, its log-prob and a
+/// finite flag, in one launch (see [`draw::draw_rows`]; `params [rows, 2]` holds `(1 /
+/// temperature, u)`, `u < 0` for greedy) when `B` is one of this build's inference kernel
+/// backends, unless `LM_DECODE_KERNELS=0`; else the operands back, for tensor ops.
+#[allow(clippy::type_complexity)]
+pub fn try_draw_rows<B: Backend>(
+    logits: Tensor<B, 2>,
+    params: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>)> {
+    type Runner<B> = fn(Tensor<B, 2>, Tensor<B, 2>) -> Tensor<B, 2>;
+    fn run_as<B: Backend, K: DecodeBackend>(
+        logits: Tensor<B, 2>,
+        params: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let float = |t: Tensor<B, 2>| same_type::<_, Tensor<K, 2>>(t).into_primitive().tensor();
+        let out = K::draw_rows(float(logits), float(params));
+        same_type(Tensor::<K, 2>::from_primitive(TensorPrimitive::Float(out)))
+    }
+    let fits = params.dims() == [logits.dims()[0], 2] && logits.dims()[1] > 0;
+    let run: Option<Runner<B>> = if decode_kernels_off() || !fits {
+        None
+    } else {
+        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>)
+    };
+    match run {
+        Some(run) => Ok(run(logits, params)),
+        None => Err((logits, params)),
     }
 }

@@ -1,6 +1,7 @@
 //! The device draw against its definition (the host sampler's inverse CDF) and the engine
 //! with device sampling against the engine sampling on the host.
 
+use burn::tensor::backend::Backend;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -14,7 +15,7 @@ fn random_logits(rows: usize, vocab: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn tensor(values: &[f32], rows: usize, vocab: usize) -> Tensor<B, 2> {
+fn tensor<B: Backend>(values: &[f32], rows: usize, vocab: usize) -> Tensor<B, 2> {
     Tensor::from_data(
         TensorData::new(values.to_vec(), [rows, vocab]),
         &Default::default(),
@@ -32,8 +33,7 @@ fn cdf_around(logits: &[f32], temperature: f32, token: usize) -> (f64, f64, f64)
     (before, before + w[token], w.iter().sum())
 }
 
-#[test]
-fn sampled_tokens_are_the_inverse_cdf_of_the_uniform() {
+fn check_inverse_cdf<B: Backend>() {
     // Vocabularies below, at and across the 512-token blocks (with a padded last block).
     for (vocab, rows) in [(7usize, 40usize), (512, 30), (3001, 60)] {
         let logits = random_logits(rows, vocab, vocab as u64);
@@ -45,7 +45,7 @@ fn sampled_tokens_are_the_inverse_cdf_of_the_uniform() {
                 uniform: rng.random::<f64>(),
             })
             .collect();
-        let draws = draw_on_device(tensor(&logits, rows, vocab), &inputs).expect("draw");
+        let draws = draw_on_device(tensor::<B>(&logits, rows, vocab), &inputs).expect("draw");
         for (i, (draw, input)) in draws.iter().zip(&inputs).enumerate() {
             let row = &logits[i * vocab..(i + 1) * vocab];
             let (token, logprob) = draw.expect("finite logits");
@@ -72,21 +72,24 @@ fn sampled_tokens_are_the_inverse_cdf_of_the_uniform() {
     }
 }
 
-#[test]
-fn greedy_rows_take_the_argmax_and_bad_rows_go_back_to_the_host() {
+fn check_greedy_and_bad_rows<B: Backend>() {
     let vocab = 600;
-    let mut logits = random_logits(4, vocab, 9);
+    let mut logits = random_logits(7, vocab, 9);
     logits[vocab + 555] = 50.0; // row 1: a clear maximum past the first block
     logits[2 * vocab + 3] = f32::NAN; // row 2: a NaN counts as -inf
-    logits[3 * vocab..].fill(f32::NEG_INFINITY); // row 3: no distribution
-    let inputs: Vec<DrawInput> = (0..4)
+    logits[3 * vocab..4 * vocab].fill(f32::NEG_INFINITY); // row 3: no distribution
+    logits[4 * vocab + 9] = f32::INFINITY; // row 4: no finite normaliser
+    logits[5 * vocab..6 * vocab].fill(f32::NAN); // row 5: nothing but NaN
+    logits[6 * vocab + 100] = 9.0; // row 6: a tie, broken to the first index
+    logits[6 * vocab + 400] = 9.0;
+    let inputs: Vec<DrawInput> = (0..7)
         .map(|i| DrawInput {
             greedy: i != 2,
             temperature: 1.0,
             uniform: 0.5,
         })
         .collect();
-    let draws = draw_on_device(tensor(&logits, 4, vocab), &inputs).expect("draw");
+    let draws = draw_on_device(tensor::<B>(&logits, 7, vocab), &inputs).expect("draw");
     let row = |i: usize| &logits[i * vocab..(i + 1) * vocab];
     assert_eq!(draws[0].map(|d| d.0), argmax(row(0)));
     assert_eq!(draws[1].map(|d| d.0), Some(555));
@@ -98,6 +101,36 @@ fn greedy_rows_take_the_argmax_and_bad_rows_go_back_to_the_host() {
         "the NaN token has no weight"
     );
     assert_eq!(draws[3], None);
+    assert_eq!(draws[4], None);
+    assert_eq!(draws[5], None);
+    assert_eq!(draws[6].map(|d| d.0), Some(100));
+}
+
+#[test]
+fn sampled_tokens_are_the_inverse_cdf_of_the_uniform() {
+    check_inverse_cdf::<B>();
+}
+
+#[test]
+fn greedy_rows_take_the_argmax_and_bad_rows_go_back_to_the_host() {
+    check_greedy_and_bad_rows::<B>();
+}
+
+/// The same definitions through the draw kernel, on burn's wgpu backend (one fusion
+/// operation) and on its unfused backend (the kernel launched directly).
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_draw_kernel_samples_and_takes_the_argmax_alike() {
+    type Fused = crate::backends::Wgpu;
+    type Unfused = lm_kernels::dispatch::WgpuUnfused;
+    let d = Default::default();
+    let kernel =
+        crate::kernels::draw_rows::<Fused>(Tensor::zeros([1, 4], &d), Tensor::zeros([1, 2], &d));
+    assert!(kernel.is_ok(), "wgpu builds draw with the kernel");
+    check_inverse_cdf::<Fused>();
+    check_greedy_and_bad_rows::<Fused>();
+    check_inverse_cdf::<Unfused>();
+    check_greedy_and_bad_rows::<Unfused>();
 }
 
 #[test]
