@@ -7,8 +7,10 @@
 # WITH_TENSOR_OPS=1, without the kernels (LM_DECODE_KERNELS=0: the tensor-op step), then
 # transformers `generate` on the same prompt ids, all in one call on one machine. Usage:
 #   bash bench/gpu_generate.sh [batches (comma list)] [prompt len] [new tokens] [seconds]
-# `seconds` bounds each of our runs (0: none). Results are appended to $OUT/log.txt; the
-# kernel cache goes back as $OUT/kernel-cache.tgz for the next machine.
+# `seconds` bounds each of our runs (0: none). Each of our rows also times 32 decode steps
+# apart (launching / waiting for the device / sampling: is the step host- or device-bound?).
+# Results are appended to $OUT/log.txt; the kernel cache goes back as
+# $OUT/kernel-cache.tgz for the next machine.
 set -uo pipefail
 batches=${1:-1,32,256}
 prompt_len=${2:-256}
@@ -29,7 +31,7 @@ ours() { # label, then environment settings
     echo "== ours: $label" | tee -a "$LOG"
     env "$@" timeout "$limit" $X bench generate --random qwen2.5-0.5b --backend cuda \
         $batch_args --prompt-len "$prompt_len" --new-tokens "$new_tokens" --skip-peer 2>&1 \
-        | grep -v '^JSON' | tail -12 | tee -a "$LOG"
+        | grep -v '^JSON' | tail -20 | tee -a "$LOG"
 }
 ours "decode kernels (attention kernel chosen by batch; products of >= 128 rows through cuBLASLt)" LM_DECODE_KERNELS=1
 if [ -z "${SKIP_CUBLASLT:-}" ]; then
