@@ -68,6 +68,24 @@ pub fn register<B: FusionBackend>(
     client.register(streams, OperationIr::Custom(desc), op)
 }
 
+/// [`register`] for an operation whose inputs and outputs are all float tensors: `run`
+/// maps the inner backend's inputs to its outputs (declared by shape and dtype, in order).
+pub fn register_float<B: FusionBackend, const I: usize, const O: usize>(
+    name: &'static str,
+    inputs: [FusionTensor<B::FusionRuntime>; I],
+    outs: [(Shape, DType); O],
+    run: impl Fn([B::FloatTensorPrimitive; I]) -> [B::FloatTensorPrimitive; O] + Send + Sync + 'static,
+) -> [FusionTensor<B::FusionRuntime>; O] {
+    let body: Body<B> = Arc::new(move |desc, handles| {
+        let (ins, out_irs) = desc.as_fixed::<I, O>();
+        let ins = ins.each_ref().map(|t| handles.get_float_tensor::<B>(t));
+        for (ir, t) in out_irs.iter().zip(run(ins)) {
+            handles.register_float_tensor::<B>(&ir.id, t);
+        }
+    });
+    outputs(register::<B>(name, inputs.into(), outs.into(), body))
+}
+
 /// `N` outputs of a registration as an array.
 pub fn outputs<T, const N: usize>(tensors: Vec<T>) -> [T; N] {
     tensors

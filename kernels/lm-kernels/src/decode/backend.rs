@@ -17,7 +17,7 @@ use cubecl::prelude::*;
 
 use super::draw::{DRAW_OUT, draw_rows};
 use super::kernels::{decode_attention, decode_attention_grouped, decode_qkv, silu_mul};
-use crate::fusion_op::{Body, outputs, register};
+use crate::fusion_op::{Body, outputs, register, register_float};
 use crate::rms_norm::backend::UNITS as NORM_UNITS;
 use crate::rms_norm::kernels::add_rms_norm_forward;
 
@@ -391,36 +391,20 @@ impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
         scale: f32,
     ) -> FloatTensor<Self> {
         let like_q = (q.shape.clone(), q.dtype);
-        let body: Body<B> = Arc::new(move |desc, handles| {
-            let ([q, k_cache, v_cache, bias], [out_ir]) = desc.as_fixed::<4, 1>();
-            let [q, k_cache, v_cache, bias] =
-                [q, k_cache, v_cache, bias].map(|t| handles.get_float_tensor::<B>(t));
-            let out = B::decode_attention(q, k_cache, v_cache, bias, scale);
-            handles.register_float_tensor::<B>(&out_ir.id, out);
-        });
-        let inputs = vec![q, k_cache, v_cache, bias];
-        let [out] = outputs(register::<B>(
+        let [out] = register_float::<B, 4, 1>(
             "decode_attention",
-            inputs,
-            vec![like_q],
-            body,
-        ));
+            [q, k_cache, v_cache, bias],
+            [like_q],
+            move |[q, k, v, bias]| [B::decode_attention(q, k, v, bias, scale)],
+        );
         out
     }
 
     fn silu_mul(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         let like_gate = (gate.shape.clone(), gate.dtype);
-        let body: Body<B> = Arc::new(|desc, handles| {
-            let ([gate, up], [out_ir]) = desc.as_fixed::<2, 1>();
-            let [gate, up] = [gate, up].map(|t| handles.get_float_tensor::<B>(t));
-            handles.register_float_tensor::<B>(&out_ir.id, B::silu_mul(gate, up));
+        let [out] = register_float::<B, 2, 1>("silu_mul", [gate, up], [like_gate], |[g, u]| {
+            [B::silu_mul(g, u)]
         });
-        let [out] = outputs(register::<B>(
-            "silu_mul",
-            vec![gate, up],
-            vec![like_gate],
-            body,
-        ));
         out
     }
 
@@ -431,34 +415,20 @@ impl<B: FusionBackend + DecodeBackend> DecodeBackend for Fusion<B> {
         eps: f32,
     ) -> [FloatTensor<Self>; 2] {
         let like_x = (x.shape.clone(), x.dtype);
-        let body: Body<B> = Arc::new(move |desc, handles| {
-            let ([x, delta, weight], [sum_ir, y_ir]) = desc.as_fixed::<3, 2>();
-            let [x, delta, weight] = [x, delta, weight].map(|t| handles.get_float_tensor::<B>(t));
-            let [sum, y] = B::add_rms_norm(x, delta, weight, eps);
-            handles.register_float_tensor::<B>(&sum_ir.id, sum);
-            handles.register_float_tensor::<B>(&y_ir.id, y);
-        });
-        outputs(register::<B>(
+        register_float::<B, 3, 2>(
             "add_rms_norm",
-            vec![x, delta, weight],
-            vec![like_x.clone(), like_x],
-            body,
-        ))
+            [x, delta, weight],
+            [like_x.clone(), like_x],
+            move |[x, delta, weight]| B::add_rms_norm(x, delta, weight, eps),
+        )
     }
 
     fn draw_rows(logits: FloatTensor<Self>, params: FloatTensor<Self>) -> FloatTensor<Self> {
         let like_out = (Shape::new([logits.shape[0], DRAW_OUT]), DType::F32);
-        let body: Body<B> = Arc::new(|desc, handles| {
-            let ([logits, params], [out_ir]) = desc.as_fixed::<2, 1>();
-            let [logits, params] = [logits, params].map(|t| handles.get_float_tensor::<B>(t));
-            handles.register_float_tensor::<B>(&out_ir.id, B::draw_rows(logits, params));
-        });
-        let [out] = outputs(register::<B>(
-            "draw_rows",
-            vec![logits, params],
-            vec![like_out],
-            body,
-        ));
+        let [out] =
+            register_float::<B, 2, 1>("draw_rows", [logits, params], [like_out], |[l, p]| {
+                [B::draw_rows(l, p)]
+            });
         out
     }
 }

@@ -30,19 +30,41 @@ pub fn rms_norm_forward<F: Float, W: Float>(
             sum_sq += v * v;
             c += units;
         }
-        let mut sums = SharedMemory::<f32>::new(units);
-        sums[unit] = sum_sq;
-        cube_reduce(&mut sums, unit, false);
-        let inv = 1.0f32 / f32::sqrt(sums[0] / f32::cast_from(dim_len) + eps);
+        let inv = row_inv_rms(sum_sq, unit, dim_len, eps, units);
         if unit == 0 {
             inv_rms[row] = inv;
         }
-        let mut c = unit;
-        while c < dim {
-            let v = f32::cast_from(x[base + c]) * inv * f32::cast_from(weight[c]);
-            y[base + c] = F::cast_from(v);
-            c += units;
-        }
+        write_normed(x, weight, y, base, dim, inv, unit, units);
+    }
+}
+
+/// `1/√(mean(v²) + eps)` of a row from each unit's part of `Σ v²` (one cube per row).
+#[cube]
+fn row_inv_rms(sum_sq: f32, unit: usize, dim_len: u32, eps: f32, #[comptime] units: usize) -> f32 {
+    let mut sums = SharedMemory::<f32>::new(units);
+    sums[unit] = sum_sq;
+    cube_reduce(&mut sums, unit, false);
+    1.0f32 / f32::sqrt(sums[0] / f32::cast_from(dim_len) + eps)
+}
+
+/// `y = src · inv · weight` over the row at `base`, at this unit's columns.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn write_normed<F: Float, W: Float>(
+    src: &Tensor<F>,
+    weight: &Tensor<W>,
+    y: &mut Tensor<F>,
+    base: usize,
+    dim: usize,
+    inv: f32,
+    unit: usize,
+    #[comptime] units: usize,
+) {
+    let mut c = unit;
+    while c < dim {
+        let v = f32::cast_from(src[base + c]) * inv * f32::cast_from(weight[c]);
+        y[base + c] = F::cast_from(v);
+        c += units;
     }
 }
 
@@ -149,16 +171,8 @@ pub fn add_rms_norm_forward<F: Float, W: Float>(
             sum_sq += v * v;
             c += units;
         }
-        let mut sums = SharedMemory::<f32>::new(units);
-        sums[unit] = sum_sq;
-        cube_reduce(&mut sums, unit, false);
-        let inv = 1.0f32 / f32::sqrt(sums[0] / f32::cast_from(dim_len) + eps);
+        let inv = row_inv_rms(sum_sq, unit, dim_len, eps, units);
         // Each unit reads back only the elements it wrote above.
-        let mut c = unit;
-        while c < dim {
-            let v = f32::cast_from(sum[base + c]) * inv * f32::cast_from(weight[c]);
-            y[base + c] = F::cast_from(v);
-            c += units;
-        }
+        write_normed(sum, weight, y, base, dim, inv, unit, units);
     }
 }
