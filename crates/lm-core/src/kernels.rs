@@ -210,6 +210,17 @@ pub fn draw_rows<B: Backend>(
     }
 }
 
+/// `[1]`: `Σ x²` of a flat f32 buffer in one reading pass where the AdamW kernels are
+/// ([`has_adamw_kernel`]), else by tensor ops (`x²` written, then summed).
+pub fn sum_squares<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let x = match lm_kernels::adamw::try_sum_squares(x) {
+        Ok(sum) => return sum,
+        Err(x) => x,
+    };
+    x.square().sum()
+}
+
 /// Whether [`adamw_step`] has a kernel for backend `B` (wgpu and CUDA builds; off with
 /// `LM_FUSED_ADAMW=0`).
 pub fn has_adamw_kernel<B: Backend>() -> bool {

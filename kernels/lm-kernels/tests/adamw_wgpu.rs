@@ -91,3 +91,37 @@ fn views_into_larger_buffers_match_the_rule() {
         check(len, offset);
     }
 }
+
+/// The sum of squares against an f64 sum, on the unfused backend (the kernel launched
+/// directly) and through fusion: one value, a partial cube, and more values than the grid
+/// has units (the grid-stride loop), at an offset view.
+#[test]
+fn sum_squares_reads_every_value_once() {
+    use burn::backend::wgpu::WgpuRuntime;
+    type Unfused = burn_cubecl::CubeBackend<WgpuRuntime, f32, i32, u32>;
+    fn check<K: burn::tensor::backend::Backend>() {
+        let device = Default::default();
+        for len in [1usize, 255, 70_001, 1_000_003] {
+            let x = Tensor::<K, 1>::random([len + 3], Distribution::Normal(0.0, 1.5), &device)
+                .slice(3..len + 3);
+            let values: Vec<f32> = x.clone().into_data().to_vec().unwrap();
+            let want: f64 = values.iter().map(|&v| v as f64 * v as f64).sum();
+            let Ok(sum) = lm_kernels::adamw::try_sum_squares(x) else {
+                panic!("wgpu builds have the sum-of-squares kernel");
+            };
+            let got = sum.into_data().to_vec::<f32>().unwrap();
+            assert_eq!(got.len(), 1);
+            let rel = (got[0] as f64 - want).abs() / want;
+            assert!(rel < 1e-5, "len {len}: {} vs {want}", got[0]);
+            // Ones: every partial sum is an exact integer, so a value skipped or read twice
+            // shows.
+            let ones = Tensor::<K, 1>::ones([len], &device);
+            let Ok(count) = lm_kernels::adamw::try_sum_squares(ones) else {
+                unreachable!("the same backend");
+            };
+            assert_eq!(count.into_data().to_vec::<f32>().unwrap(), [len as f32]);
+        }
+    }
+    check::<Unfused>();
+    check::<B>();
+}

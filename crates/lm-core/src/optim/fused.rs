@@ -239,7 +239,7 @@ impl FusedStep {
         // Every chunk's gradient first: the clip scale needs the norm over all of them.
         let sq_norm = grad_chunks
             .iter()
-            .map(|g| g.clone().square().sum())
+            .map(|g| crate::kernels::sum_squares(g.clone()))
             .reduce(|a, b| a + b)
             .expect("at least one chunk");
         let scale = self

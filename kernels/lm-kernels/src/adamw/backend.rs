@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, TensorMetadata};
+use burn::tensor::ops::{FloatTensor, FloatTensorOps};
+use burn::tensor::{DType, Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
@@ -15,8 +15,8 @@ use burn_fusion::{Fusion, FusionBackend};
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-use super::kernels::adamw_step;
-use crate::fusion_op::{Body, outputs, register};
+use super::kernels::{adamw_step, sum_squares_partial};
+use crate::fusion_op::{Body, outputs, register, register_float};
 
 /// The scalars of one AdamW step (the bias correction folded into `alpha_t`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,7 +42,15 @@ pub trait AdamWBackend: Backend {
         scale: FloatTensor<Self>,
         scalars: AdamWScalars,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `[1]`: `Σ x²` of the f32 `[n]` buffer `x` (n ≥ 1), reading it once.
+    fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
+
+/// Units per cube and most cubes of the sum of squares: enough units in flight to keep
+/// the memory busy, few enough partial sums that adding them up is one small reduction.
+const SUM_UNITS: usize = 256;
+const SUM_MAX_CUBES: usize = 1024;
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBackend
     for CubeBackend<R, F, I, BT>
@@ -109,6 +117,25 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBacke
         );
         (param_out, m_out, v_out)
     }
+
+    fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = into_contiguous(x);
+        let len = x.shape().num_elements();
+        let cubes = len.div_ceil(SUM_UNITS).clamp(1, SUM_MAX_CUBES);
+        let (client, device) = (x.client.clone(), x.device.clone());
+        let partial =
+            empty_device_contiguous_dtype(client.clone(), device, Shape::new([cubes]), DType::F32);
+        sum_squares_partial::launch::<R>(
+            &client,
+            CubeCount::new_1d(cubes as u32),
+            CubeDim::new_1d(SUM_UNITS as u32),
+            x.into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            len as u32,
+            SUM_UNITS,
+        );
+        Self::float_sum(partial)
+    }
 }
 
 /// The widest vector of f32 the device loads at once that divides every buffer's length
@@ -149,5 +176,15 @@ impl<B: FusionBackend + AdamWBackend> AdamWBackend for Fusion<B> {
         let outs = vec![like.clone(), like.clone(), like];
         let [p, m, v] = outputs(register::<B>("adamw_step", inputs, outs, body));
         (p, m, v)
+    }
+
+    fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [sum] = register_float::<B, 1, 1>(
+            "sum_squares",
+            [x],
+            [(Shape::new([1]), DType::F32)],
+            |[x]| [B::sum_squares(x)],
+        );
+        sum
     }
 }

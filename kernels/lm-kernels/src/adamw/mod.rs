@@ -1,6 +1,7 @@
 //! The AdamW step in one kernel launch per flat buffer (the tensor-op version is about ten
 //! element-wise launches where burn's fusion does not merge them), with the global-norm clip
-//! factor read on the device.
+//! factor read on the device; the squared norm itself comes from one reading pass per
+//! buffer ([`try_sum_squares`]).
 
 pub mod backend;
 pub mod kernels;
@@ -83,6 +84,26 @@ pub fn try_adamw_step<B: Backend>(
     scalars: AdamWScalars,
 ) -> Option<Output<B>> {
     kernel_for::<B>().map(|run| run(param, grad, m, v, scale, scalars))
+}
+
+/// `[1]`: `Σ x²` of the flat f32 buffer `x` in one reading pass when `B` has the AdamW
+/// kernels ([`supports`]), else `x` back, for tensor ops.
+pub fn try_sum_squares<B: Backend>(x: Tensor<B, 1>) -> Result<Tensor<B, 1>, Tensor<B, 1>> {
+    fn run_as<B: Backend, K: AdamWBackend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
+        let x: Tensor<K, 1> = same_type(x);
+        let sum = K::sum_squares(x.into_primitive().tensor());
+        same_type(Tensor::<K, 1>::from_primitive(TensorPrimitive::Float(sum)))
+    }
+    let usable = !opted_out() && x.dtype() == burn::tensor::DType::F32 && x.dims()[0] > 0;
+    let run: Option<fn(Tensor<B, 1>) -> Tensor<B, 1>> = if usable {
+        crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as fn(Tensor<B, 1>) -> Tensor<B, 1>)
+    } else {
+        None
+    };
+    match run {
+        Some(run) => Ok(run(x)),
+        None => Err(x),
+    }
 }
 
 /// Whether [`try_adamw_step`] runs the kernel for backend `B`.
