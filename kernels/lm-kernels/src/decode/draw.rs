@@ -12,9 +12,9 @@ pub const DRAW_OUT: usize = 3;
 /// One cube of `units` units per row. `params [rows, 2]` holds `(1/temperature, u)` per row;
 /// `u < 0` asks for the greedy token (the first index among equal maxima), else the first
 /// token whose running weight `Σ exp((l − max) / temperature)` in token order exceeds
-/// `u · total`. NaN logits count as −∞ (see [`MASKED`]). `out [rows, 3]` receives the token, its log-prob at
-/// temperature 1 (`l[token] − log Σ exp l`) and 1 when that normaliser is finite, else 0
-/// (the engine's host sampler then decides).
+/// `u · total`. NaN logits count as −∞ (see [`MASKED`]). `out [rows, 3]` receives the
+/// token, its log-prob at temperature 1 (`l[token] − log Σ exp l`) and 1 when that
+/// normaliser is finite, else 0 (the engine's host sampler then decides).
 #[cube(launch)]
 pub fn draw_rows<F: Float>(
     logits: &Tensor<F>,
@@ -37,7 +37,7 @@ pub fn draw_rows<F: Float>(
     let mut best_at = vocab_len;
     let mut c = unit;
     while c < vocab {
-        let v = masked(f32::cast_from(logits[base + c]));
+        let v = logit_at(logits, base + c);
         if v > best {
             best = v;
             best_at = c as u32;
@@ -55,7 +55,7 @@ pub fn draw_rows<F: Float>(
     let mut sum = 0.0f32;
     let mut c = unit;
     while c < vocab {
-        sum += f32::exp(masked(f32::cast_from(logits[base + c])) - max);
+        sum += f32::exp(logit_at(logits, base + c) - max);
         c += units;
     }
     values[unit] = sum;
@@ -75,7 +75,7 @@ pub fn draw_rows<F: Float>(
         let mut weight = 0.0f32;
         let mut c = start;
         while c < end {
-            weight += f32::exp((masked(f32::cast_from(logits[base + c])) - max) * inv_t);
+            weight += weight_at(logits, base + c, max, inv_t);
             c += 1;
         }
         values[unit] = weight;
@@ -104,7 +104,7 @@ pub fn draw_rows<F: Float>(
             let mut pick = end - 1;
             let mut c = start;
             while c < end {
-                running += f32::exp((masked(f32::cast_from(logits[base + c])) - max) * inv_t);
+                running += weight_at(logits, base + c, max, inv_t);
                 if running > target {
                     pick = c;
                     c = end;
@@ -123,7 +123,7 @@ pub fn draw_rows<F: Float>(
         let finite = max > MASKED && !f32::is_nan(log_z) && !f32::is_inf(log_z);
         let at = min(token, vocab_len - 1) as usize;
         out[row * 3] = f32::cast_from(at as u32);
-        out[row * 3 + 1] = masked(f32::cast_from(logits[base + at])) - log_z;
+        out[row * 3 + 1] = logit_at(logits, base + at) - log_z;
         out[row * 3 + 2] = select(finite, 1.0f32, 0.0f32);
     }
 }
@@ -132,10 +132,18 @@ pub fn draw_rows<F: Float>(
 /// shaders, and none enters the max) and weigh exp(MASKED − max) = 0.
 const MASKED: f32 = -1.0e38;
 
-/// `v`, with NaN and anything below [`MASKED`] as [`MASKED`].
+/// Logit `at` in f32, with NaN and anything below [`MASKED`] as [`MASKED`].
 #[cube]
-fn masked(v: f32) -> f32 {
+fn logit_at<F: Float>(logits: &Tensor<F>, at: usize) -> f32 {
+    let v = f32::cast_from(logits[at]);
     select(f32::is_nan(v), f32::new(MASKED), max(v, f32::new(MASKED)))
+}
+
+/// The sampling weight `exp((l − max) / temperature)` of logit `at`: the chunk sums and the
+/// walk through the chosen chunk compute it alike.
+#[cube]
+fn weight_at<F: Float>(logits: &Tensor<F>, at: usize, max: f32, inv_t: f32) -> f32 {
+    f32::exp((logit_at(logits, at) - max) * inv_t)
 }
 
 /// The largest of `values[0..CUBE_DIM_X]` and, among equal maxima, the smallest index, into

@@ -1,8 +1,8 @@
 //! Inference-only kernels of the generation engine. SwiGLU's gate `silu(gate) · up` in one
 //! launch (tensor ops: three); a residual add and the RMSNorm after it in one (two kernels
-//! otherwise); the next token of every row drawn from its logits in one ([`draw`]). The decode step, one token per row over a preallocated KV
-//! cache: the projection's bias, RoPE on q and k and the write of k and v at each row's own
-//! slot in one launch (the tensor-op version: a bias add, four RoPE ops, three head copies
+//! otherwise); the next token of every row drawn from its logits in one ([`draw`]). The
+//! decode step, one token per row over a preallocated KV cache: the projection's bias, RoPE
+//! on q and k and the write of k and v at each row's own slot in one launch (the tensor-op version: a bias add, four RoPE ops, three head copies
 //! and a masked select over the whole cache), and the attention in one launch (tensor ops:
 //! two matmuls, a softmax, the mask and the head reshapes, about a dozen).
 
@@ -111,13 +111,18 @@ fn attention_as<B: Backend, K: DecodeBackend>(
     ))
 }
 
-/// `pick`'s runner (one of this build's inference kernel backends, or `None`) for a head dim
-/// the kernels take, unless `LM_DECODE_KERNELS=0`.
-fn kernel_for<R>(head_dim: usize, pick: impl FnOnce() -> Option<R>) -> Option<R> {
-    if decode_kernels_off() || head_dim > MAX_HEAD_DIM {
+/// `pick`'s runner (one of this build's inference kernel backends, or `None`) when the
+/// operands `fit` the kernel, unless `LM_DECODE_KERNELS=0`.
+fn kernel_if<R>(fits: bool, pick: impl FnOnce() -> Option<R>) -> Option<R> {
+    if decode_kernels_off() || !fits {
         return None;
     }
     pick()
+}
+
+/// [`kernel_if`] for a head dim the attention kernels take.
+fn kernel_for<R>(head_dim: usize, pick: impl FnOnce() -> Option<R>) -> Option<R> {
+    kernel_if(head_dim <= MAX_HEAD_DIM, pick)
 }
 
 /// Whether `B` (one of this build's inference kernel backends) has the decode kernels for
@@ -174,11 +179,9 @@ pub fn try_silu_mul<B: Backend, const D: usize>(
         let out = K::silu_mul(gate.into_primitive().tensor(), up.into_primitive().tensor());
         same_type(Tensor::<K, D>::from_primitive(TensorPrimitive::Float(out)))
     }
-    let run: Option<Runner<B, D>> = if decode_kernels_off() || gate.dims() != up.dims() {
-        None
-    } else {
+    let run = kernel_if(gate.dims() == up.dims(), || {
         crate::for_inner_kernel_backend!(B, |K| run_as::<B, K, D> as Runner<B, D>)
-    };
+    });
     match run {
         Some(run) => Ok(run(gate, up)),
         None => Err((gate, up)),
@@ -219,11 +222,9 @@ pub fn try_add_rms_norm<B: Backend, const D: usize>(
         (back(sum), back(y))
     }
     let fits = x.dims() == delta.dims() && weight.dims()[0] == x.dims()[D - 1];
-    let run: Option<Runner<B, D>> = if decode_kernels_off() || !fits {
-        None
-    } else {
+    let run = kernel_if(fits, || {
         crate::for_inner_kernel_backend!(B, |K| run_as::<B, K, D> as Runner<B, D>)
-    };
+    });
     match run {
         Some(run) => Ok(run(x, delta, weight, eps as f32)),
         None => Err((x, delta)),
@@ -249,11 +250,9 @@ pub fn try_draw_rows<B: Backend>(
         same_type(Tensor::<K, 2>::from_primitive(TensorPrimitive::Float(out)))
     }
     let fits = params.dims() == [logits.dims()[0], 2] && logits.dims()[1] > 0;
-    let run: Option<Runner<B>> = if decode_kernels_off() || !fits {
-        None
-    } else {
+    let run = kernel_if(fits, || {
         crate::for_inner_kernel_backend!(B, |K| run_as::<B, K> as Runner<B>)
-    };
+    });
     match run {
         Some(run) => Ok(run(logits, params)),
         None => Err((logits, params)),
