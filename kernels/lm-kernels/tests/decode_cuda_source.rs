@@ -1,30 +1,19 @@
 //! The generation and optimizer helper kernels (the token draw, the residual add + RMSNorm,
-//! the sum of squares) translated to CUDA C++ without a GPU, as `flash_tc_cuda_source.rs`
-//! does for the attention kernels: CubeCL's CUDA compiler must accept them, and with
-//! `LM_CUDA_SOURCE_DIR` set the sources are written there for `bench/nvrtc_check.py`.
+//! the sum of squares) translated to CUDA C++ without a GPU (see `cuda_source/mod.rs`):
+//! CubeCL's CUDA compiler must accept them, and with `LM_CUDA_SOURCE_DIR` set the sources
+//! are written there for `bench/nvrtc_check.py`.
 #![cfg(all(feature = "wgpu", feature = "cuda"))]
 
+mod cuda_source;
+
 use burn::tensor::DType;
-use cubecl::cuda::CudaCompiler;
 use cubecl::prelude::*;
 use cubecl::wgpu::{WgpuDevice, WgpuRuntime};
-use cubecl::{Compiler, CubeTask};
 use lm_kernels::adamw::kernels::sum_squares_partial::SumSquaresPartial;
 use lm_kernels::decode::draw::draw_rows::DrawRows;
 use lm_kernels::rms_norm::kernels::add_rms_norm_forward::AddRmsNormForward;
 
-fn cuda_source<K: CubeKernel + 'static>(kernel: K) -> String {
-    let task = cubecl::prelude::KernelTask::<CudaCompiler, K>::new(kernel);
-    let options = <CudaCompiler as Compiler>::CompilationOptions::default();
-    task.compile(
-        &mut Default::default(),
-        &options,
-        ExecutionMode::Unchecked,
-        task.address_type(),
-    )
-    .expect("CubeCL's CUDA compiler accepts the kernel")
-    .source
-}
+use cuda_source::{cuda_source, keep_source};
 
 #[test]
 fn helper_kernels_translate_to_cuda() {
@@ -81,15 +70,11 @@ fn helper_kernels_translate_to_cuda() {
             256,
         )),
     ));
-    let out_dir = std::env::var_os("LM_CUDA_SOURCE_DIR").map(std::path::PathBuf::from);
     for (name, source) in sources {
         assert!(
             source.contains("__global__"),
             "{name}: no kernel in the source"
         );
-        if let Some(dir) = &out_dir {
-            std::fs::create_dir_all(dir).unwrap();
-            std::fs::write(dir.join(format!("{name}.cu")), source).unwrap();
-        }
+        keep_source(&name, &source);
     }
 }

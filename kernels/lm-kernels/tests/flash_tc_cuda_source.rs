@@ -12,28 +12,17 @@
 //! ```
 #![cfg(all(feature = "wgpu", feature = "cuda"))]
 
+mod cuda_source;
+
 use burn::tensor::DType;
-use cubecl::cuda::CudaCompiler;
 use cubecl::prelude::*;
 use cubecl::wgpu::{WgpuDevice, WgpuRuntime};
-use cubecl::{Compiler, CubeTask};
 use lm_kernels::flash::tensor_core::flash_backward_dkv_tc::FlashBackwardDkvTc;
 use lm_kernels::flash::tensor_core::flash_backward_dq_tc::FlashBackwardDqTc;
 use lm_kernels::flash::tensor_core::flash_forward_tc::FlashForwardTc;
 use lm_kernels::flash::tensor_core::{UNITS, VECTOR};
 
-fn cuda_source<K: CubeKernel + 'static>(kernel: K) -> String {
-    let task = cubecl::prelude::KernelTask::<CudaCompiler, K>::new(kernel);
-    let options = <CudaCompiler as Compiler>::CompilationOptions::default();
-    task.compile(
-        &mut Default::default(),
-        &options,
-        ExecutionMode::Unchecked,
-        task.address_type(),
-    )
-    .expect("CubeCL's CUDA compiler accepts the kernel")
-    .source
-}
+use cuda_source::{cuda_source, keep_source};
 
 #[test]
 fn tensor_core_kernels_translate_to_wmma_code() {
@@ -44,7 +33,6 @@ fn tensor_core_kernels_translate_to_wmma_code() {
             .address_type(AddressType::U32)
     };
     let tensor = || TensorCompilationArg { inplace: None };
-    let out_dir = std::env::var_os("LM_CUDA_SOURCE_DIR").map(std::path::PathBuf::from);
     for dtype in [DType::BF16, DType::F16] {
         for head_dim in (1..=8).map(|i| 16 * i) {
             for causal in [false, true] {
@@ -126,11 +114,10 @@ fn tensor_core_kernels_translate_to_wmma_code() {
                         source.contains("mma_sync"),
                         "{name} {dtype:?} d{head_dim}: no matrix instruction in the source"
                     );
-                    if let Some(dir) = &out_dir {
-                        std::fs::create_dir_all(dir).unwrap();
-                        let file = format!("{name}_{dtype:?}_d{head_dim}_causal{causal}.cu");
-                        std::fs::write(dir.join(file), source).unwrap();
-                    }
+                    keep_source(
+                        &format!("{name}_{dtype:?}_d{head_dim}_causal{causal}"),
+                        &source,
+                    );
                 }
             }
         }
