@@ -67,7 +67,12 @@ fn table_shows_rates_ratios_oom_and_missing_peers() {
             seconds: Some(1.0),
             prefill_s: Some(0.25),
             tokens_per_s: Some(300.0),
-            step_ms: None,
+            step_ms: Some(lm_core::generate::StepMillis {
+                steps: 31,
+                enqueue_ms: 2.5,
+                wait_ms: 0.125,
+                sample_ms: 0.5,
+            }),
             error: None,
         },
         failed(2, "panic: CUDA out of memory".into()),
@@ -87,6 +92,14 @@ fn table_shows_rates_ratios_oom_and_missing_peers() {
     assert!(
         text.starts_with("tiny random weights, ours on ndarray"),
         "{text}"
+    );
+    // The step split, for the batches that have one (not the failed batch 2).
+    let timed: Vec<&str> = text.lines().filter(|l| l.starts_with("- batch")).collect();
+    assert_eq!(
+        timed,
+        [
+            "- batch 1: 2.50 ms launching, 0.12 ms waiting for the device, 0.50 ms sampling a decode step (mean of 31)"
+        ]
     );
 }
 
