@@ -8,6 +8,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::kernels::{flash_backward_dkv, flash_backward_dq, flash_forward};
+use super::mma::{self, flash_backward_dkv_mma, flash_backward_dq_mma, flash_forward_mma};
 use super::tensor_core::{self, flash_backward_dkv_tc, flash_backward_dq_tc, flash_forward_tc};
 use super::{AttentionShape, TileSizes, row_shape};
 
@@ -31,44 +32,75 @@ fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
     CubeCount::Static(rows.div_ceil(block) as u32, heads as u32, 1)
 }
 
-/// Whether a call runs the tensor-core kernels ([`tensor_core::eligible`] on this device).
-/// `LM_FLASH_TENSOR_CORES=0` keeps the portable kernels everywhere.
-pub fn uses_tensor_cores<R: CubeRuntime>(
+/// Which kernels a call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashPath {
+    /// [`mma`]: accumulators and softmax in registers (m16n8k16 matrix instructions).
+    Registers,
+    /// [`tensor_core`]: WMMA fragments, accumulators in shared memory.
+    Fragments,
+    /// [`super::kernels`]: scalar f32, any device.
+    Portable,
+}
+
+/// The kernels a call with inputs of `dtype` and `head_dim` runs on this device: the
+/// fastest eligible one, or the one `LM_FLASH_KERNELS` names (`registers`, `fragments`,
+/// `portable`) where eligible. `LM_FLASH_TENSOR_CORES=0` (older name) means `portable`.
+pub fn path_for<R: CubeRuntime>(
     client: &ComputeClient<R>,
     dtype: DType,
     head_dim: usize,
-) -> bool {
+) -> FlashPath {
     // Read once: this runs for every attention call.
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *OFF.get_or_init(|| std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0")) {
-        return false;
-    }
+    static CHOICE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let choice = CHOICE.get_or_init(|| {
+        if std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0") {
+            return Some("portable".into());
+        }
+        std::env::var("LM_FLASH_KERNELS").ok()
+    });
     let props = client.properties();
-    let matrix_ops = matches!(dtype, DType::F16 | DType::BF16) && {
+    let max_shared = props.hardware.max_shared_memory_size;
+    let half = matches!(dtype, DType::F16 | DType::BF16);
+    let matrix_op = |m: u32, n: u32, k: u32, list: &std::collections::BTreeSet<_>| {
         let elem: StorageType = dtype.into();
-        props
-            .features
-            .matmul
-            .cmma
-            .contains(&cubecl::ir::features::MmaConfig {
-                a_type: elem,
-                b_type: elem,
-                cd_type: DType::F32.into(),
-                m: 16,
-                n: 16,
-                k: 16,
-            })
+        half && list.contains(&cubecl::ir::features::MmaConfig {
+            a_type: elem,
+            b_type: elem,
+            cd_type: DType::F32.into(),
+            m,
+            n,
+            k,
+        })
     };
-    tensor_core::eligible(
+    let registers = mma::eligible(
         dtype,
         head_dim,
-        matrix_ops,
-        props.hardware.max_shared_memory_size,
-    )
+        matrix_op(16, 8, 16, &props.features.matmul.mma),
+        max_shared,
+    );
+    let fragments = tensor_core::eligible(
+        dtype,
+        head_dim,
+        matrix_op(16, 16, 16, &props.features.matmul.cmma),
+        max_shared,
+    );
+    match choice.as_deref() {
+        Some("portable") => FlashPath::Portable,
+        Some("fragments") if fragments => FlashPath::Fragments,
+        Some("fragments") => FlashPath::Portable,
+        _ if registers => FlashPath::Registers,
+        _ if fragments => FlashPath::Fragments,
+        _ => FlashPath::Portable,
+    }
 }
 
 fn tensor_core_dim() -> CubeDim {
     CubeDim::new_2d(32, (tensor_core::UNITS / 32) as u32)
+}
+
+fn registers_dim() -> CubeDim {
+    CubeDim::new_2d(32, mma::WARPS as u32)
 }
 
 /// `(o, lse)` for contiguous-or-not `q`, `k`, `v` of one shape `[.., seq, head_dim]`.
@@ -85,7 +117,27 @@ pub fn forward<R: CubeRuntime>(
     let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
     let o = empty_dense(client.clone(), device.clone(), q.shape(), dtype);
     let lse = empty_dense(client.clone(), device, row_shape(&q.shape()), DType::F32);
-    if uses_tensor_cores(&client, dtype, dims.head_dim) {
+    let path = path_for(&client, dtype, dims.head_dim);
+    if path == FlashPath::Registers {
+        flash_forward_mma::launch::<R>(
+            &client,
+            cube_count(dims.seq, mma::BLOCK, dims.heads),
+            registers_dim(),
+            mma::VECTOR,
+            q.into_tensor_arg(),
+            k.into_tensor_arg(),
+            v.into_tensor_arg(),
+            o.clone().into_tensor_arg(),
+            lse.clone().into_tensor_arg(),
+            scale,
+            dims.seq as u32,
+            causal,
+            dims.head_dim,
+            dtype.into(),
+        );
+        return (o, lse);
+    }
+    if path == FlashPath::Fragments {
         flash_forward_tc::launch::<R>(
             &client,
             cube_count(dims.seq, tensor_core::BLOCK, dims.heads),
@@ -148,7 +200,51 @@ pub fn backward<R: CubeRuntime>(
         row_shape(&q.shape()),
         DType::F32,
     );
-    if uses_tensor_cores(&client, dtype, dims.head_dim) {
+    let path = path_for(&client, dtype, dims.head_dim);
+    if path == FlashPath::Registers {
+        let blocks = cube_count(dims.seq, mma::BLOCK, dims.heads);
+        flash_backward_dq_mma::launch::<R>(
+            &client,
+            blocks.clone(),
+            registers_dim(),
+            mma::VECTOR,
+            q.clone().into_tensor_arg(),
+            k.clone().into_tensor_arg(),
+            v.clone().into_tensor_arg(),
+            o.into_tensor_arg(),
+            d_o.clone().into_tensor_arg(),
+            lse.clone().into_tensor_arg(),
+            delta.clone().into_tensor_arg(),
+            d_q.clone().into_tensor_arg(),
+            scale,
+            dims.seq as u32,
+            causal,
+            dims.head_dim,
+            dtype.into(),
+        );
+        flash_backward_dkv_mma::launch::<R>(
+            &client,
+            blocks,
+            registers_dim(),
+            mma::VECTOR,
+            q.into_tensor_arg(),
+            k.into_tensor_arg(),
+            v.into_tensor_arg(),
+            d_o.into_tensor_arg(),
+            lse.into_tensor_arg(),
+            delta.into_tensor_arg(),
+            d_k.clone().into_tensor_arg(),
+            d_v.clone().into_tensor_arg(),
+            scale,
+            dims.seq as u32,
+            causal,
+            dims.head_dim,
+            mma::dkv_tile(dims.head_dim),
+            dtype.into(),
+        );
+        return (d_q, d_k, d_v);
+    }
+    if path == FlashPath::Fragments {
         let blocks = cube_count(dims.seq, tensor_core::BLOCK, dims.heads);
         flash_backward_dq_tc::launch::<R>(
             &client,
