@@ -362,6 +362,19 @@ fn write_rows<F: Float>(
     }
 }
 
+/// This cube's query block. Causally, block `i` walks `i + 1` key tiles, so the blocks are
+/// taken last first: the longest start first and the short ones fill in at the end, instead
+/// of the longest starting last and running alone.
+#[cube]
+#[allow(arithmetic_overflow)] // CubeCL's host-side stand-ins for the builtins are constants
+fn heavy_first(#[comptime] causal: bool) -> usize {
+    let mut block = CUBE_POS_X as usize;
+    if causal {
+        block = CUBE_COUNT_X as usize - (CUBE_POS_X as usize + 1);
+    }
+    block
+}
+
 /// End of the keys a query block starting at `q_first` sees.
 #[cube]
 fn key_end(seq: usize, q_first: usize, #[comptime] causal: bool) -> usize {
@@ -390,7 +403,7 @@ pub fn flash_forward_mma<F: Float, N: Size>(
 ) {
     let seq = seq_len as usize;
     let head = CUBE_POS_Y as usize;
-    let q_first = CUBE_POS_X as usize * BLOCK;
+    let q_first = heavy_first(causal) * BLOCK;
     let head_base = head * seq * head_dim;
     let lane = UNIT_POS_X as usize;
     let row0 = UNIT_POS_Y as usize * STRIP;
@@ -612,7 +625,7 @@ pub fn flash_backward_dq_mma<F: Float, N: Size>(
 ) {
     let seq = seq_len as usize;
     let head = CUBE_POS_Y as usize;
-    let q_first = CUBE_POS_X as usize * BLOCK;
+    let q_first = heavy_first(causal) * BLOCK;
     let head_base = head * seq * head_dim;
     let row0 = UNIT_POS_Y as usize * STRIP;
 
