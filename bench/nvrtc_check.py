@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compile CUDA sources with NVRTC off the GPU machine, as CubeCL does at run time.
 
-For kernels dumped by `kernels/lm-kernels/tests/flash_tc_cuda_source.rs`: catches CUDA
+For kernels dumped by `kernels/lm-kernels/tests/flash_cuda_source.rs`: catches CUDA
 compile errors and reports registers/spills without a device.
 
     python3 -m venv /tmp/cuvenv && /tmp/cuvenv/bin/pip install nvidia-cuda-nvrtc \

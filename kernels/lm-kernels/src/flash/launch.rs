@@ -9,7 +9,6 @@ use cubecl::prelude::*;
 
 use super::kernels::{flash_backward_dkv, flash_backward_dq, flash_forward};
 use super::mma::{self, flash_backward_dkv_mma, flash_backward_dq_mma, flash_forward_mma};
-use super::tensor_core::{self, flash_backward_dkv_tc, flash_backward_dq_tc, flash_forward_tc};
 use super::{AttentionShape, TileSizes, row_shape};
 
 fn shape_of<R: CubeRuntime>(t: &CubeTensor<R>) -> AttentionShape {
@@ -35,68 +34,48 @@ fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
 /// Which kernels a call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlashPath {
-    /// [`mma`]: accumulators and softmax in registers (m16n8k16 matrix instructions).
+    /// [`mma`]: tensor cores, accumulators and softmax in registers (m16n8k16 instructions).
     Registers,
-    /// [`tensor_core`]: WMMA fragments, accumulators in shared memory.
-    Fragments,
     /// [`super::kernels`]: scalar f32, any device.
     Portable,
 }
 
 /// The kernels a call with inputs of `dtype` and `head_dim` runs on this device: the
-/// fastest eligible one, or the one `LM_FLASH_KERNELS` names (`registers`, `fragments`,
-/// `portable`) where eligible. `LM_FLASH_TENSOR_CORES=0` (older name) means `portable`.
+/// register kernels where eligible ([`mma::eligible`]), unless `LM_FLASH_KERNELS=portable`
+/// (or the older `LM_FLASH_TENSOR_CORES=0`) asks for the portable ones.
 pub fn path_for<R: CubeRuntime>(
     client: &ComputeClient<R>,
     dtype: DType,
     head_dim: usize,
 ) -> FlashPath {
     // Read once: this runs for every attention call.
-    static CHOICE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let choice = CHOICE.get_or_init(|| {
-        if std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0") {
-            return Some("portable".into());
-        }
-        std::env::var("LM_FLASH_KERNELS").ok()
+    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let portable = *PORTABLE.get_or_init(|| {
+        std::env::var("LM_FLASH_TENSOR_CORES").is_ok_and(|v| v == "0")
+            || std::env::var("LM_FLASH_KERNELS").is_ok_and(|v| v == "portable")
     });
     let props = client.properties();
-    let max_shared = props.hardware.max_shared_memory_size;
-    let half = matches!(dtype, DType::F16 | DType::BF16);
-    let matrix_op = |m: u32, n: u32, k: u32, list: &std::collections::BTreeSet<_>| {
+    let instruction = matches!(dtype, DType::F16 | DType::BF16) && {
         let elem: StorageType = dtype.into();
-        half && list.contains(&cubecl::ir::features::MmaConfig {
-            a_type: elem,
-            b_type: elem,
-            cd_type: DType::F32.into(),
-            m,
-            n,
-            k,
-        })
+        props
+            .features
+            .matmul
+            .mma
+            .contains(&cubecl::ir::features::MmaConfig {
+                a_type: elem,
+                b_type: elem,
+                cd_type: DType::F32.into(),
+                m: 16,
+                n: 8,
+                k: 16,
+            })
     };
-    let registers = mma::eligible(
-        dtype,
-        head_dim,
-        matrix_op(16, 8, 16, &props.features.matmul.mma),
-        max_shared,
-    );
-    let fragments = tensor_core::eligible(
-        dtype,
-        head_dim,
-        matrix_op(16, 16, 16, &props.features.matmul.cmma),
-        max_shared,
-    );
-    match choice.as_deref() {
-        Some("portable") => FlashPath::Portable,
-        Some("fragments") if fragments => FlashPath::Fragments,
-        Some("fragments") => FlashPath::Portable,
-        _ if registers => FlashPath::Registers,
-        _ if fragments => FlashPath::Fragments,
-        _ => FlashPath::Portable,
+    let max_shared = props.hardware.max_shared_memory_size;
+    if !portable && mma::eligible(dtype, head_dim, instruction, max_shared) {
+        FlashPath::Registers
+    } else {
+        FlashPath::Portable
     }
-}
-
-fn tensor_core_dim() -> CubeDim {
-    CubeDim::new_2d(32, (tensor_core::UNITS / 32) as u32)
 }
 
 fn registers_dim() -> CubeDim {
@@ -124,25 +103,6 @@ pub fn forward<R: CubeRuntime>(
             cube_count(dims.seq, mma::BLOCK, dims.heads),
             registers_dim(),
             mma::VECTOR,
-            q.into_tensor_arg(),
-            k.into_tensor_arg(),
-            v.into_tensor_arg(),
-            o.clone().into_tensor_arg(),
-            lse.clone().into_tensor_arg(),
-            scale,
-            dims.seq as u32,
-            causal,
-            dims.head_dim,
-            dtype.into(),
-        );
-        return (o, lse);
-    }
-    if path == FlashPath::Fragments {
-        flash_forward_tc::launch::<R>(
-            &client,
-            cube_count(dims.seq, tensor_core::BLOCK, dims.heads),
-            tensor_core_dim(),
-            tensor_core::VECTOR,
             q.into_tensor_arg(),
             k.into_tensor_arg(),
             v.into_tensor_arg(),
@@ -240,48 +200,6 @@ pub fn backward<R: CubeRuntime>(
             causal,
             dims.head_dim,
             mma::dkv_tile(dims.head_dim),
-            dtype.into(),
-        );
-        return (d_q, d_k, d_v);
-    }
-    if path == FlashPath::Fragments {
-        let blocks = cube_count(dims.seq, tensor_core::BLOCK, dims.heads);
-        flash_backward_dq_tc::launch::<R>(
-            &client,
-            blocks.clone(),
-            tensor_core_dim(),
-            tensor_core::VECTOR,
-            q.clone().into_tensor_arg(),
-            k.clone().into_tensor_arg(),
-            v.clone().into_tensor_arg(),
-            o.into_tensor_arg(),
-            d_o.clone().into_tensor_arg(),
-            lse.clone().into_tensor_arg(),
-            delta.clone().into_tensor_arg(),
-            d_q.clone().into_tensor_arg(),
-            scale,
-            dims.seq as u32,
-            causal,
-            dims.head_dim,
-            dtype.into(),
-        );
-        flash_backward_dkv_tc::launch::<R>(
-            &client,
-            blocks,
-            tensor_core_dim(),
-            tensor_core::VECTOR,
-            q.into_tensor_arg(),
-            k.into_tensor_arg(),
-            v.into_tensor_arg(),
-            d_o.into_tensor_arg(),
-            lse.into_tensor_arg(),
-            delta.into_tensor_arg(),
-            d_k.clone().into_tensor_arg(),
-            d_v.clone().into_tensor_arg(),
-            scale,
-            dims.seq as u32,
-            causal,
-            dims.head_dim,
             dtype.into(),
         );
         return (d_q, d_k, d_v);

@@ -14,8 +14,9 @@
 //! staged input tiles, padded by 8 elements a row so `ldmatrix`'s eight row addresses fall
 //! in different banks.
 //!
-//! The older [`super::tensor_core`] kernels (WMMA fragments, whose layout is opaque) had to
-//! store every score strip and accumulator to shared memory between products.
+//! (The first tensor-core version used WMMA fragments, whose layout is opaque, so every
+//! score strip and accumulator went through shared memory between products: 1.4–3.5×
+//! slower, docs/PERF.md attention run 7.)
 //!
 //! The backward is two kernels as on the other paths: dQ (which also writes
 //! `delta = rowsum(dO ∘ O)`) over key tiles, then dK/dV over query tiles, deterministic and

@@ -5,10 +5,7 @@
 //!   f32 arithmetic, no plane operations, small shared memory (lavapipe, WebGPU).
 //! - [`mma`]: the same three kernels on tensor cores with every accumulator and the online
 //!   softmax in registers (CubeCL's manual MMA, `mma.sync` m16n8k16), for f16/bf16 inputs on
-//!   CUDA sm_80+: the fast path.
-//! - [`tensor_core`]: the first tensor-core version (WMMA fragments, accumulators in shared
-//!   memory), kept for devices with 16×16×16 matrix ops but not the m16n8k16 instruction and
-//!   for comparison (`LM_FLASH_KERNELS=wmma`).
+//!   CUDA sm_80+.
 //! - [`launch`]: launching them on burn's CubeCL tensors, choosing the path per call.
 //! - [`backend`]: the [`FlashAttentionBackend`] trait, implemented for burn's CubeCL backends,
 //!   for `Fusion<_>` over them (as custom fusion operations) and for `Autodiff<_>`.
@@ -21,7 +18,6 @@ pub mod dispatch;
 pub mod kernels;
 pub mod launch;
 pub mod mma;
-pub mod tensor_core;
 
 pub use api::{FlashAttentionError, flash_attention};
 pub use backend::FlashAttentionBackend;
