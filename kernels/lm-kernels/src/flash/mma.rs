@@ -22,7 +22,6 @@
 //! `delta = rowsum(dO ∘ O)`) over key tiles, then dK/dV over query tiles, deterministic and
 //! without atomics.
 
-use cubecl::prelude::barrier::Barrier;
 use cubecl::prelude::*;
 
 /// Two values of one fragment register: two f16/bf16 (32 bits) or, in accumulators, two f32.
@@ -53,14 +52,13 @@ pub fn dkv_tile(head_dim: usize) -> usize {
     if head_dim > 64 { 32 } else { 64 }
 }
 
-/// Shared memory (bytes) of the forward, dQ and dK/dV kernels: the staged tiles, the
-/// streamed ones twice (double-buffered), and per-row f32 values.
+/// Shared memory (bytes) of the forward, dQ and dK/dV kernels.
 pub fn shared_bytes(head_dim: usize, elem_bytes: usize) -> [usize; 3] {
     let rows = |n: usize| n * (head_dim + PAD) * elem_bytes;
-    let forward = rows(BLOCK) + 4 * rows(TILE);
-    let d_q = 2 * rows(BLOCK) + 4 * rows(TILE) + 2 * BLOCK * 4;
+    let forward = rows(BLOCK) + 2 * rows(TILE);
+    let d_q = 2 * rows(BLOCK) + 2 * rows(TILE) + 2 * BLOCK * 4;
     let q_rows = dkv_tile(head_dim);
-    let d_kv = 2 * rows(BLOCK) + 4 * rows(q_rows) + 4 * q_rows * 4;
+    let d_kv = 2 * rows(BLOCK) + 2 * rows(q_rows) + 2 * q_rows * 4;
     [forward, d_q, d_kv]
 }
 
@@ -165,72 +163,6 @@ fn tile_memory<F: Float, N: Size>(
     SharedMemory::<Vector<F, N>>::new_aligned(comptime!(rows * (head_dim + PAD) / VECTOR), 16usize)
 }
 
-/// Vectors of one staged `[TILE, head_dim]` tile: the offset of a double buffer's second half.
-#[cube]
-fn stage_len(#[comptime] rows: usize, #[comptime] head_dim: usize) -> comptime_type!(usize) {
-    comptime!(rows * (head_dim + PAD) / VECTOR)
-}
-
-/// Starts asynchronous copies (`cp.async`, 16 bytes each, no registers) of rows `[first,
-/// first + rows)` of one head into `tile` from vector `base` on; rows past `seq` are
-/// zero-filled. They land by the next wait on the barrier they are committed to.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn copy_rows_async<F: Float, N: Size>(
-    src: &Tensor<Vector<F, N>>,
-    tile: &mut SharedMemory<Vector<F, N>>,
-    base: usize,
-    head_base: usize,
-    first: usize,
-    seq: usize,
-    #[comptime] rows: usize,
-    #[comptime] head_dim: usize,
-) {
-    let width = comptime!(head_dim / VECTOR);
-    let stride = comptime!((head_dim + PAD) / VECTOR);
-    let count = comptime!((rows * width).div_ceil(UNITS));
-    let unit = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
-    #[unroll]
-    for i in 0..count {
-        let idx = unit + i * UNITS;
-        let row = idx / width;
-        if row < rows {
-            let at = base + row * stride + idx % width;
-            let mut from = 0usize;
-            let mut len = 0usize;
-            if first + row < seq {
-                from = (head_base + (first + row) * head_dim) / VECTOR + idx % width;
-                len = 1;
-            }
-            barrier::copy_async_checked(
-                &src.slice(from, from + len),
-                &mut tile.slice_mut(at, at + 1),
-                VECTOR as u32,
-            );
-        }
-    }
-}
-
-/// Makes this unit's copies so far land on barrier `even` (`buf` 0) or `odd` (`buf` 1).
-#[cube]
-fn commit_copies(even: &Shared<Barrier>, odd: &Shared<Barrier>, buf: usize) {
-    if buf == 0 {
-        even.commit_copy_async();
-    } else {
-        odd.commit_copy_async();
-    }
-}
-
-/// Waits for every unit and every copy committed to barrier `even` / `odd` (`buf` 0 / 1).
-#[cube]
-fn wait_copies(even: &Shared<Barrier>, odd: &Shared<Barrier>, buf: usize) {
-    if buf == 0 {
-        even.arrive_and_wait();
-    } else {
-        odd.arrive_and_wait();
-    }
-}
-
 // ---- fragments and products -------------------------------------------------------------
 
 /// The m16n8k16 instruction with f16/bf16 operands and f32 accumulators.
@@ -256,14 +188,13 @@ fn zeros(#[comptime] count: usize) -> Array<Pair<f32>> {
 #[cube]
 fn a_fragment<F: Float, N: Size>(
     tile: &SharedMemory<Vector<F, N>>,
-    base: usize,
     row0: usize,
     col0: usize,
     #[comptime] head_dim: usize,
 ) -> Array<Pair<F>> {
     let stride = comptime!((head_dim + PAD) / VECTOR);
     let lane = UNIT_POS_X as usize;
-    let at = base + (row0 + lane % 16) * stride + col0 / VECTOR + lane / 16;
+    let at = (row0 + lane % 16) * stride + col0 / VECTOR + lane / 16;
     definition::<F>().load_matrix::<Vector<F, N>, Const<2>>(
         &tile.slice(at, at + 1),
         cmma::MatrixIdent::A,
@@ -279,7 +210,6 @@ fn a_fragment<F: Float, N: Size>(
 #[cube]
 fn b_fragments<F: Float, N: Size>(
     tile: &SharedMemory<Vector<F, N>>,
-    base: usize,
     k0: usize,
     n0: usize,
     #[comptime] head_dim: usize,
@@ -288,9 +218,9 @@ fn b_fragments<F: Float, N: Size>(
     let stride = comptime!((head_dim + PAD) / VECTOR);
     let lane = UNIT_POS_X as usize;
     let matrix = lane / 8;
-    let mut at = base + (n0 + 8 * (matrix / 2) + lane % 8) * stride + k0 / VECTOR + matrix % 2;
+    let mut at = (n0 + 8 * (matrix / 2) + lane % 8) * stride + k0 / VECTOR + matrix % 2;
     if comptime!(rows_are_depth) {
-        at = base + (k0 + 8 * (matrix % 2) + lane % 8) * stride + n0 / VECTOR + matrix / 2;
+        at = (k0 + 8 * (matrix % 2) + lane % 8) * stride + n0 / VECTOR + matrix / 2;
     }
     definition::<F>().load_matrix::<Vector<F, N>, Const<2>>(
         &tile.slice(at, at + 1),
@@ -321,24 +251,22 @@ fn mma<F: Float>(
 }
 
 /// The warp's `16 × width` strip of `A · Bᵀ` as `width / 8` accumulator tiles: A = rows
-/// `row0..row0 + 16` of `a`, B = rows `0..width` of `b` from vector `b_base` on (both
-/// `head_dim` deep).
+/// `row0..row0 + 16` of `a`, B = rows `0..width` of `b` (both `head_dim` deep).
 #[cube]
 fn strip_times_transposed<F: Float, N: Size>(
     a: &SharedMemory<Vector<F, N>>,
     row0: usize,
     b: &SharedMemory<Vector<F, N>>,
-    b_base: usize,
     #[comptime] head_dim: usize,
     #[comptime] width: usize,
 ) -> Array<Pair<f32>> {
     let mut out = zeros(comptime!(width / 4));
     #[unroll]
     for step in 0..head_dim / 16 {
-        let a_frag = a_fragment::<F, N>(a, 0, row0, step * 16, head_dim);
+        let a_frag = a_fragment::<F, N>(a, row0, step * 16, head_dim);
         #[unroll]
         for pair in 0..width / 16 {
-            let b_frag = b_fragments::<F, N>(b, b_base, step * 16, pair * 16, head_dim, false);
+            let b_frag = b_fragments::<F, N>(b, step * 16, pair * 16, head_dim, false);
             mma::<F>(&a_frag, &b_frag, 0, &mut out, pair * 4);
             mma::<F>(&a_frag, &b_frag, 2, &mut out, pair * 4 + 2);
         }
@@ -363,14 +291,12 @@ fn a_from_accumulators<F: Float>(values: &Array<Pair<f32>>, j: usize) -> Array<P
 }
 
 /// `acc += P · B` for the warp: P = the `16 × depth` strip held as accumulator tiles in
-/// `p`, B = rows `0..depth` of `b` from vector `b_base` on (`head_dim` wide); `acc` holds
-/// `head_dim / 8` tiles.
+/// `p`, B = rows `0..depth` of `b` (`head_dim` wide); `acc` holds `head_dim / 8` tiles.
 #[cube]
 fn accumulate_product<F: Float, N: Size>(
     acc: &mut Array<Pair<f32>>,
     p: &Array<Pair<f32>>,
     b: &SharedMemory<Vector<F, N>>,
-    b_base: usize,
     #[comptime] depth: usize,
     #[comptime] head_dim: usize,
 ) {
@@ -379,7 +305,7 @@ fn accumulate_product<F: Float, N: Size>(
         let a_frag = a_from_accumulators::<F>(p, j);
         #[unroll]
         for pair in 0..head_dim / 16 {
-            let b_frag = b_fragments::<F, N>(b, b_base, j * 16, pair * 16, head_dim, true);
+            let b_frag = b_fragments::<F, N>(b, j * 16, pair * 16, head_dim, true);
             mma::<F>(&a_frag, &b_frag, 0, acc, pair * 4);
             mma::<F>(&a_frag, &b_frag, 2, acc, pair * 4 + 2);
         }
@@ -484,19 +410,10 @@ pub fn flash_forward_mma<F: Float, N: Size>(
     let row0 = UNIT_POS_Y as usize * STRIP;
     let (g, t) = (lane / 4, lane % 4);
     let query_top = q_first + row0 + g;
-    // K and V tiles double-buffered: the next step's copies run while this one computes.
     let mut q_tile = tile_memory::<F, N>(BLOCK, head_dim);
-    let mut k_tiles = tile_memory::<F, N>(2 * TILE, head_dim);
-    let mut v_tiles = tile_memory::<F, N>(2 * TILE, head_dim);
-    let stage = stage_len(TILE, head_dim);
-    let even = Barrier::shared(CUBE_DIM, UNIT_POS == 0);
-    let odd = Barrier::shared(CUBE_DIM, UNIT_POS == 0);
-    let end = key_end(seq, q_first, causal);
-    copy_rows_async::<F, N>(k, &mut k_tiles, 0, head_base, 0, seq, TILE, head_dim);
-    copy_rows_async::<F, N>(v, &mut v_tiles, 0, head_base, 0, seq, TILE, head_dim);
-    commit_copies(&even, &odd, 0);
+    let mut k_tile = tile_memory::<F, N>(TILE, head_dim);
+    let mut v_tile = tile_memory::<F, N>(TILE, head_dim);
     stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, BLOCK, head_dim);
-    sync_cube();
 
     let mut acc = zeros(comptime!(head_dim / 4));
     // Running max (scaled scores) and this lane's part of the running sum, rows g and g + 8.
@@ -505,19 +422,29 @@ pub fn flash_forward_mma<F: Float, N: Size>(
     let mut l_top = 0.0f32;
     let mut l_bottom = 0.0f32;
 
+    let end = key_end(seq, q_first, causal);
+    let mut regs = rows_registers::<F, N>(TILE, head_dim);
+    load_rows::<F, N>(k, &mut regs, head_base, 0, seq, TILE, head_dim);
     let mut kv_first = 0usize;
-    let mut buf = 0usize;
     while kv_first < end {
-        let next = kv_first + TILE;
-        if next < end {
-            let other = (1 - buf) * stage;
-            copy_rows_async::<F, N>(k, &mut k_tiles, other, head_base, next, seq, TILE, head_dim);
-            copy_rows_async::<F, N>(v, &mut v_tiles, other, head_base, next, seq, TILE, head_dim);
-            commit_copies(&even, &odd, 1 - buf);
+        // K of this step is in `regs`; the previous step's readers of both tiles are done.
+        sync_cube();
+        store_rows::<F, N>(&regs, &mut k_tile, TILE, head_dim);
+        load_rows::<F, N>(v, &mut regs, head_base, kv_first, seq, TILE, head_dim);
+        sync_cube();
+        let mut s = strip_times_transposed::<F, N>(&q_tile, row0, &k_tile, head_dim, TILE);
+        store_rows::<F, N>(&regs, &mut v_tile, TILE, head_dim);
+        if kv_first + TILE < end {
+            load_rows::<F, N>(
+                k,
+                &mut regs,
+                head_base,
+                kv_first + TILE,
+                seq,
+                TILE,
+                head_dim,
+            );
         }
-        wait_copies(&even, &odd, buf);
-        let base = buf * stage;
-        let mut s = strip_times_transposed::<F, N>(&q_tile, row0, &k_tiles, base, head_dim, TILE);
 
         // Scale; mask keys past the end and, causally, after the query
         // (only tiles that reach the sequence's end or the block's diagonal need it).
@@ -592,11 +519,9 @@ pub fn flash_forward_mma<F: Float, N: Size>(
             acc[2 * n + 1] = bottom;
         }
 
-        accumulate_product::<F, N>(&mut acc, &s, &v_tiles, base, TILE, head_dim);
-        // Every warp is done with this buffer before the next step refills it.
         sync_cube();
-        kv_first = next;
-        buf = 1 - buf;
+        accumulate_product::<F, N>(&mut acc, &s, &v_tile, TILE, head_dim);
+        kv_first += TILE;
     }
 
     let l_top = row_sum(l_top);
@@ -621,35 +546,6 @@ pub fn flash_forward_mma<F: Float, N: Size>(
     }
 }
 
-/// Rows `[first, first + rows)`'s `lse` and `delta` (0 past `seq`) into `lse_dst` /
-/// `delta_dst` from `at` on; the first `rows` units each write one row.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn stage_row_values(
-    lse: &Tensor<f32>,
-    delta: &Tensor<f32>,
-    lse_dst: &mut SharedMemory<f32>,
-    delta_dst: &mut SharedMemory<f32>,
-    at: usize,
-    head_rows: usize,
-    first: usize,
-    seq: usize,
-    #[comptime] rows: usize,
-) {
-    let unit = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
-    if unit < rows {
-        let row = first + unit;
-        let mut row_lse = 0.0f32;
-        let mut row_delta = 0.0f32;
-        if row < seq {
-            row_lse = lse[head_rows + row];
-            row_delta = delta[head_rows + row];
-        }
-        lse_dst[at + unit] = row_lse;
-        delta_dst[at + unit] = row_delta;
-    }
-}
-
 /// `dS = P ∘ (dP − delta) · scale` with `P = exp(S · scale − lse)`,
 /// element by element on accumulator tiles: `s` (scores) becomes P, `dp` becomes dS.
 /// `row_lse` / `row_delta` give the values of a tile element's row (`half`: 0 for `g`, 1 for
@@ -662,7 +558,7 @@ fn probabilities_and_score_grads(
     dp: &mut Array<Pair<f32>>,
     lse: &SharedMemory<f32>,
     delta: &SharedMemory<f32>,
-    lse_base: usize,
+    lse_row0: usize,
     scale: f32,
     needs_mask: bool,
     row_first: usize,
@@ -686,9 +582,9 @@ fn probabilities_and_score_grads(
                 let row = row_first + g + 8 * half;
                 let col = col_first + n * 8 + 2 * t + e;
                 // This element's query's lse and delta, staged per query.
-                let mut at = lse_base + g + 8 * half;
+                let mut at = lse_row0 + g + 8 * half;
                 if comptime!(!rows_are_queries) {
-                    at = lse_base + n * 8 + 2 * t + e;
+                    at = n * 8 + 2 * t + e;
                 }
                 let mut p = f32::exp(x[e] * scale - lse[at]);
                 let mut query = row;
@@ -734,19 +630,12 @@ pub fn flash_backward_dq_mma<F: Float, N: Size>(
     let head_base = head * seq * head_dim;
     let row0 = UNIT_POS_Y as usize * STRIP;
 
-    // K and V tiles double-buffered as in the forward.
     let mut q_tile = tile_memory::<F, N>(BLOCK, head_dim);
     let mut do_tile = tile_memory::<F, N>(BLOCK, head_dim);
-    let mut k_tiles = tile_memory::<F, N>(2 * TILE, head_dim);
-    let mut v_tiles = tile_memory::<F, N>(2 * TILE, head_dim);
-    let stage = stage_len(TILE, head_dim);
-    let even = Barrier::shared(CUBE_DIM, UNIT_POS == 0);
-    let odd = Barrier::shared(CUBE_DIM, UNIT_POS == 0);
+    let mut k_tile = tile_memory::<F, N>(TILE, head_dim);
+    let mut v_tile = tile_memory::<F, N>(TILE, head_dim);
     let mut lse_rows = SharedMemory::<f32>::new(BLOCK);
     let mut delta_rows = SharedMemory::<f32>::new(BLOCK);
-    copy_rows_async::<F, N>(k, &mut k_tiles, 0, head_base, 0, seq, TILE, head_dim);
-    copy_rows_async::<F, N>(v, &mut v_tiles, 0, head_base, 0, seq, TILE, head_dim);
-    commit_copies(&even, &odd, 0);
     stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, BLOCK, head_dim);
     stage_rows::<F, N>(d_o, &mut do_tile, head_base, q_first, seq, BLOCK, head_dim);
 
@@ -777,24 +666,16 @@ pub fn flash_backward_dq_mma<F: Float, N: Size>(
         delta_rows[row] = row_delta;
     }
 
-    sync_cube();
-
     let mut acc = zeros(comptime!(head_dim / 4));
     let end = key_end(seq, q_first, causal);
     let mut kv_first = 0usize;
-    let mut buf = 0usize;
     while kv_first < end {
-        let next = kv_first + TILE;
-        if next < end {
-            let other = (1 - buf) * stage;
-            copy_rows_async::<F, N>(k, &mut k_tiles, other, head_base, next, seq, TILE, head_dim);
-            copy_rows_async::<F, N>(v, &mut v_tiles, other, head_base, next, seq, TILE, head_dim);
-            commit_copies(&even, &odd, 1 - buf);
-        }
-        wait_copies(&even, &odd, buf);
-        let base = buf * stage;
-        let mut s = strip_times_transposed::<F, N>(&q_tile, row0, &k_tiles, base, head_dim, TILE);
-        let mut dp = strip_times_transposed::<F, N>(&do_tile, row0, &v_tiles, base, head_dim, TILE);
+        sync_cube();
+        stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, TILE, head_dim);
+        stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, TILE, head_dim);
+        sync_cube();
+        let mut s = strip_times_transposed::<F, N>(&q_tile, row0, &k_tile, head_dim, TILE);
+        let mut dp = strip_times_transposed::<F, N>(&do_tile, row0, &v_tile, head_dim, TILE);
         let needs_mask = kv_first + TILE > seq || (causal && kv_first + TILE > q_first + 1);
         probabilities_and_score_grads(
             &mut s,
@@ -811,10 +692,8 @@ pub fn flash_backward_dq_mma<F: Float, N: Size>(
             causal,
             TILE,
         );
-        accumulate_product::<F, N>(&mut acc, &dp, &k_tiles, base, TILE, head_dim);
-        sync_cube();
-        kv_first = next;
-        buf = 1 - buf;
+        accumulate_product::<F, N>(&mut acc, &dp, &k_tile, TILE, head_dim);
+        kv_first += TILE;
     }
 
     write_rows::<F>(
@@ -854,115 +733,50 @@ pub fn flash_backward_dkv_mma<F: Float, N: Size>(
     let kv_first = CUBE_POS_X as usize * BLOCK;
     let head_base = head * seq * head_dim;
     let row0 = UNIT_POS_Y as usize * STRIP;
+    let unit = (UNIT_POS_Y * 32 + UNIT_POS_X) as usize;
 
-    // Q and dO tiles (and their rows' lse and delta) double-buffered: the next step's
-    // copies run while this one computes.
     let mut k_tile = tile_memory::<F, N>(BLOCK, head_dim);
     let mut v_tile = tile_memory::<F, N>(BLOCK, head_dim);
-    let mut q_tiles = tile_memory::<F, N>(comptime!(2 * q_rows), head_dim);
-    let mut do_tiles = tile_memory::<F, N>(comptime!(2 * q_rows), head_dim);
-    let stage = stage_len(q_rows, head_dim);
-    let even = Barrier::shared(CUBE_DIM, UNIT_POS == 0);
-    let odd = Barrier::shared(CUBE_DIM, UNIT_POS == 0);
-    let mut lse_cols = SharedMemory::<f32>::new(comptime!(2 * q_rows));
-    let mut delta_cols = SharedMemory::<f32>::new(comptime!(2 * q_rows));
+    let mut q_tile = tile_memory::<F, N>(q_rows, head_dim);
+    let mut do_tile = tile_memory::<F, N>(q_rows, head_dim);
+    let mut lse_cols = SharedMemory::<f32>::new(q_rows);
+    let mut delta_cols = SharedMemory::<f32>::new(q_rows);
+    stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, BLOCK, head_dim);
+    stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, BLOCK, head_dim);
 
+    let mut d_k_acc = zeros(comptime!(head_dim / 4));
+    let mut d_v_acc = zeros(comptime!(head_dim / 4));
     // Causal: query tiles before this key block see none of its keys (BLOCK is a multiple
     // of q_rows, so kv_first starts a query tile).
     let mut q_first = 0usize;
     if causal {
         q_first = kv_first;
     }
-    copy_rows_async::<F, N>(
-        q,
-        &mut q_tiles,
-        0,
-        head_base,
-        q_first,
-        seq,
-        q_rows,
-        head_dim,
-    );
-    copy_rows_async::<F, N>(
-        d_o,
-        &mut do_tiles,
-        0,
-        head_base,
-        q_first,
-        seq,
-        q_rows,
-        head_dim,
-    );
-    commit_copies(&even, &odd, 0);
-    stage_row_values(
-        lse,
-        delta,
-        &mut lse_cols,
-        &mut delta_cols,
-        0,
-        head * seq,
-        q_first,
-        seq,
-        q_rows,
-    );
-    stage_rows::<F, N>(k, &mut k_tile, head_base, kv_first, seq, BLOCK, head_dim);
-    stage_rows::<F, N>(v, &mut v_tile, head_base, kv_first, seq, BLOCK, head_dim);
-    sync_cube();
-
-    let mut d_k_acc = zeros(comptime!(head_dim / 4));
-    let mut d_v_acc = zeros(comptime!(head_dim / 4));
-    let mut buf = 0usize;
     while q_first < seq {
-        let next = q_first + q_rows;
-        if next < seq {
-            let other = (1 - buf) * stage;
-            copy_rows_async::<F, N>(
-                q,
-                &mut q_tiles,
-                other,
-                head_base,
-                next,
-                seq,
-                q_rows,
-                head_dim,
-            );
-            copy_rows_async::<F, N>(
-                d_o,
-                &mut do_tiles,
-                other,
-                head_base,
-                next,
-                seq,
-                q_rows,
-                head_dim,
-            );
-            commit_copies(&even, &odd, 1 - buf);
-            let other_values = (1 - buf) * q_rows;
-            stage_row_values(
-                lse,
-                delta,
-                &mut lse_cols,
-                &mut delta_cols,
-                other_values,
-                head * seq,
-                next,
-                seq,
-                q_rows,
-            );
+        sync_cube();
+        stage_rows::<F, N>(q, &mut q_tile, head_base, q_first, seq, q_rows, head_dim);
+        stage_rows::<F, N>(d_o, &mut do_tile, head_base, q_first, seq, q_rows, head_dim);
+        if unit < q_rows {
+            let query = q_first + unit;
+            let mut row_lse = 0.0f32;
+            let mut row_delta = 0.0f32;
+            if query < seq {
+                row_lse = lse[head * seq + query];
+                row_delta = delta[head * seq + query];
+            }
+            lse_cols[unit] = row_lse;
+            delta_cols[unit] = row_delta;
         }
-        wait_copies(&even, &odd, buf);
-        let base = buf * stage;
-        let mut st =
-            strip_times_transposed::<F, N>(&k_tile, row0, &q_tiles, base, head_dim, q_rows);
-        let mut dpt =
-            strip_times_transposed::<F, N>(&v_tile, row0, &do_tiles, base, head_dim, q_rows);
-        let needs_mask = next > seq || (causal && q_first < kv_first + BLOCK);
+        sync_cube();
+        let mut st = strip_times_transposed::<F, N>(&k_tile, row0, &q_tile, head_dim, q_rows);
+        let mut dpt = strip_times_transposed::<F, N>(&v_tile, row0, &do_tile, head_dim, q_rows);
+        let needs_mask = q_first + q_rows > seq || (causal && q_first < kv_first + BLOCK);
         probabilities_and_score_grads(
             &mut st,
             &mut dpt,
             &lse_cols,
             &delta_cols,
-            buf * q_rows,
+            0,
             scale,
             needs_mask,
             kv_first + row0,
@@ -972,11 +786,9 @@ pub fn flash_backward_dkv_mma<F: Float, N: Size>(
             causal,
             q_rows,
         );
-        accumulate_product::<F, N>(&mut d_v_acc, &st, &do_tiles, base, q_rows, head_dim);
-        accumulate_product::<F, N>(&mut d_k_acc, &dpt, &q_tiles, base, q_rows, head_dim);
-        sync_cube();
-        q_first = next;
-        buf = 1 - buf;
+        accumulate_product::<F, N>(&mut d_v_acc, &st, &do_tile, q_rows, head_dim);
+        accumulate_product::<F, N>(&mut d_k_acc, &dpt, &q_tile, q_rows, head_dim);
+        q_first += q_rows;
     }
 
     write_rows::<F>(
@@ -1025,10 +837,9 @@ mod tests {
     fn shared_memory_is_the_staged_tiles() {
         let row = (128 + PAD) * 2;
         let [forward, d_q, d_kv] = shared_bytes(128, 2);
-        assert_eq!(forward, (BLOCK + 4 * TILE) * row);
-        assert_eq!(d_q, (2 * BLOCK + 4 * TILE) * row + 2 * BLOCK * 4);
-        assert_eq!(d_kv, (2 * BLOCK + 4 * 32) * row + 4 * 32 * 4);
-        // Two cubes fit an H100's 227 KiB at d 128, so two run per SM.
-        assert!(2 * forward.max(d_q).max(d_kv) < 227 * 1024);
+        assert_eq!(forward, (BLOCK + 2 * TILE) * row);
+        assert_eq!(d_q, (2 * BLOCK + 2 * TILE) * row + 2 * BLOCK * 4);
+        assert_eq!(d_kv, (2 * BLOCK + 2 * 32) * row + 2 * 32 * 4);
+        assert!(forward < 64 * 1024 && d_q < 80 * 1024);
     }
 }
