@@ -195,11 +195,24 @@ fn a_fragment<F: Float, N: Size>(
     let stride = comptime!((head_dim + PAD) / VECTOR);
     let lane = UNIT_POS_X as usize;
     let at = (row0 + lane % 16) * stride + col0 / VECTOR + lane / 16;
+    load_x4::<F, N>(tile, at, cmma::MatrixIdent::A, false)
+}
+
+/// One `ldmatrix.x4` (`.trans` with `transpose`): this lane gives the address of one 16-byte
+/// row, vector `at` of `tile` (lanes `8m..8m + 8` the rows of 8×8 matrix `m`), and gets one
+/// 32-bit register of each of the four matrices.
+#[cube]
+fn load_x4<F: Float, N: Size>(
+    tile: &SharedMemory<Vector<F, N>>,
+    at: usize,
+    #[comptime] ident: cmma::MatrixIdent,
+    #[comptime] transpose: bool,
+) -> Array<Pair<F>> {
     definition::<F>().load_matrix::<Vector<F, N>, Const<2>>(
         &tile.slice(at, at + 1),
-        cmma::MatrixIdent::A,
+        ident,
         4usize,
-        false,
+        transpose,
     )
 }
 
@@ -222,12 +235,7 @@ fn b_fragments<F: Float, N: Size>(
     if comptime!(rows_are_depth) {
         at = (k0 + 8 * (matrix % 2) + lane % 8) * stride + n0 / VECTOR + matrix / 2;
     }
-    definition::<F>().load_matrix::<Vector<F, N>, Const<2>>(
-        &tile.slice(at, at + 1),
-        cmma::MatrixIdent::B,
-        4usize,
-        rows_are_depth,
-    )
+    load_x4::<F, N>(tile, at, cmma::MatrixIdent::B, rows_are_depth)
 }
 
 /// `acc[at], acc[at + 1] += a · b[b_at], b[b_at + 1]`: one m16n8k16 on one accumulator tile.
