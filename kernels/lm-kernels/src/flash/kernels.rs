@@ -83,9 +83,9 @@ fn zeros(#[comptime] n: usize) -> Array<f32> {
 }
 
 /// End of the keys a query tile starting at `q_first` sees: all of them, or (causal) those
-/// up to its last row.
+/// up to its last row. Shared with the tensor-core kernels ([`super::mma`]).
 #[cube]
-fn kv_end(
+pub(super) fn kv_end(
     seq: usize,
     q_first: usize,
     #[comptime] block_q: usize,

@@ -31,23 +31,15 @@ fn cube_count(rows: usize, block: usize, heads: usize) -> CubeCount {
     CubeCount::Static(rows.div_ceil(block) as u32, heads as u32, 1)
 }
 
-/// Which kernels a call runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlashPath {
-    /// [`mma`]: tensor cores, accumulators and softmax in registers (m16n8k16 instructions).
-    Registers,
-    /// [`super::kernels`]: scalar f32, any device.
-    Portable,
-}
-
-/// The kernels a call with inputs of `dtype` and `head_dim` runs on this device: the
-/// register kernels where eligible ([`mma::eligible`]), unless `LM_FLASH_KERNELS=portable`
-/// (or the older `LM_FLASH_TENSOR_CORES=0`) asks for the portable ones.
-pub fn path_for<R: CubeRuntime>(
+/// Whether a call with inputs of `dtype` and `head_dim` runs the tensor-core kernels
+/// ([`mma`], where [`mma::eligible`] on this device) rather than the portable ones
+/// ([`super::kernels`]). `LM_FLASH_KERNELS=portable` (or the older
+/// `LM_FLASH_TENSOR_CORES=0`) keeps the portable ones everywhere.
+pub fn uses_tensor_cores<R: CubeRuntime>(
     client: &ComputeClient<R>,
     dtype: DType,
     head_dim: usize,
-) -> FlashPath {
+) -> bool {
     // Read once: this runs for every attention call.
     static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let portable = *PORTABLE.get_or_init(|| {
@@ -71,14 +63,10 @@ pub fn path_for<R: CubeRuntime>(
             })
     };
     let max_shared = props.hardware.max_shared_memory_size;
-    if !portable && mma::eligible(dtype, head_dim, instruction, max_shared) {
-        FlashPath::Registers
-    } else {
-        FlashPath::Portable
-    }
+    !portable && mma::eligible(dtype, head_dim, instruction, max_shared)
 }
 
-fn registers_dim() -> CubeDim {
+fn tensor_core_dim() -> CubeDim {
     CubeDim::new_2d(32, mma::WARPS as u32)
 }
 
@@ -96,12 +84,11 @@ pub fn forward<R: CubeRuntime>(
     let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
     let o = empty_dense(client.clone(), device.clone(), q.shape(), dtype);
     let lse = empty_dense(client.clone(), device, row_shape(&q.shape()), DType::F32);
-    let path = path_for(&client, dtype, dims.head_dim);
-    if path == FlashPath::Registers {
+    if uses_tensor_cores(&client, dtype, dims.head_dim) {
         flash_forward_mma::launch::<R>(
             &client,
             cube_count(dims.seq, mma::BLOCK, dims.heads),
-            registers_dim(),
+            tensor_core_dim(),
             mma::VECTOR,
             q.into_tensor_arg(),
             k.into_tensor_arg(),
@@ -160,13 +147,12 @@ pub fn backward<R: CubeRuntime>(
         row_shape(&q.shape()),
         DType::F32,
     );
-    let path = path_for(&client, dtype, dims.head_dim);
-    if path == FlashPath::Registers {
+    if uses_tensor_cores(&client, dtype, dims.head_dim) {
         let blocks = cube_count(dims.seq, mma::BLOCK, dims.heads);
         flash_backward_dq_mma::launch::<R>(
             &client,
             blocks.clone(),
-            registers_dim(),
+            tensor_core_dim(),
             mma::VECTOR,
             q.clone().into_tensor_arg(),
             k.clone().into_tensor_arg(),
@@ -185,7 +171,7 @@ pub fn backward<R: CubeRuntime>(
         flash_backward_dkv_mma::launch::<R>(
             &client,
             blocks,
-            registers_dim(),
+            tensor_core_dim(),
             mma::VECTOR,
             q.into_tensor_arg(),
             k.into_tensor_arg(),

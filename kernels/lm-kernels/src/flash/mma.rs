@@ -24,6 +24,8 @@
 
 use cubecl::prelude::*;
 
+use super::kernels::kv_end;
+
 /// Two values of one fragment register: two f16/bf16 (32 bits) or, in accumulators, two f32.
 type Pair<E> = Vector<E, Const<2>>;
 
@@ -63,14 +65,19 @@ pub fn shared_bytes(head_dim: usize, elem_bytes: usize) -> [usize; 3] {
 }
 
 /// Whether these kernels serve inputs of `dtype` with `head_dim` on a device that has the
-/// m16n8k16 matrix instruction of that type into f32 (`mma`) and `max_shared` bytes of
-/// shared memory per cube.
-pub fn eligible(dtype: burn::tensor::DType, head_dim: usize, mma: bool, max_shared: usize) -> bool {
+/// m16n8k16 matrix instruction of that type into f32 (`has_instruction`) and `max_shared`
+/// bytes of shared memory per cube.
+pub fn eligible(
+    dtype: burn::tensor::DType,
+    head_dim: usize,
+    has_instruction: bool,
+    max_shared: usize,
+) -> bool {
     use burn::tensor::DType;
     matches!(dtype, DType::F16 | DType::BF16)
         && (16..=128).contains(&head_dim)
         && head_dim.is_multiple_of(16)
-        && mma
+        && has_instruction
         && shared_bytes(head_dim, dtype.size())
             .iter()
             .all(|&bytes| bytes <= max_shared)
@@ -337,7 +344,7 @@ fn row_max(value: f32) -> f32 {
 }
 
 /// Writes rows `first_row + g` and `+ 8` of the warp's `head_dim`-wide accumulator tiles,
-/// times `factors[0]` / `factors[1]`, to one head of `out` (rows past `seq` skipped).
+/// times `factor_top` / `factor_bottom`, to one head of `out` (rows past `seq` skipped).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn write_rows<F: Float>(
@@ -384,16 +391,6 @@ fn heavy_first(#[comptime] causal: bool) -> usize {
     block
 }
 
-/// End of the keys a query block starting at `q_first` sees.
-#[cube]
-fn key_end(seq: usize, q_first: usize, #[comptime] causal: bool) -> usize {
-    let mut end = seq;
-    if causal {
-        end = min(seq, q_first + BLOCK);
-    }
-    end
-}
-
 // ---- kernels -------------------------------------------------------------------------------
 
 /// Forward: `o = softmax(scale · q kᵀ) v` and `lse` (natural log) for a block of 64 queries.
@@ -430,7 +427,7 @@ pub fn flash_forward_mma<F: Float, N: Size>(
     let mut l_top = 0.0f32;
     let mut l_bottom = 0.0f32;
 
-    let end = key_end(seq, q_first, causal);
+    let end = kv_end(seq, q_first, BLOCK, causal);
     let mut regs = rows_registers::<F, N>(TILE, head_dim);
     load_rows::<F, N>(k, &mut regs, head_base, 0, seq, TILE, head_dim);
     let mut kv_first = 0usize;
@@ -556,9 +553,9 @@ pub fn flash_forward_mma<F: Float, N: Size>(
 
 /// `dS = P ∘ (dP − delta) · scale` with `P = exp(S · scale − lse)`,
 /// element by element on accumulator tiles: `s` (scores) becomes P, `dp` becomes dS.
-/// `row_lse` / `row_delta` give the values of a tile element's row (`half`: 0 for `g`, 1 for
-/// `g + 8`) or column (`pair`: its column pair) — the dQ kernel's rows are queries, the
-/// dK/dV kernel's columns are.
+/// `lse` and `delta` are staged per query: with `rows_are_queries` (the dQ kernel) an
+/// element reads those of its row, at `lse_row0 + g` or `+ g + 8`; otherwise (the dK/dV
+/// kernel, whose columns are queries) those of its column.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn probabilities_and_score_grads(
@@ -675,7 +672,7 @@ pub fn flash_backward_dq_mma<F: Float, N: Size>(
     }
 
     let mut acc = zeros(comptime!(head_dim / 4));
-    let end = key_end(seq, q_first, causal);
+    let end = kv_end(seq, q_first, BLOCK, causal);
     let mut kv_first = 0usize;
     while kv_first < end {
         sync_cube();
